@@ -1,0 +1,89 @@
+/*
+ * mprouter/common.h - export macro, error codes, logging.
+ *
+ * Part of the public C API of mprouter; include <mprouter/mprouter.h>.
+ */
+#ifndef MPROUTER_COMMON_H
+#define MPROUTER_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Every public function is marked MPR_EXTERN; the library is built with
+ * -fvisibility=hidden, so the ABI is exactly what the headers declare. */
+#if defined(__GNUC__)
+#define MPR_EXTERN __attribute__((visibility("default")))
+#else
+#define MPR_EXTERN
+#endif
+
+/*
+ * Errors.
+ *
+ * Every fallible call returns an int: 0 on success or one of the negative
+ * codes below. The codes are negated errno values, so a system error that
+ * mprouter passes through keeps its usual meaning. mpr_strerror() gives a
+ * short English description of every code in this map, and "unknown error"
+ * for any other value.
+ */
+#define MPR_ERRNO_MAP(XX)                                                       \
+    XX(EINVAL, EINVAL, "invalid argument")                                      \
+    XX(ENOMEM, ENOMEM, "out of memory")                                         \
+    XX(EALREADY, EALREADY, "already started")                                   \
+    XX(ESTATE, EBADFD, "not allowed in the object's current state")             \
+    XX(ENOENT, ENOENT, "no such pipe")                                          \
+    XX(ETIMEDOUT, ETIMEDOUT, "timed out")                                       \
+    XX(EPIPE, EPIPE, "the router has closed the connection")                    \
+    XX(ECONNREFUSED, ECONNREFUSED, "the router is not accepting connections")   \
+    XX(EACCES, EACCES, "the router refused the sender's credentials")           \
+    XX(EMSGSIZE, EMSGSIZE, "message larger than the router accepts")            \
+    XX(EPROTO, EPROTO, "protocol error")                                        \
+    XX(EMFILE, EMFILE, "too many open files")                                   \
+    XX(ENFILE, ENFILE, "too many open files in system")                         \
+    XX(EAGAIN, EAGAIN, "resource temporarily unavailable")                      \
+    XX(EIO, EIO, "input/output error")
+
+/* MPR_EINVAL, MPR_ENOMEM, ... : the public names of the codes. */
+enum mpr_errno {
+#define MPR__ERRNO_ENUM(name, sys, text) MPR_##name = -(sys),
+    MPR_ERRNO_MAP(MPR__ERRNO_ENUM)
+#undef MPR__ERRNO_ENUM
+    MPR__ERRNO_LAST_ = 0
+};
+
+/* Description of an error code. ANY THREAD. Never returns NULL; the string
+ * is static and must not be freed. */
+MPR_EXTERN const char *mpr_strerror(int err);
+
+/*
+ * Logging.
+ *
+ * mprouter reports problems that are not errors of the call in progress
+ * (for example "router 0x..: 2 unclosed pipes" at stop, or "discarding
+ * message from closed pipe #7") as log messages. By default warnings and
+ * errors are printed to stderr as "mprouter: warning: ...".
+ */
+enum mpr_log_level {
+    MPR_LOG_DEBUG = 0,
+    MPR_LOG_INFO = 1,
+    MPR_LOG_WARNING = 2,
+    MPR_LOG_ERROR = 3
+};
+
+/* Install a log handler; fn == NULL restores the default handler.
+ * ANY THREAD; the handler itself may be called from ANY THREAD mprouter
+ * runs (the main thread or the router's monitor thread), one call at a
+ * time, with a NUL-terminated message without a trailing newline. The
+ * handler must not call back into mprouter. */
+MPR_EXTERN void mpr_set_log_handler(void (*fn)(void *arg, int level, const char *msg),
+                                    void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPROUTER_COMMON_H */
