@@ -1,0 +1,41 @@
+/*
+ * eventloopprovider.h - the interface of the mprouter Qt plugin.
+ *
+ * An application that links only the C core can get the Qt event loop at
+ * run time by loading the plugin (qtpingee/plugin, built into
+ * <build>/plugins/mprouter/) with QPluginLoader:
+ *
+ *     QPluginLoader loader(path);
+ *     auto *provider = qobject_cast<mpr::EventLoopProvider *>(loader.instance());
+ *     if (provider)
+ *         mpr_router_new(&router, provider->eventLoop());
+ *
+ * This header needs no library: it declares only the interface.
+ */
+#ifndef MPROUTER_EVENTLOOPPROVIDER_H
+#define MPROUTER_EVENTLOOPPROVIDER_H
+
+#include <QtCore/QtPlugin>
+
+#include <mprouter/event_loop.h>
+
+#define MPR_EVENT_LOOP_PROVIDER_IID "org.mprouter.EventLoopProvider/1.0"
+
+namespace mpr {
+
+class EventLoopProvider
+{
+public:
+    virtual ~EventLoopProvider() = default;
+
+    // An event loop for the C core; same contract as mpr_qt_event_loop():
+    // MAIN THREAD, once a QCoreApplication exists; valid while the plugin
+    // stays loaded.
+    virtual const mpr_event_loop *eventLoop() = 0;
+};
+
+} // namespace mpr
+
+Q_DECLARE_INTERFACE(mpr::EventLoopProvider, MPR_EVENT_LOOP_PROVIDER_IID)
+
+#endif // MPROUTER_EVENTLOOPPROVIDER_H

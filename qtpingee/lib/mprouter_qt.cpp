@@ -1,0 +1,235 @@
+/*
+ * mprouter_qt.cpp - mpr::Router, mpr::Receiver and the QVariant helpers.
+ */
+#include "mprouter_qt.h"
+#include "mprouter_qt_p.h"
+
+#include <mprouter/qt.h>
+
+#include <QtCore/QDataStream>
+
+namespace mpr {
+
+Q_LOGGING_CATEGORY(lcRouter, "mprouter", QtWarningMsg)
+
+namespace {
+
+void forwardLog(void *, int level, const char *msg)
+{
+    switch (level) {
+    case MPR_LOG_DEBUG:
+        qCDebug(lcRouter, "%s", msg);
+        break;
+    case MPR_LOG_INFO:
+        qCInfo(lcRouter, "%s", msg);
+        break;
+    case MPR_LOG_WARNING:
+        qCWarning(lcRouter, "%s", msg);
+        break;
+    default:
+        qCCritical(lcRouter, "%s", msg);
+        break;
+    }
+}
+
+int callCondition(void *arg)
+{
+    return (*static_cast<const std::function<bool()> *>(arg))() ? 1 : 0;
+}
+
+} // namespace
+
+void installLogHandler()
+{
+    mpr_set_log_handler(forwardLog, nullptr);
+}
+
+QByteArray encodeVariant(const QVariant &value)
+{
+    QByteArray bytes;
+    QDataStream out(&bytes, QIODevice::WriteOnly);
+    out.setVersion(QDataStream::Qt_5_12);
+    out << value;
+    return bytes;
+}
+
+QVariant decodeVariant(const QByteArray &bytes)
+{
+    QDataStream in(bytes);
+    in.setVersion(QDataStream::Qt_5_12);
+    QVariant value;
+    in >> value;
+    if (in.status() != QDataStream::Ok || !in.atEnd())
+        return QVariant();
+    return value;
+}
+
+// ---------------------------------------------------------------- Router
+
+void RouterPrivate::forget(Receiver *receiver, bool deleteLater)
+{
+    receivers.removeOne(receiver);
+    receiver->d_func()->handle = nullptr;
+    if (deleteLater)
+        receiver->deleteLater();
+}
+
+int RouterPrivate::close(Receiver *receiver, bool deleteLater)
+{
+    if (!router)
+        return MPR_ESTATE;
+    if (!receiver || !receivers.contains(receiver))
+        return running ? MPR_ENOENT : MPR_ESTATE;
+    const int rc = mpr_router_close_pipe(router, receiver->d_func()->handle);
+    if (rc == 0)
+        forget(receiver, deleteLater);
+    return rc;
+}
+
+Router::Router(QObject *parent)
+    : QObject(parent), d_ptr(new RouterPrivate)
+{
+    Q_D(Router);
+    installLogHandler();
+    d->createError = mpr_router_new(&d->router, mpr_qt_event_loop());
+    if (d->createError < 0) {
+        d->router = nullptr;
+        qCWarning(lcRouter, "cannot create router: %s", mpr_strerror(d->createError));
+    }
+}
+
+Router::~Router()
+{
+    Q_D(Router);
+    if (d->running)
+        stop();
+    mpr_router_free(d->router);
+    // The children (closed receivers) are deleted by ~QObject.
+}
+
+int Router::start()
+{
+    Q_D(Router);
+    if (!d->router)
+        return d->createError;
+    const int rc = mpr_router_start(d->router);
+    if (rc == 0)
+        d->running = true;
+    return rc;
+}
+
+int Router::stop()
+{
+    Q_D(Router);
+    if (!d->router)
+        return MPR_ESTATE;
+    const int rc = mpr_router_stop(d->router);
+    if (rc == 0) {
+        d->running = false;
+        // mpr_router_stop has freed the C receivers.
+        const QList<Receiver *> open = d->receivers;
+        for (Receiver *receiver : open)
+            d->forget(receiver, true);
+    }
+    return rc;
+}
+
+bool Router::isRunning() const
+{
+    Q_D(const Router);
+    return d->running;
+}
+
+int Router::pipe(mpr_sender **sender, Receiver **receiver)
+{
+    Q_D(Router);
+    if (!sender || !receiver)
+        return MPR_EINVAL;
+    if (!d->router)
+        return MPR_ESTATE;
+    mpr_sender *s = nullptr;
+    mpr_receiver *r = nullptr;
+    const int rc = mpr_router_pipe(d->router, &s, &r);
+    if (rc < 0)
+        return rc;
+    Receiver *object = new Receiver(this, r);
+    d->receivers.append(object);
+    *sender = s;
+    *receiver = object;
+    return 0;
+}
+
+int Router::closePipe(Receiver *receiver)
+{
+    Q_D(Router);
+    return d->close(receiver, true);
+}
+
+int Router::routeUntil(const std::function<bool()> &condition, double timeoutSeconds)
+{
+    Q_D(Router);
+    if (!d->router)
+        return MPR_ESTATE;
+    if (!condition)
+        return MPR_EINVAL;
+    return mpr_router_route_until(d->router, callCondition,
+                                  const_cast<std::function<bool()> *>(&condition),
+                                  timeoutSeconds);
+}
+
+mpr_router *Router::handle() const
+{
+    Q_D(const Router);
+    return d->router;
+}
+
+QString Router::errorString(int error)
+{
+    return QString::fromUtf8(mpr_strerror(error));
+}
+
+// -------------------------------------------------------------- Receiver
+
+void ReceiverPrivate::onMessage(void *arg, const void *data, size_t size)
+{
+    Receiver *receiver = static_cast<Receiver *>(arg);
+    Q_EMIT receiver->messageReceived(
+        QByteArray(static_cast<const char *>(data), static_cast<int>(size)));
+}
+
+void ReceiverPrivate::onLost(void *arg)
+{
+    Q_EMIT static_cast<Receiver *>(arg)->senderLost();
+}
+
+Receiver::Receiver(Router *router, mpr_receiver *handle)
+    : QObject(router), d_ptr(new ReceiverPrivate)
+{
+    Q_D(Receiver);
+    d->router = router;
+    d->handle = handle;
+    d->id = mpr_receiver_id(handle);
+    mpr_receiver_set_callback(handle, ReceiverPrivate::onMessage, this);
+    mpr_receiver_set_lost_callback(handle, ReceiverPrivate::onLost, this);
+}
+
+Receiver::~Receiver()
+{
+    Q_D(Receiver);
+    if (d->handle && d->router)
+        d->router->d_func()->close(this, false);
+}
+
+quint32 Receiver::id() const
+{
+    Q_D(const Receiver);
+    return d->id;
+}
+
+bool Receiver::isOpen() const
+{
+    Q_D(const Receiver);
+    return d->handle != nullptr;
+}
+
+} // namespace mpr

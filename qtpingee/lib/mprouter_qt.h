@@ -1,0 +1,147 @@
+/*
+ * mprouter_qt.h - the QObject API of mprouter for Qt code.
+ *
+ * mpr::Router owns a C router (<mprouter/router.h>) driven by the Qt event
+ * loop (<mprouter/qt.h>); every pipe it makes gives a C sender, for the
+ * worker, and an mpr::Receiver, which emits messageReceived() once per
+ * message, in order, on the main thread:
+ *
+ *     mpr::Router router;
+ *     router.start();
+ *     mpr_sender *sender;
+ *     mpr::Receiver *receiver;
+ *     router.pipe(&sender, &receiver);
+ *     QObject::connect(receiver, &mpr::Receiver::messageReceived,
+ *                      [](const QByteArray &m) { qDebug() << mpr::decodeVariant(m); });
+ *     if (fork() == 0) {            // the worker
+ *         mpr_sender_start(sender);
+ *         QByteArray m = mpr::encodeVariant(42);
+ *         mpr_sender_send(sender, m.constData(), size_t(m.size()));
+ *         mpr_sender_stop(sender);
+ *         _exit(0);
+ *     }
+ *     mpr_sender_free(sender);      // the parent's copy
+ *
+ * Errors are the C library's: 0 or a negative MPR_ code; errorString()
+ * describes them. Warnings (for example "2 unclosed pipes" at stop) go to
+ * the logging category "mprouter" (QT_LOGGING_RULES="mprouter.warning=false"
+ * silences them).
+ *
+ * MAIN THREAD ONLY: every call here, except encodeVariant/decodeVariant
+ * and installLogHandler, which are thread-safe. A QCoreApplication must
+ * exist before the first Router is made.
+ */
+#ifndef MPROUTER_QTAPI_H
+#define MPROUTER_QTAPI_H
+
+#include <QtCore/QByteArray>
+#include <QtCore/QObject>
+#include <QtCore/QScopedPointer>
+#include <QtCore/QString>
+#include <QtCore/QVariant>
+
+#include <functional>
+
+#include <mprouter/mprouter.h>
+
+#include "mprouter_qt_global.h"
+
+namespace mpr {
+
+class Receiver;
+class RouterPrivate;
+class ReceiverPrivate;
+
+// A router running in the Qt event loop of the thread that creates it.
+class MPR_QT_EXPORT Router : public QObject
+{
+    Q_OBJECT
+public:
+    // Creates a stopped router and installs the Qt log handler
+    // (installLogHandler()).
+    explicit Router(QObject *parent = nullptr);
+    // Stops the router if it is running (warning about unclosed pipes).
+    ~Router() override;
+
+    // Start routing. 0, MPR_EALREADY if running, or a system error.
+    int start();
+    // Stop routing: every open Receiver is closed and deleted later (as by
+    // closePipe()); warns "N unclosed pipes" if there were any. 0 or
+    // MPR_ESTATE if not running. May be called from a messageReceived slot.
+    int stop();
+    bool isRunning() const;
+
+    // Make a pipe. On success *sender is a new C sender that the caller
+    // owns (hand it to the worker; mpr_sender_free it in every process
+    // that has a copy) and *receiver a Receiver, child of this router.
+    // 0, MPR_ESTATE if not running, MPR_EINVAL or MPR_ENOMEM.
+    int pipe(mpr_sender **sender, Receiver **receiver);
+    // Close a pipe: later messages for it are dropped with a warning, and
+    // the receiver is deleted later (deleteLater()). 0, MPR_ESTATE if not
+    // running, MPR_ENOENT if receiver is not an open pipe of this router.
+    // May be called from the receiver's own messageReceived slot.
+    int closePipe(Receiver *receiver);
+
+    // Route messages by hand until condition() is true (see
+    // mpr_router_route_until: afterwards the router routes only by this
+    // call until it is restarted). timeoutSeconds < 0: no deadline.
+    // 0, MPR_ETIMEDOUT, MPR_ESTATE or MPR_EINVAL.
+    int routeUntil(const std::function<bool()> &condition, double timeoutSeconds = -1);
+
+    // The C router, for calls this class does not wrap (stats, limits).
+    // Do not free it, nor close pipes of Receivers through it.
+    mpr_router *handle() const;
+
+    // mpr_strerror() as a QString.
+    static QString errorString(int error);
+
+private:
+    Q_DISABLE_COPY(Router)
+    Q_DECLARE_PRIVATE(Router)
+    QScopedPointer<RouterPrivate> d_ptr;
+    friend class Receiver;
+};
+
+// The receiving end of a pipe, made by Router::pipe().
+class MPR_QT_EXPORT Receiver : public QObject
+{
+    Q_OBJECT
+public:
+    // Deleting an open receiver closes its pipe.
+    ~Receiver() override;
+
+    // The connection id shared with the sender (>= 1).
+    quint32 id() const;
+    // False once the pipe was closed (closePipe, Router::stop).
+    bool isOpen() const;
+
+Q_SIGNALS:
+    // One message from the sender, in the order sent, on the main thread.
+    void messageReceived(const QByteArray &message);
+    // The sender's connection ended without mpr_sender_stop (the worker
+    // crashed or was killed); emitted once, after its last message.
+    void senderLost();
+
+private:
+    explicit Receiver(Router *router, mpr_receiver *handle);
+    Q_DISABLE_COPY(Receiver)
+    Q_DECLARE_PRIVATE(Receiver)
+    QScopedPointer<ReceiverPrivate> d_ptr;
+    friend class Router;
+    friend class RouterPrivate;
+};
+
+// A QVariant as bytes (QDataStream, version Qt_5_12), and back. decodeVariant
+// returns an invalid QVariant for bytes that are not a whole encoded
+// variant. Any thread.
+MPR_QT_EXPORT QByteArray encodeVariant(const QVariant &value);
+MPR_QT_EXPORT QVariant decodeVariant(const QByteArray &bytes);
+
+// Send mprouter's log messages (the C library's, from any thread) to the
+// logging category "mprouter": debug, info, warning, critical by level.
+// Replaces any handler set with mpr_set_log_handler. Any thread.
+MPR_QT_EXPORT void installLogHandler();
+
+} // namespace mpr
+
+#endif // MPROUTER_QTAPI_H

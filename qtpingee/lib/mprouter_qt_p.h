@@ -1,0 +1,46 @@
+/*
+ * mprouter_qt_p.h - private data of mpr::Router and mpr::Receiver.
+ * NOT PUBLIC API.
+ */
+#ifndef MPROUTER_QT_P_H
+#define MPROUTER_QT_P_H
+
+#include <QtCore/QList>
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QPointer>
+
+#include "mprouter_qt.h"
+
+namespace mpr {
+
+Q_DECLARE_LOGGING_CATEGORY(lcRouter)
+
+class RouterPrivate
+{
+public:
+    // Mark receiver closed (its C handle is gone) and, if asked, schedule
+    // its deletion.
+    void forget(Receiver *receiver, bool deleteLater);
+    // mpr_router_close_pipe for receiver, then forget() it.
+    int close(Receiver *receiver, bool deleteLater);
+
+    mpr_router *router = nullptr;
+    int createError = 0;
+    bool running = false;
+    QList<Receiver *> receivers; // the open ones
+};
+
+class ReceiverPrivate
+{
+public:
+    static void onMessage(void *arg, const void *data, size_t size);
+    static void onLost(void *arg);
+
+    QPointer<Router> router;
+    mpr_receiver *handle = nullptr; // null once closed
+    quint32 id = 0;
+};
+
+} // namespace mpr
+
+#endif // MPROUTER_QT_P_H

@@ -1,0 +1,21 @@
+/*
+ * qteventloopplugin.cpp - the mprouter Qt plugin: hands out the Qt event
+ * loop of libmprouter-qt.
+ */
+#include "qteventloopplugin.h"
+
+#include <mprouter/qt.h>
+
+namespace mpr {
+
+QtEventLoopPlugin::QtEventLoopPlugin(QObject *parent)
+    : QObject(parent)
+{
+}
+
+const mpr_event_loop *QtEventLoopPlugin::eventLoop()
+{
+    return mpr_qt_event_loop();
+}
+
+} // namespace mpr
