@@ -59,6 +59,9 @@ enum mpr_errno {
  * is static and must not be freed. */
 MPR_EXTERN const char *mpr_strerror(int err);
 
+/* The largest message mprouter can carry, in bytes (just under 2 GiB). */
+#define MPR_MAX_MESSAGE_SIZE ((size_t)0x7fff0000u)
+
 /*
  * Logging.
  *

@@ -108,8 +108,6 @@ MPR_EXTERN int mpr_router_set_queue_limit(mpr_router *router, size_t bytes);
  * learn it when they start. Returns 0 or MPR_EINVAL. */
 MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes);
 
-#define MPR_MAX_MESSAGE_SIZE ((size_t)0x7fff0000u)
-
 /* How long a new connection may take to prove it holds the secret before
  * it is closed (default 5 s). MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_handshake_timeout(mpr_router *router, double seconds);

@@ -1,0 +1,260 @@
+/*
+ * queue.c - the local queue (see queue.h).
+ */
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mprouter/common.h>
+
+#include "internal.h"
+#include "queue.h"
+
+#define CHUNK_DATA (128u * 1024u)
+#define POOL_MAX 16u
+
+struct mpr__chunk {
+    mpr__chunk *next;   /* set under lock; a chunk with a next is full */
+    size_t cap;         /* bytes of data */
+    size_t wpos;        /* producer's write position */
+    size_t published;   /* end of published records; under lock */
+    size_t rpos;        /* consumer's read position */
+    int pooled;         /* standard size: goes back to the pool */
+    alignas(16) unsigned char data[];
+};
+
+static size_t record_size(uint32_t len)
+{
+    return sizeof(mpr__record) + (((size_t)len + 7u) & ~(size_t)7u);
+}
+
+static mpr__chunk *chunk_new(size_t cap, int pooled)
+{
+    mpr__chunk *c = malloc(sizeof *c + cap);
+    if (!c)
+        return NULL;
+    c->next = NULL;
+    c->cap = cap;
+    c->wpos = c->published = c->rpos = 0;
+    c->pooled = pooled;
+    return c;
+}
+
+int mpr__queue_init(mpr__queue *q, size_t limit, int wake_fd)
+{
+    memset(q, 0, sizeof *q);
+    q->head = q->tail = chunk_new(CHUNK_DATA, 1);
+    if (!q->head)
+        return MPR_ENOMEM;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&q->lock, NULL);
+    q->limit = limit;
+    q->wake_fd = wake_fd;
+    return 0;
+}
+
+uint64_t mpr__queue_destroy(mpr__queue *q)
+{
+    uint64_t unread = 0;
+    mpr__chunk *c = q->head;
+    while (c) {
+        for (size_t pos = c->rpos; pos < c->published;) {
+            const mpr__record *rec = (const mpr__record *)(c->data + pos);
+            unread += rec->type == MPR__REC_MSG;
+            pos += record_size(rec->len);
+        }
+        mpr__chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    while (q->pool) {
+        mpr__chunk *next = q->pool->next;
+        free(q->pool);
+        q->pool = next;
+    }
+    pthread_cond_destroy(&q->cond);
+    pthread_mutex_destroy(&q->lock);
+    memset(q, 0, sizeof *q);
+    return unread;
+}
+
+static void write_header(unsigned char *at, uint32_t conn_id, uint32_t type, uint32_t len)
+{
+    mpr__record rec = {conn_id, type, len, 0};
+    memcpy(at, &rec, sizeof rec);
+}
+
+/* Publish what the producer wrote; q->lock held. */
+static int publish_locked(mpr__queue *q)
+{
+    int flags = 0;
+    q->tail->published = q->tail->wpos;
+    if (q->unpublished > 0) {
+        q->bytes += q->unpublished;
+        q->unpublished = 0;
+        if (q->waiting)
+            pthread_cond_signal(&q->cond);
+        if (!q->ping_pending) {
+            q->ping_pending = 1;
+            flags |= MPR__Q_PING;
+        }
+        if (q->limit && q->bytes >= q->limit)
+            q->throttled = 1;
+    }
+    if (q->throttled)
+        flags |= MPR__Q_THROTTLED;
+    return flags;
+}
+
+unsigned char *mpr__queue_reserve(mpr__queue *q, uint32_t conn_id, uint32_t type, uint32_t len)
+{
+    size_t size = record_size(len);
+    mpr__chunk *c = q->tail;
+    if (c->cap - c->wpos < size) {
+        pthread_mutex_lock(&q->lock);
+        mpr__chunk *fresh = q->pool;
+        if (fresh) {
+            q->pool = fresh->next;
+            q->pool_size--;
+            fresh->next = NULL;
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (!fresh)
+            fresh = chunk_new(CHUNK_DATA, 1);
+        if (!fresh)
+            return NULL;
+        pthread_mutex_lock(&q->lock);
+        /* Publish the full chunk now so the byte count never lags behind
+         * what the consumer can read; the flags wait for the next commit. */
+        q->carried_flags |= publish_locked(q) & MPR__Q_PING;
+        c->next = fresh;
+        q->tail = fresh;
+        pthread_mutex_unlock(&q->lock);
+        c = fresh;
+    }
+    unsigned char *at = c->data + c->wpos;
+    write_header(at, conn_id, type, len);
+    c->wpos += size;
+    q->unpublished += size;
+    return at + sizeof(mpr__record);
+}
+
+mpr__chunk *mpr__queue_dedicated(uint32_t conn_id, uint32_t len, unsigned char **payload)
+{
+    size_t size = record_size(len);
+    mpr__chunk *c = chunk_new(size, 0);
+    if (!c)
+        return NULL;
+    write_header(c->data, conn_id, MPR__REC_MSG, len);
+    c->wpos = size;
+    *payload = c->data + sizeof(mpr__record);
+    return c;
+}
+
+void mpr__queue_free_dedicated(mpr__chunk *c)
+{
+    free(c);
+}
+
+int mpr__queue_link(mpr__queue *q, mpr__chunk *c)
+{
+    pthread_mutex_lock(&q->lock);
+    mpr__chunk *old = q->tail;
+    old->published = old->wpos;
+    old->next = c;
+    q->tail = c;
+    q->unpublished += c->wpos;
+    int flags = publish_locked(q) | q->carried_flags;
+    q->carried_flags = 0;
+    pthread_mutex_unlock(&q->lock);
+    return flags;
+}
+
+int mpr__queue_commit(mpr__queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    int flags = publish_locked(q) | q->carried_flags;
+    q->carried_flags = 0;
+    pthread_mutex_unlock(&q->lock);
+    return flags;
+}
+
+/* Give back consumed bytes and end throttling when half the limit is free;
+ * q->lock held. */
+static void settle_locked(mpr__queue *q)
+{
+    q->bytes -= q->consumed;
+    q->consumed = 0;
+    if (q->throttled && q->bytes <= q->limit / 2) {
+        q->throttled = 0;
+        uint64_t one = 1;
+        ssize_t rc = write(q->wake_fd, &one, sizeof one);
+        (void)rc; /* an eventfd write only fails on counter overflow */
+    }
+}
+
+const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping)
+{
+    for (;;) {
+        mpr__chunk *c = q->head;
+        if (c->rpos < q->readable_end) {
+            const mpr__record *rec = (const mpr__record *)(c->data + c->rpos);
+            size_t size = record_size(rec->len);
+            c->rpos += size;
+            q->consumed += size;
+            return rec;
+        }
+        mpr__chunk *spent = NULL;
+        pthread_mutex_lock(&q->lock);
+        settle_locked(q);
+        if (c->rpos < c->published) {
+            q->readable_end = c->published;
+        } else if (c->next) {
+            q->head = c->next;
+            q->readable_end = 0;
+            if (c->pooled && q->pool_size < POOL_MAX) {
+                c->next = q->pool;
+                c->wpos = c->published = c->rpos = 0;
+                q->pool = c;
+                q->pool_size++;
+            } else {
+                spent = c;
+            }
+        } else {
+            if (clear_ping)
+                q->ping_pending = 0;
+            pthread_mutex_unlock(&q->lock);
+            return NULL;
+        }
+        pthread_mutex_unlock(&q->lock);
+        free(spent);
+    }
+}
+
+int mpr__queue_wait(mpr__queue *q, int64_t deadline_ns)
+{
+    int ready;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        ready = q->head->rpos < q->head->published || q->head->next != NULL;
+        if (ready)
+            break;
+        if (deadline_ns >= 0 && mpr__now_ns() >= deadline_ns)
+            break;
+        q->waiting = 1;
+        if (deadline_ns < 0) {
+            pthread_cond_wait(&q->cond, &q->lock);
+        } else {
+            struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+            pthread_cond_timedwait(&q->cond, &q->lock, &ts);
+        }
+        q->waiting = 0;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return ready;
+}

@@ -1,0 +1,876 @@
+/*
+ * router.c - the router: main-thread API, routing table, dispatch, and the
+ * monitor thread that serves the senders' connections.
+ *
+ * Threads:
+ *   main thread     start/stop/pipe/close_pipe/route_until, on_ping
+ *                   (dispatch), the routing table, the receivers.
+ *   monitor thread  accepts connections, checks credentials, parses frames
+ *                   into the local queue (queue.c) and pings the main thread
+ *                   when the queue goes from "nothing pending" to "something
+ *                   pending".
+ * They share only the queue (its own lock), the stop flag, the last issued
+ * connection id and some counters (atomics).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <mprouter/router.h>
+
+#include "internal.h"
+#include "queue.h"
+#include "wire.h"
+
+#define SLICE_NS (4 * 1000000)        /* dispatch time slice on the main thread */
+#define SCRATCH_SIZE (256u * 1024u)   /* the monitor's read buffer */
+#define READS_PER_EVENT 4             /* fairness between connections */
+#define ACCEPT_BACKOFF_NS (100 * 1000000)
+
+struct mpr_receiver {
+    uint32_t id;
+    void (*cb)(void *arg, const void *data, size_t size);
+    void *arg;
+    void (*lost_cb)(void *arg);
+    void *lost_arg;
+};
+
+/* One sender connection; monitor thread only. */
+struct conn {
+    struct conn *prev, *next;       /* all connections */
+    struct conn *hs_prev, *hs_next; /* waiting for HELLO, oldest first */
+    struct mpr_router *router;
+    int fd;
+    int in_handshake;
+    pid_t pid;
+    uint32_t id;                    /* 0 until the HELLO is accepted */
+    int64_t deadline_ns;            /* for the HELLO */
+    mpr__chunk *big;                /* dedicated chunk being filled */
+    mpr__wire wire;
+};
+
+struct slot {
+    uint32_t id; /* 0: empty */
+    mpr_receiver *receiver;
+};
+
+struct mpr_router {
+    const mpr_event_loop *loop;
+
+    /* options (main thread; read by the monitor only while it runs) */
+    size_t queue_limit;
+    uint32_t max_msg;
+    int64_t handshake_ns;
+
+    /* main thread */
+    int running;
+    unsigned epoch;      /* bumped by stop: dispatch notices a stop in a callback */
+    int dispatching;
+    int linked;
+    mpr_pingee *pingee;
+    mpr_pinger *self_pinger; /* re-ping after a full time slice */
+    struct slot *slots;  /* routing table: open addressing, ids are keys */
+    size_t nslots, nreceivers;
+    mpr_router_stats stats;
+
+    /* shared */
+    atomic_uint last_id;
+    atomic_int manual;   /* route_until took over: no pings */
+    atomic_int stopping;
+    atomic_uint_fast64_t accepted, rejected, broken, pings;
+    mpr__queue queue;
+
+    /* created by start */
+    unsigned char secret[MPR__SECRET_SIZE];
+    char name[64]; /* abstract socket name, without the leading NUL */
+    int listen_fd, epfd, throttle_epfd, wake_fd;
+    int have_queue, have_thread;
+    pthread_t thread;
+    mpr_pinger *monitor_pinger;
+
+    /* monitor thread */
+    struct conn *conns;
+    struct conn *hs_head, *hs_tail;
+    unsigned char *scratch;
+    uid_t uid;
+    int64_t accept_paused_until;
+    int mon_flags; /* MPR__Q_ flags gathered during one round */
+};
+
+/* epoll tags for the two fds that are not connections */
+static char listen_tag, wake_tag;
+
+/* ------------------------------------------------------------------ */
+/* routing table                                                       */
+
+static size_t slot_of(const mpr_router *r, uint32_t id)
+{
+    return id & (r->nslots - 1); /* ids are sequential: no hashing needed */
+}
+
+static mpr_receiver *table_get(const mpr_router *r, uint32_t id)
+{
+    if (!r->nslots)
+        return NULL;
+    for (size_t i = slot_of(r, id);; i = (i + 1) & (r->nslots - 1)) {
+        if (r->slots[i].id == id)
+            return r->slots[i].receiver;
+        if (r->slots[i].id == 0)
+            return NULL;
+    }
+}
+
+static void table_put_unchecked(struct slot *slots, size_t nslots, mpr_receiver *rc)
+{
+    size_t i = rc->id & (nslots - 1);
+    while (slots[i].id != 0)
+        i = (i + 1) & (nslots - 1);
+    slots[i].id = rc->id;
+    slots[i].receiver = rc;
+}
+
+static int table_put(mpr_router *r, mpr_receiver *rc)
+{
+    if ((r->nreceivers + 1) * 2 > r->nslots) {
+        size_t n = r->nslots ? r->nslots * 2 : 64;
+        struct slot *slots = calloc(n, sizeof *slots);
+        if (!slots)
+            return MPR_ENOMEM;
+        for (size_t i = 0; i < r->nslots; i++)
+            if (r->slots[i].id)
+                table_put_unchecked(slots, n, r->slots[i].receiver);
+        free(r->slots);
+        r->slots = slots;
+        r->nslots = n;
+    }
+    table_put_unchecked(r->slots, r->nslots, rc);
+    r->nreceivers++;
+    return 0;
+}
+
+static int table_remove(mpr_router *r, uint32_t id)
+{
+    if (!r->nslots)
+        return 0;
+    size_t mask = r->nslots - 1;
+    size_t i = slot_of(r, id);
+    while (r->slots[i].id != id) {
+        if (r->slots[i].id == 0)
+            return 0;
+        i = (i + 1) & mask;
+    }
+    /* Backward-shift deletion keeps every probe chain unbroken. */
+    for (size_t j = (i + 1) & mask; r->slots[j].id != 0; j = (j + 1) & mask) {
+        size_t home = slot_of(r, r->slots[j].id);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            r->slots[i] = r->slots[j];
+            i = j;
+        }
+    }
+    r->slots[i].id = 0;
+    r->slots[i].receiver = NULL;
+    r->nreceivers--;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* monitor thread                                                      */
+
+static void conn_close(mpr_router *r, struct conn *c)
+{
+    if (c->in_handshake) {
+        if (c->hs_prev)
+            c->hs_prev->hs_next = c->hs_next;
+        else
+            r->hs_head = c->hs_next;
+        if (c->hs_next)
+            c->hs_next->hs_prev = c->hs_prev;
+        else
+            r->hs_tail = c->hs_prev;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        r->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* Explicitly: a forked child may hold a copy of this descriptor, and
+     * epoll forgets it only when every copy is closed. */
+    epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->big)
+        mpr__queue_free_dedicated(c->big);
+    free(c);
+}
+
+/* Tell the receiver its sender went away (after its last message). */
+static void push_lost(mpr_router *r, struct conn *c)
+{
+    if (!mpr__queue_reserve(&r->queue, c->id, MPR__REC_LOST, 0))
+        mpr__log(MPR_LOG_ERROR, "pipe #%u: out of memory, sender-lost notice dropped", c->id);
+}
+
+static int sink_hello(void *ctx, const mpr__hello *h)
+{
+    struct conn *c = ctx;
+    mpr_router *r = c->router;
+    const char *why = NULL;
+    if (h->version != MPR__WIRE_VERSION || h->flags != 0)
+        why = "unsupported protocol version";
+    else if (!mpr__secret_equal(h->secret, r->secret))
+        why = "wrong secret";
+    else if (h->conn_id == 0 || h->conn_id > atomic_load(&r->last_id))
+        why = "connection id never issued";
+    if (why) {
+        mpr__warn("router %p: rejected connection from pid %d claiming pipe #%u: %s", (void *)r,
+                  (int)c->pid, h->conn_id, why);
+        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+        return MPR_EACCES;
+    }
+    unsigned char ack[MPR__ACK_SIZE];
+    mpr__ack_encode(ack, r->max_msg);
+    if (send(c->fd, ack, sizeof ack, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof ack) {
+        mpr__warn("router %p: pipe #%u: could not answer the handshake", (void *)r, h->conn_id);
+        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+        return MPR_EIO;
+    }
+    /* Leave the handshake list: no deadline any more. */
+    if (c->hs_prev)
+        c->hs_prev->hs_next = c->hs_next;
+    else
+        r->hs_head = c->hs_next;
+    if (c->hs_next)
+        c->hs_next->hs_prev = c->hs_prev;
+    else
+        r->hs_tail = c->hs_prev;
+    c->in_handshake = 0;
+    c->id = h->conn_id;
+    atomic_fetch_add_explicit(&r->accepted, 1, memory_order_relaxed);
+    return 0;
+}
+
+static unsigned char *sink_begin(void *ctx, uint32_t len, size_t avail)
+{
+    struct conn *c = ctx;
+    if (len <= MPR__SMALL_MAX && len <= avail)
+        return mpr__queue_reserve(&c->router->queue, c->id, MPR__REC_MSG, len);
+    unsigned char *payload;
+    c->big = mpr__queue_dedicated(c->id, len, &payload);
+    return c->big ? payload : NULL;
+}
+
+static void sink_end(void *ctx)
+{
+    struct conn *c = ctx;
+    if (c->big) {
+        c->router->mon_flags |= mpr__queue_link(&c->router->queue, c->big);
+        c->big = NULL;
+    }
+}
+
+/* The connection failed (protocol error) or ended; close it and tell. */
+static void conn_end(mpr_router *r, struct conn *c, int err)
+{
+    if (c->in_handshake) {
+        if (err != MPR_EACCES) { /* sink_hello has already warned */
+            mpr__warn("router %p: rejected connection from pid %d: %s", (void *)r, (int)c->pid,
+                      err ? mpr_strerror(err) : "closed before the handshake");
+            atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+        }
+    } else if (err) {
+        mpr__warn("router %p: pipe #%u: closing connection: %s", (void *)r, c->id,
+                  mpr_strerror(err));
+        atomic_fetch_add_explicit(&r->broken, 1, memory_order_relaxed);
+        push_lost(r, c);
+    } else if (c->wire.state == MPR__WIRE_CLOSED) {
+        /* normal end: the sender stopped */
+    } else if (mpr__wire_at_boundary(&c->wire)) {
+        mpr__log(MPR_LOG_INFO, "router %p: pipe #%u: sender lost (connection ended without stop)",
+                 (void *)r, c->id);
+        push_lost(r, c);
+    } else {
+        if (c->wire.state == MPR__WIRE_BODY)
+            mpr__warn("router %p: pipe #%u: sender lost in the middle of a message; "
+                      "discarding %u of %u bytes",
+                      (void *)r, c->id, c->wire.body_have, c->wire.body_len);
+        else
+            mpr__warn("router %p: pipe #%u: sender lost in the middle of a frame header",
+                      (void *)r, c->id);
+        atomic_fetch_add_explicit(&r->broken, 1, memory_order_relaxed);
+        push_lost(r, c);
+    }
+    conn_close(r, c);
+}
+
+static const mpr__wire_sink *sink(void)
+{
+    static const mpr__wire_sink s = {NULL, sink_hello, sink_begin, sink_end};
+    return &s;
+}
+
+static void conn_readable(mpr_router *r, struct conn *c)
+{
+    mpr__wire_sink s = *sink();
+    s.ctx = c;
+    for (int round = 0; round < READS_PER_EVENT; round++) {
+        ssize_t n;
+        if (c->wire.state == MPR__WIRE_BODY && c->big) {
+            /* A large message: read straight into its chunk. */
+            n = read(c->fd, c->wire.body + c->wire.body_have, c->wire.body_len - c->wire.body_have);
+            if (n > 0) {
+                mpr__wire_body_written(&c->wire, &s, (size_t)n);
+                continue;
+            }
+        } else {
+            n = read(c->fd, r->scratch, SCRATCH_SIZE);
+            if (n > 0) {
+                int rc = mpr__wire_feed(&c->wire, &s, r->scratch, (size_t)n);
+                if (rc < 0) {
+                    conn_end(r, c, rc);
+                    return;
+                }
+                if ((size_t)n < SCRATCH_SIZE)
+                    return;
+                continue;
+            }
+        }
+        if (n == 0) {
+            conn_end(r, c, 0);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        /* ECONNRESET and friends: the peer is gone, like an end of stream. */
+        conn_end(r, c, 0);
+        return;
+    }
+}
+
+static void accept_all(mpr_router *r)
+{
+    for (;;) {
+        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a moment instead
+                 * of spinning on the ever-readable listening socket. */
+                mpr__warn("router %p: cannot accept connections: %s; retrying in 100 ms",
+                          (void *)r, mpr_strerror(-errno));
+                epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->listen_fd, NULL);
+                epoll_ctl(r->throttle_epfd, EPOLL_CTL_DEL, r->listen_fd, NULL);
+                r->accept_paused_until = mpr__now_ns() + ACCEPT_BACKOFF_NS;
+            }
+            return;
+        }
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != r->uid) {
+            mpr__warn("router %p: rejected connection from pid %d: uid %d is not the router's",
+                      (void *)r, (int)cred.pid, (int)cred.uid);
+            atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+            close(fd);
+            continue;
+        }
+        struct conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            mpr__log(MPR_LOG_ERROR, "router %p: out of memory, connection dropped", (void *)r);
+            close(fd);
+            continue;
+        }
+        c->router = r;
+        c->fd = fd;
+        c->pid = cred.pid;
+        c->deadline_ns = mpr__now_ns() + r->handshake_ns;
+        mpr__wire_init(&c->wire, r->max_msg);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            mpr__log(MPR_LOG_ERROR, "router %p: epoll: %s; connection dropped", (void *)r,
+                     mpr_strerror(-errno));
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = r->conns;
+        if (r->conns)
+            r->conns->prev = c;
+        r->conns = c;
+        c->in_handshake = 1;
+        c->hs_prev = r->hs_tail;
+        if (r->hs_tail)
+            r->hs_tail->hs_next = c;
+        else
+            r->hs_head = c;
+        r->hs_tail = c;
+    }
+}
+
+/* Close connections that did not finish their HELLO in time; returns the
+ * epoll timeout (ms) until the next deadline, or -1. */
+static int expire(mpr_router *r)
+{
+    int64_t now = mpr__now_ns();
+    while (r->hs_head && r->hs_head->deadline_ns <= now) {
+        struct conn *c = r->hs_head;
+        mpr__warn("router %p: rejected connection from pid %d: no handshake within %.3g s",
+                  (void *)r, (int)c->pid, (double)r->handshake_ns / 1e9);
+        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+        conn_close(r, c);
+    }
+    int64_t next = r->hs_head ? r->hs_head->deadline_ns : -1;
+    if (r->accept_paused_until) {
+        if (r->accept_paused_until <= now) {
+            r->accept_paused_until = 0;
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
+            epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->listen_fd, &ev);
+            epoll_ctl(r->throttle_epfd, EPOLL_CTL_ADD, r->listen_fd, &ev);
+        } else if (next < 0 || r->accept_paused_until < next) {
+            next = r->accept_paused_until;
+        }
+    }
+    if (next < 0)
+        return -1;
+    return (int)((next - now + 999999) / 1000000);
+}
+
+static void *monitor_main(void *arg)
+{
+    mpr_router *r = arg;
+    const mpr_event_loop *loop = r->loop;
+    loop->pinger_connect(r->monitor_pinger);
+    int throttled = 0;
+    struct epoll_event evs[64];
+
+    while (!atomic_load(&r->stopping)) {
+        int timeout = expire(r);
+        int n = epoll_wait(throttled ? r->throttle_epfd : r->epfd, evs, 64, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            mpr__log(MPR_LOG_ERROR, "router %p: epoll_wait: %s", (void *)r, mpr_strerror(-errno));
+            break;
+        }
+        r->mon_flags = 0;
+        for (int i = 0; i < n; i++) {
+            void *tag = evs[i].data.ptr;
+            if (tag == &wake_tag) {
+                uint64_t v;
+                ssize_t rc = read(r->wake_fd, &v, sizeof v);
+                (void)rc; /* only a wake-up; the stop flag says the rest */
+            } else if (tag == &listen_tag) {
+                accept_all(r);
+            } else {
+                conn_readable(r, tag);
+            }
+        }
+        int flags = r->mon_flags | mpr__queue_commit(&r->queue);
+        if ((flags & MPR__Q_PING) && !atomic_load(&r->manual)) {
+            atomic_fetch_add_explicit(&r->pings, 1, memory_order_relaxed);
+            loop->pinger_ping(r->monitor_pinger);
+        }
+        throttled = (flags & MPR__Q_THROTTLED) != 0;
+    }
+
+    while (r->conns)
+        conn_close(r, r->conns);
+    loop->pinger_disconnect(r->monitor_pinger);
+    loop->pinger_free(r->monitor_pinger);
+    r->monitor_pinger = NULL;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* main thread: dispatch                                               */
+
+/* Route one record; returns 0 if the queue was empty. */
+static int route_one(mpr_router *r, int clear_ping)
+{
+    const mpr__record *rec = mpr__queue_next(&r->queue, clear_ping);
+    if (!rec)
+        return 0;
+    mpr_receiver *rc = table_get(r, rec->conn_id);
+    if (rec->type == MPR__REC_LOST) {
+        r->stats.senders_lost++;
+        if (rc && rc->lost_cb)
+            rc->lost_cb(rc->lost_arg);
+    } else if (!rc) {
+        r->stats.messages_dropped++;
+        mpr__warn("router %p: discarding message from closed pipe #%u", (void *)r, rec->conn_id);
+    } else if (!rc->cb) {
+        r->stats.messages_dropped++;
+        mpr__warn("router %p: discarding message for pipe #%u: its receiver has no callback",
+                  (void *)r, rec->conn_id);
+    } else {
+        r->stats.messages_routed++;
+        rc->cb(rc->arg, mpr__record_data(rec), rec->len);
+    }
+    return 1;
+}
+
+static void on_ping(void *arg)
+{
+    mpr_router *r = arg;
+    if (r->dispatching || !r->running)
+        return; /* a nested event loop inside a callback: the outer call goes on */
+    unsigned epoch = r->epoch;
+    int64_t end = mpr__now_ns() + SLICE_NS;
+    r->dispatching = 1;
+    for (unsigned i = 1;; i++) {
+        int routed = route_one(r, 1);
+        if (r->epoch != epoch)
+            return; /* a callback stopped the router */
+        if (!routed)
+            break;
+        if ((i & 15) == 0 && mpr__now_ns() >= end) {
+            /* Time slice used up: let the loop paint and fire timers, and
+             * come back. The ping flag stays set, so nobody else pings. */
+            atomic_fetch_add_explicit(&r->pings, 1, memory_order_relaxed);
+            r->loop->pinger_ping(r->self_pinger);
+            break;
+        }
+    }
+    r->dispatching = 0;
+}
+
+static void unlink_from_loop(mpr_router *r)
+{
+    if (r->linked) {
+        r->loop->pingee_disconnect(r->pingee);
+        r->linked = 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* main thread: API                                                    */
+
+int mpr_router_new(mpr_router **out, const mpr_event_loop *loop)
+{
+    if (!out || !loop || loop->size < sizeof(mpr_event_loop) || !loop->pingee_new ||
+        !loop->pingee_connect || !loop->pingee_disconnect || !loop->pingee_free ||
+        !loop->pinger_new || !loop->pinger_connect || !loop->pinger_ping ||
+        !loop->pinger_disconnect || !loop->pinger_free)
+        return MPR_EINVAL;
+    mpr_router *r = calloc(1, sizeof *r);
+    if (!r)
+        return MPR_ENOMEM;
+    r->loop = loop;
+    r->max_msg = (uint32_t)MPR_MAX_MESSAGE_SIZE;
+    r->handshake_ns = 5 * (int64_t)1000000000;
+    r->listen_fd = r->epfd = r->throttle_epfd = r->wake_fd = -1;
+    *out = r;
+    return 0;
+}
+
+/* Release everything start made; used by stop and by a failed start. */
+static void teardown(mpr_router *r)
+{
+    if (r->have_thread) {
+        atomic_store(&r->stopping, 1);
+        uint64_t one = 1;
+        ssize_t rc = write(r->wake_fd, &one, sizeof one);
+        (void)rc;
+        pthread_join(r->thread, NULL);
+        r->have_thread = 0;
+    }
+    if (r->monitor_pinger) { /* start failed before the thread ran */
+        r->loop->pinger_free(r->monitor_pinger);
+        r->monitor_pinger = NULL;
+    }
+    unlink_from_loop(r);
+    if (r->self_pinger) {
+        r->loop->pinger_free(r->self_pinger);
+        r->self_pinger = NULL;
+    }
+    if (r->pingee) {
+        r->loop->pingee_free(r->pingee);
+        r->pingee = NULL;
+    }
+    int *fds[] = {&r->listen_fd, &r->epfd, &r->throttle_epfd, &r->wake_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+    if (r->have_queue) {
+        r->stats.messages_dropped += mpr__queue_destroy(&r->queue);
+        r->have_queue = 0;
+    }
+    free(r->scratch);
+    r->scratch = NULL;
+    memset(r->secret, 0, sizeof r->secret);
+    atomic_store(&r->stopping, 0);
+    atomic_store(&r->manual, 0);
+}
+
+static int epoll_add(int epfd, int fd, void *tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? mpr__syserr() : 0;
+}
+
+static int open_endpoint(mpr_router *r)
+{
+    unsigned char rnd[8];
+    int rc = mpr__random(r->secret, sizeof r->secret);
+    if (rc == 0)
+        rc = mpr__random(rnd, sizeof rnd);
+    if (rc < 0)
+        return rc;
+    snprintf(r->name, sizeof r->name, "mprouter-%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int)getpid(),
+             rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+
+    r->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (r->listen_fd < 0)
+        return mpr__syserr();
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(r->name);
+    memcpy(addr.sun_path + 1, r->name, len); /* abstract: sun_path[0] == 0 */
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
+    if (bind(r->listen_fd, (struct sockaddr *)&addr, alen) < 0 || listen(r->listen_fd, SOMAXCONN) < 0)
+        return mpr__syserr();
+
+    r->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (r->epfd < 0)
+        return mpr__syserr();
+    r->throttle_epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (r->throttle_epfd < 0)
+        return mpr__syserr();
+    r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->wake_fd < 0)
+        return mpr__syserr();
+    if ((rc = epoll_add(r->epfd, r->listen_fd, &listen_tag)) < 0 ||
+        (rc = epoll_add(r->epfd, r->wake_fd, &wake_tag)) < 0 ||
+        (rc = epoll_add(r->throttle_epfd, r->listen_fd, &listen_tag)) < 0 ||
+        (rc = epoll_add(r->throttle_epfd, r->wake_fd, &wake_tag)) < 0)
+        return rc;
+    return 0;
+}
+
+static int start_monitor(mpr_router *r)
+{
+    /* The monitor never runs the application's signal handlers. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&r->thread, NULL, monitor_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -rc;
+    r->have_thread = 1;
+    return 0;
+}
+
+int mpr_router_start(mpr_router *r)
+{
+    if (!r)
+        return MPR_EINVAL;
+    if (r->running)
+        return MPR_EALREADY;
+    const mpr_event_loop *loop = r->loop;
+    int rc = open_endpoint(r);
+    if (rc == 0) {
+        rc = mpr__queue_init(&r->queue, r->queue_limit, r->wake_fd);
+        r->have_queue = rc == 0;
+    }
+    if (rc == 0) {
+        r->scratch = malloc(SCRATCH_SIZE);
+        if (!r->scratch)
+            rc = MPR_ENOMEM;
+    }
+    if (rc == 0)
+        rc = loop->pingee_new(loop, on_ping, r, &r->pingee);
+    if (rc == 0) {
+        loop->pingee_connect(r->pingee);
+        r->linked = 1;
+        rc = loop->pinger_new(r->pingee, &r->self_pinger);
+    }
+    if (rc == 0) {
+        loop->pinger_connect(r->self_pinger);
+        rc = loop->pinger_new(r->pingee, &r->monitor_pinger);
+    }
+    if (rc == 0) {
+        r->uid = geteuid();
+        r->accept_paused_until = 0;
+        rc = start_monitor(r);
+    }
+    if (rc < 0) {
+        teardown(r);
+        return rc;
+    }
+    r->running = 1;
+    r->dispatching = 0;
+    mpr__debug("router %p: started", (void *)r);
+    return 0;
+}
+
+int mpr_router_stop(mpr_router *r)
+{
+    if (!r)
+        return MPR_EINVAL;
+    if (!r->running)
+        return MPR_ESTATE;
+    if (r->nreceivers)
+        mpr__warn("router %p: %zu unclosed pipes", (void *)r, r->nreceivers);
+    teardown(r);
+    for (size_t i = 0; i < r->nslots; i++)
+        free(r->slots[i].receiver);
+    free(r->slots);
+    r->slots = NULL;
+    r->nslots = r->nreceivers = 0;
+    r->running = 0;
+    r->dispatching = 0;
+    r->epoch++;
+    mpr__debug("router %p: stopped", (void *)r);
+    return 0;
+}
+
+void mpr_router_free(mpr_router *r)
+{
+    if (!r)
+        return;
+    if (r->running)
+        mpr_router_stop(r);
+    free(r);
+}
+
+int mpr_router_pipe(mpr_router *r, mpr_sender **sender, mpr_receiver **receiver)
+{
+    if (!r || !sender || !receiver)
+        return MPR_EINVAL;
+    if (!r->running)
+        return MPR_ESTATE;
+    uint32_t id = atomic_load(&r->last_id) + 1;
+    if (id > 0x7fffffffu)
+        return MPR_ENOMEM; /* two billion pipes: out of ids */
+    mpr_receiver *rc = calloc(1, sizeof *rc);
+    mpr_sender *s = NULL;
+    int err = rc ? mpr__sender_new(&s, r->name, id, r->secret, r->max_msg) : MPR_ENOMEM;
+    if (err == 0) {
+        rc->id = id;
+        err = table_put(r, rc);
+    }
+    if (err < 0) {
+        free(rc);
+        mpr_sender_free(s);
+        return err;
+    }
+    atomic_store(&r->last_id, id);
+    mpr__debug("router %p: created pipe #%u", (void *)r, id);
+    *sender = s;
+    *receiver = rc;
+    return 0;
+}
+
+int mpr_router_close_pipe(mpr_router *r, mpr_receiver *receiver)
+{
+    if (!r || !receiver)
+        return MPR_EINVAL;
+    if (!r->running)
+        return MPR_ESTATE;
+    if (table_get(r, receiver->id) != receiver)
+        return MPR_ENOENT;
+    table_remove(r, receiver->id);
+    mpr__debug("router %p: closed pipe #%u", (void *)r, receiver->id);
+    free(receiver);
+    return 0;
+}
+
+int mpr_router_route_until(mpr_router *r, int (*condition)(void *arg), void *arg, double timeout_s)
+{
+    if (!r || !condition)
+        return MPR_EINVAL;
+    if (!r->running || r->dispatching)
+        return MPR_ESTATE;
+    /* Manual mode for good: pings are ignored from now on. */
+    unlink_from_loop(r);
+    atomic_store(&r->manual, 1);
+
+    int64_t deadline = -1;
+    if (timeout_s >= 0)
+        deadline = mpr__now_ns() + (int64_t)(timeout_s * 1e9);
+    unsigned epoch = r->epoch;
+    int rc = 0;
+    r->dispatching = 1;
+    while (!condition(arg)) {
+        if (route_one(r, 0)) {
+            if (r->epoch != epoch) /* a callback stopped the router */
+                return condition(arg) ? 0 : MPR_ESTATE;
+            continue;
+        }
+        if (deadline >= 0 && mpr__now_ns() >= deadline) {
+            rc = MPR_ETIMEDOUT;
+            break;
+        }
+        mpr__queue_wait(&r->queue, deadline);
+    }
+    r->dispatching = 0;
+    return rc;
+}
+
+int mpr_router_set_queue_limit(mpr_router *r, size_t bytes)
+{
+    if (!r)
+        return MPR_EINVAL;
+    r->queue_limit = bytes;
+    return 0;
+}
+
+int mpr_router_set_max_message_size(mpr_router *r, size_t bytes)
+{
+    if (!r || bytes > MPR_MAX_MESSAGE_SIZE)
+        return MPR_EINVAL;
+    r->max_msg = (uint32_t)bytes;
+    return 0;
+}
+
+int mpr_router_set_handshake_timeout(mpr_router *r, double seconds)
+{
+    if (!r || !(seconds > 0) || seconds > 3600)
+        return MPR_EINVAL;
+    r->handshake_ns = (int64_t)(seconds * 1e9);
+    return 0;
+}
+
+void mpr_router_get_stats(const mpr_router *r, mpr_router_stats *out)
+{
+    if (!r || !out)
+        return;
+    *out = r->stats;
+    out->connections_accepted = atomic_load_explicit(&r->accepted, memory_order_relaxed);
+    out->connections_rejected = atomic_load_explicit(&r->rejected, memory_order_relaxed);
+    out->connections_broken = atomic_load_explicit(&r->broken, memory_order_relaxed);
+    out->pings = atomic_load_explicit(&r->pings, memory_order_relaxed);
+}
+
+void mpr_receiver_set_callback(mpr_receiver *rc, void (*cb)(void *, const void *, size_t), void *arg)
+{
+    if (!rc)
+        return;
+    rc->cb = cb;
+    rc->arg = cb ? arg : NULL;
+}
+
+void mpr_receiver_set_lost_callback(mpr_receiver *rc, void (*cb)(void *), void *arg)
+{
+    if (!rc)
+        return;
+    rc->lost_cb = cb;
+    rc->lost_arg = cb ? arg : NULL;
+}
+
+uint32_t mpr_receiver_id(const mpr_receiver *rc)
+{
+    return rc ? rc->id : 0;
+}

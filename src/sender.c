@@ -1,0 +1,283 @@
+/*
+ * sender.c - the sending end of a pipe, used in workers.
+ *
+ * A sender is plain data until it starts (router's socket name, connection
+ * id, secret), so it survives fork() and travels as a string. start()
+ * connects, sends the HELLO and waits for the ACK; send() writes header and
+ * body with one sendmsg(MSG_NOSIGNAL).
+ */
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <mprouter/sender.h>
+
+#include "internal.h"
+#include "wire.h"
+
+#define NAME_MAX_LEN 100
+#define ACK_TIMEOUT_MS 10000
+#define STRING_PREFIX "mpr1:"
+
+enum { INITIAL, OPEN, CLOSED };
+
+struct mpr_sender {
+    int state;
+    int fd;
+    int broken; /* the router went away: every send fails */
+    uint32_t id;
+    uint32_t max_msg;
+    unsigned char secret[MPR__SECRET_SIZE];
+    char name[NAME_MAX_LEN + 1];
+};
+
+static int valid_name(const char *name, size_t len)
+{
+    if (len == 0 || len > NAME_MAX_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsigned char *secret,
+                    uint32_t max_msg)
+{
+    size_t len = strlen(name);
+    if (!valid_name(name, len) || id == 0 || id > 0x7fffffffu)
+        return MPR_EINVAL;
+    mpr_sender *s = calloc(1, sizeof *s);
+    if (!s)
+        return MPR_ENOMEM;
+    s->state = INITIAL;
+    s->fd = -1;
+    s->id = id;
+    s->max_msg = max_msg;
+    memcpy(s->secret, secret, MPR__SECRET_SIZE);
+    memcpy(s->name, name, len + 1);
+    *out = s;
+    return 0;
+}
+
+/* Write all of iov (modified), without SIGPIPE. */
+static int send_all(int fd, struct iovec *iov, int iovcnt)
+{
+    while (iovcnt > 0) {
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+                return MPR_EPIPE;
+            return mpr__syserr();
+        }
+        size_t done = (size_t)n;
+        while (iovcnt > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return 0;
+}
+
+/* Read exactly n bytes within the ACK timeout. */
+static int recv_ack(int fd, unsigned char *buf, size_t n)
+{
+    size_t have = 0;
+    int64_t deadline = mpr__now_ns() + (int64_t)ACK_TIMEOUT_MS * 1000000;
+    while (have < n) {
+        int64_t left_ms = (deadline - mpr__now_ns()) / 1000000;
+        if (left_ms <= 0)
+            return MPR_ETIMEDOUT;
+        struct pollfd p = {fd, POLLIN, 0};
+        int rc = poll(&p, 1, (int)left_ms);
+        if (rc < 0 && errno != EINTR)
+            return mpr__syserr();
+        if (rc <= 0)
+            continue;
+        ssize_t got = recv(fd, buf + have, n - have, 0);
+        if (got == 0)
+            return MPR_EACCES; /* the router closed the connection: rejected */
+        if (got < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return errno == ECONNRESET ? MPR_EACCES : mpr__syserr();
+        }
+        have += (size_t)got;
+    }
+    return 0;
+}
+
+int mpr_sender_start(mpr_sender *s)
+{
+    if (!s)
+        return MPR_EINVAL;
+    if (s->state != INITIAL)
+        return MPR_EALREADY;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return mpr__syserr();
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(s->name);
+    memcpy(addr.sun_path + 1, s->name, len);
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
+    int rc;
+    while ((rc = connect(fd, (struct sockaddr *)&addr, alen)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        rc = (errno == ECONNREFUSED || errno == ENOENT) ? MPR_ECONNREFUSED : mpr__syserr();
+        close(fd);
+        return rc;
+    }
+    unsigned char hello[MPR__HELLO_SIZE];
+    mpr__hello h = {.version = MPR__WIRE_VERSION, .conn_id = s->id, .flags = 0};
+    memcpy(h.secret, s->secret, MPR__SECRET_SIZE);
+    mpr__hello_encode(hello, &h);
+    struct iovec iov = {hello, sizeof hello};
+    rc = send_all(fd, &iov, 1);
+    if (rc == MPR_EPIPE)
+        rc = MPR_EACCES;
+    unsigned char ack[MPR__ACK_SIZE];
+    if (rc == 0)
+        rc = recv_ack(fd, ack, sizeof ack);
+    if (rc == 0)
+        rc = mpr__ack_decode(ack, &s->max_msg);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    s->fd = fd;
+    s->state = OPEN;
+    return 0;
+}
+
+int mpr_sender_send(mpr_sender *s, const void *data, size_t size)
+{
+    if (!s || (!data && size > 0))
+        return MPR_EINVAL;
+    if (s->state != OPEN)
+        return MPR_ESTATE;
+    if (size > s->max_msg)
+        return MPR_EMSGSIZE;
+    if (s->broken)
+        return MPR_EPIPE;
+    unsigned char hdr[4];
+    mpr__put_u32(hdr, (uint32_t)size);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, size}};
+    int rc = send_all(s->fd, iov, size ? 2 : 1);
+    if (rc == MPR_EPIPE)
+        s->broken = 1;
+    return rc;
+}
+
+int mpr_sender_stop(mpr_sender *s)
+{
+    if (!s)
+        return MPR_EINVAL;
+    if (s->state != OPEN)
+        return MPR_ESTATE;
+    if (!s->broken) {
+        unsigned char bye[4];
+        mpr__put_u32(bye, MPR__WIRE_BYE);
+        struct iovec iov = {bye, sizeof bye};
+        send_all(s->fd, &iov, 1); /* nothing to do if the router is gone */
+    }
+    close(s->fd);
+    s->fd = -1;
+    s->state = CLOSED;
+    return 0;
+}
+
+void mpr_sender_free(mpr_sender *s)
+{
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    memset(s->secret, 0, sizeof s->secret);
+    free(s);
+}
+
+int mpr_sender_to_string(const mpr_sender *s, char *buf, size_t size)
+{
+    if (!s || (!buf && size > 0) || s->state != INITIAL)
+        return MPR_EINVAL;
+    char hex[2 * MPR__SECRET_SIZE + 1];
+    for (size_t i = 0; i < MPR__SECRET_SIZE; i++)
+        snprintf(hex + 2 * i, 3, "%02x", s->secret[i]);
+    int n = snprintf(buf, size, STRING_PREFIX "%s:%u:%s", s->name, s->id, hex);
+    return n < 0 ? MPR_EINVAL : n;
+}
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+int mpr_sender_from_string(mpr_sender **out, const char *text)
+{
+    if (!out || !text || strncmp(text, STRING_PREFIX, strlen(STRING_PREFIX)) != 0)
+        return MPR_EINVAL;
+    const char *name = text + strlen(STRING_PREFIX);
+    const char *colon = strchr(name, ':');
+    if (!colon)
+        return MPR_EINVAL;
+    size_t name_len = (size_t)(colon - name);
+    if (!valid_name(name, name_len))
+        return MPR_EINVAL;
+
+    const char *p = colon + 1;
+    uint64_t id = 0;
+    if (*p < '1' || *p > '9')
+        return MPR_EINVAL;
+    while (*p >= '0' && *p <= '9') {
+        id = id * 10 + (uint64_t)(*p++ - '0');
+        if (id > 0x7fffffffu)
+            return MPR_EINVAL;
+    }
+    if (*p++ != ':')
+        return MPR_EINVAL;
+
+    unsigned char secret[MPR__SECRET_SIZE];
+    for (size_t i = 0; i < MPR__SECRET_SIZE; i++) {
+        int hi = hex_value(p[2 * i]);
+        int lo = hi < 0 ? -1 : hex_value(p[2 * i + 1]);
+        if (lo < 0)
+            return MPR_EINVAL;
+        secret[i] = (unsigned char)(hi << 4 | lo);
+    }
+    if (p[2 * MPR__SECRET_SIZE] != '\0')
+        return MPR_EINVAL;
+
+    char name_buf[NAME_MAX_LEN + 1];
+    memcpy(name_buf, name, name_len);
+    name_buf[name_len] = '\0';
+    int rc = mpr__sender_new(out, name_buf, (uint32_t)id, secret, (uint32_t)MPR_MAX_MESSAGE_SIZE);
+    memset(secret, 0, sizeof secret);
+    return rc;
+}
+
+uint32_t mpr_sender_id(const mpr_sender *s)
+{
+    return s ? s->id : 0;
+}

@@ -1,0 +1,161 @@
+/*
+ * wire.c - encoding of HELLO/ACK and the frame parser (see wire.h).
+ */
+#include <string.h>
+
+#include <mprouter/common.h>
+
+#include "wire.h"
+
+void mpr__hello_encode(unsigned char out[MPR__HELLO_SIZE], const mpr__hello *h)
+{
+    mpr__put_u32(out, MPR__HELLO_MAGIC);
+    mpr__put_u32(out + 4, h->version);
+    mpr__put_u32(out + 8, h->conn_id);
+    mpr__put_u32(out + 12, h->flags);
+    memcpy(out + 16, h->secret, MPR__SECRET_SIZE);
+}
+
+void mpr__ack_encode(unsigned char out[MPR__ACK_SIZE], uint32_t max_msg)
+{
+    mpr__put_u32(out, MPR__ACK_MAGIC);
+    mpr__put_u32(out + 4, 0);
+    mpr__put_u32(out + 8, max_msg);
+    mpr__put_u32(out + 12, 0);
+}
+
+int mpr__ack_decode(const unsigned char in[MPR__ACK_SIZE], uint32_t *max_msg)
+{
+    if (mpr__get_u32(in) != MPR__ACK_MAGIC || mpr__get_u32(in + 4) != 0)
+        return MPR_EPROTO;
+    *max_msg = mpr__get_u32(in + 8);
+    return 0;
+}
+
+int mpr__secret_equal(const unsigned char *a, const unsigned char *b)
+{
+    /* volatile keeps the compiler from turning this into an early exit. */
+    volatile unsigned char diff = 0;
+    for (size_t i = 0; i < MPR__SECRET_SIZE; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+void mpr__wire_init(mpr__wire *w, uint32_t max_msg)
+{
+    memset(w, 0, sizeof *w);
+    w->state = MPR__WIRE_HELLO;
+    w->max_msg = max_msg;
+}
+
+static int fail(mpr__wire *w, int err)
+{
+    w->state = MPR__WIRE_FAILED;
+    return err;
+}
+
+void mpr__wire_body_written(mpr__wire *w, const mpr__wire_sink *s, size_t n)
+{
+    w->body_have += (uint32_t)n;
+    if (w->body_have == w->body_len) {
+        w->state = MPR__WIRE_HEADER;
+        w->body = NULL;
+        s->end(s->ctx);
+    }
+}
+
+/* A frame header is complete in w->hdr: act on it. avail = bytes that
+ * follow it in the current buffer. */
+static int on_header(mpr__wire *w, const mpr__wire_sink *s, size_t avail)
+{
+    uint32_t word = mpr__get_u32(w->hdr);
+    w->hdr_have = 0;
+    if (word & MPR__WIRE_CONTROL) {
+        if (word != MPR__WIRE_BYE)
+            return fail(w, MPR_EPROTO);
+        w->state = MPR__WIRE_CLOSED;
+        return 0;
+    }
+    if (word > w->max_msg)
+        return fail(w, MPR_EMSGSIZE);
+    w->body = s->begin(s->ctx, word, avail);
+    if (!w->body)
+        return fail(w, MPR_ENOMEM);
+    w->body_len = word;
+    w->body_have = 0;
+    w->state = MPR__WIRE_BODY;
+    if (word == 0)
+        mpr__wire_body_written(w, s, 0);
+    return 0;
+}
+
+int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        switch (w->state) {
+        case MPR__WIRE_HELLO: {
+            size_t take = MPR__HELLO_SIZE - w->hdr_have;
+            if (take > n)
+                take = n;
+            memcpy(w->hdr + w->hdr_have, p, take);
+            w->hdr_have += (uint32_t)take;
+            p += take;
+            n -= take;
+            if (w->hdr_have < MPR__HELLO_SIZE)
+                break;
+            if (mpr__get_u32(w->hdr) != MPR__HELLO_MAGIC)
+                return fail(w, MPR_EPROTO);
+            mpr__hello h;
+            h.version = mpr__get_u32(w->hdr + 4);
+            h.conn_id = mpr__get_u32(w->hdr + 8);
+            h.flags = mpr__get_u32(w->hdr + 12);
+            memcpy(h.secret, w->hdr + 16, MPR__SECRET_SIZE);
+            memset(w->hdr, 0, sizeof w->hdr); /* no copy of the secret lingers */
+            w->hdr_have = 0;
+            int rc = s->hello(s->ctx, &h);
+            memset(h.secret, 0, sizeof h.secret);
+            if (rc < 0)
+                return fail(w, rc);
+            w->state = MPR__WIRE_HEADER;
+            break;
+        }
+        case MPR__WIRE_HEADER: {
+            if (w->hdr_have == 0 && n >= 4) {
+                /* The common case: a whole header in the buffer. */
+                memcpy(w->hdr, p, 4);
+                p += 4;
+                n -= 4;
+            } else {
+                size_t take = 4 - w->hdr_have;
+                if (take > n)
+                    take = n;
+                memcpy(w->hdr + w->hdr_have, p, take);
+                w->hdr_have += (uint32_t)take;
+                p += take;
+                n -= take;
+                if (w->hdr_have < 4)
+                    break;
+            }
+            int rc = on_header(w, s, n);
+            if (rc < 0)
+                return rc;
+            break;
+        }
+        case MPR__WIRE_BODY: {
+            size_t take = w->body_len - w->body_have;
+            if (take > n)
+                take = n;
+            memcpy(w->body + w->body_have, p, take);
+            p += take;
+            n -= take;
+            mpr__wire_body_written(w, s, take);
+            break;
+        }
+        case MPR__WIRE_CLOSED:
+            return fail(w, MPR_EPROTO);
+        case MPR__WIRE_FAILED:
+            return MPR_EPROTO;
+        }
+    }
+    return 0;
+}
