@@ -86,7 +86,7 @@ struct mpr_router {
     atomic_uint last_id;
     atomic_int manual;   /* route_until took over: no pings */
     atomic_int stopping;
-    atomic_uint_fast64_t accepted, rejected, broken, pings;
+    atomic_uint_fast64_t accepted, rejected, broken, pings, received;
     mpr__queue queue;
 
     /* created by start */
@@ -104,6 +104,7 @@ struct mpr_router {
     uid_t uid;
     int64_t accept_paused_until;
     int mon_flags; /* MPR__Q_ flags gathered during one round */
+    uint64_t mon_received; /* complete messages read; published to received */
 };
 
 /* epoll tags for the two fds that are not connections */
@@ -271,6 +272,7 @@ static unsigned char *sink_begin(void *ctx, uint32_t len, size_t avail)
 static void sink_end(void *ctx)
 {
     struct conn *c = ctx;
+    c->router->mon_received++;
     if (c->big) {
         c->router->mon_flags |= mpr__queue_link(&c->router->queue, c->big);
         c->big = NULL;
@@ -481,6 +483,7 @@ static void *monitor_main(void *arg)
             loop->pinger_ping(r->monitor_pinger);
         }
         throttled = (flags & MPR__Q_THROTTLED) != 0;
+        atomic_store_explicit(&r->received, r->mon_received, memory_order_relaxed);
     }
 
     while (r->conns)
@@ -852,6 +855,7 @@ void mpr_router_get_stats(const mpr_router *r, mpr_router_stats *out)
     out->connections_rejected = atomic_load_explicit(&r->rejected, memory_order_relaxed);
     out->connections_broken = atomic_load_explicit(&r->broken, memory_order_relaxed);
     out->pings = atomic_load_explicit(&r->pings, memory_order_relaxed);
+    out->messages_received = atomic_load_explicit(&r->received, memory_order_relaxed);
 }
 
 void mpr_receiver_set_callback(mpr_receiver *rc, void (*cb)(void *, const void *, size_t), void *arg)

@@ -5,6 +5,8 @@
  * descriptor. Four forked workers each count the primes in a slice of a
  * range and report progress and their result through their pipe.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>

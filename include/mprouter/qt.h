@@ -2,7 +2,7 @@
  * mprouter/qt.h - the Qt event loop, as a C entry point.
  *
  * Link with the mprouter-qt library (or load the Qt plugin, see
- * qtpingee/eventloopprovider.h). Pingees are QObjects created on the thread
+ * qtpingee/lib/eventloopprovider.h). Pingees are QObjects created on the thread
  * that asks for them; pingers post QEvents to them, and on_ping runs in
  * that thread's Qt event loop.
  */

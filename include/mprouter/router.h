@@ -114,6 +114,7 @@ MPR_EXTERN int mpr_router_set_handshake_timeout(mpr_router *router, double secon
 
 /* Counters since the router was created. MAIN THREAD. */
 typedef struct mpr_router_stats {
+    uint64_t messages_received;    /* read from connections by the monitor thread */
     uint64_t messages_routed;      /* delivered to a receiver callback */
     uint64_t messages_dropped;     /* for closed pipes, pipes without callback, or at stop */
     uint64_t connections_accepted; /* authenticated sender connections */
