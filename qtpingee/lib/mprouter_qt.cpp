@@ -7,6 +7,7 @@
 #include <mprouter/qt.h>
 
 #include <QtCore/QDataStream>
+#include <QtCore/QIODevice>
 
 namespace mpr {
 
