@@ -1,0 +1,142 @@
+/*
+ * primes-worker - one worker process of the primes example.
+ *
+ *     primes-worker SENDER FROM TO [--batch N] [--stall]
+ *
+ * Counts the primes n with FROM <= n <= TO by trial division and reports
+ * through the mprouter sender SENDER (a string made by
+ * mpr_sender_to_string in the application). Every message is a QVariantMap
+ * made with mpr::encodeVariant:
+ *
+ *     {"checked": numbers tested so far, "primes": primes found so far}
+ *
+ * sent every N numbers (default 5000), and a last one with "done": true.
+ * Then the sender is stopped, so the router knows the worker ended
+ * normally; if the process dies before that, the application's receiver
+ * emits senderLost().
+ *
+ * --stall is for the tests: after its first message the worker waits
+ * forever, so that a test can kill or cancel a worker that is surely
+ * running.
+ *
+ * Exit status: 0 after the last message went out, 1 on a router error,
+ * 2 on bad arguments.
+ */
+#include <mprouter_qt.h>
+
+#include <QtCore/QVariantMap>
+#include <QtCore/QVector>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <unistd.h>
+
+namespace {
+
+// The primes up to limit, by a small sieve: the divisors to try.
+QVector<quint32> smallPrimes(quint64 limit)
+{
+    QVector<char> composite(int(limit) + 1, 0);
+    QVector<quint32> primes;
+    for (quint64 i = 2; i <= limit; i++) {
+        if (composite[int(i)])
+            continue;
+        primes.append(quint32(i));
+        for (quint64 j = i * i; j <= limit; j += i)
+            composite[int(j)] = 1;
+    }
+    return primes;
+}
+
+bool isPrime(quint64 n, const QVector<quint32> &divisors)
+{
+    if (n < 2)
+        return false;
+    for (quint32 d : divisors) {
+        if (quint64(d) * d > n)
+            return true;
+        if (n % d == 0)
+            return n == d;
+    }
+    return true;
+}
+
+bool parseNumber(const char *text, quint64 *out)
+{
+    char *end = nullptr;
+    errno = 0;
+    const unsigned long long value = std::strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-')
+        return false;
+    *out = value;
+    return true;
+}
+
+int send(mpr_sender *sender, const QVariantMap &message)
+{
+    const QByteArray bytes = mpr::encodeVariant(message);
+    return mpr_sender_send(sender, bytes.constData(), size_t(bytes.size()));
+}
+
+int usage()
+{
+    std::fprintf(stderr, "usage: primes-worker SENDER FROM TO [--batch N] [--stall]\n");
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    if (argc < 4)
+        return usage();
+    quint64 from = 0, to = 0, batch = 5000;
+    bool stall = false;
+    if (!parseNumber(argv[2], &from) || !parseNumber(argv[3], &to) || to > 0xffffffffu)
+        return usage();
+    for (int i = 4; i < argc; i++) {
+        if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) {
+            if (!parseNumber(argv[++i], &batch) || batch == 0)
+                return usage();
+        } else if (!std::strcmp(argv[i], "--stall")) {
+            stall = true;
+        } else {
+            return usage();
+        }
+    }
+
+    mpr_sender *sender = nullptr;
+    int rc = mpr_sender_from_string(&sender, argv[1]);
+    if (rc == 0)
+        rc = mpr_sender_start(sender);
+    if (rc < 0) {
+        std::fprintf(stderr, "primes-worker: %s\n", mpr_strerror(rc));
+        mpr_sender_free(sender);
+        return 1;
+    }
+
+    const QVector<quint32> divisors = smallPrimes(quint64(std::sqrt(double(to))) + 1);
+    quint64 checked = 0, primes = 0;
+    for (quint64 n = from; n <= to && rc == 0; n++) {
+        primes += isPrime(n, divisors);
+        if (++checked % batch == 0 && n < to) {
+            rc = send(sender, {{QStringLiteral("checked"), checked},
+                               {QStringLiteral("primes"), primes}});
+            while (stall)
+                pause(); // until a signal ends the process
+        }
+    }
+    if (rc == 0)
+        rc = send(sender, {{QStringLiteral("checked"), checked},
+                           {QStringLiteral("primes"), primes},
+                           {QStringLiteral("done"), true}});
+    if (rc == 0)
+        rc = mpr_sender_stop(sender);
+    if (rc < 0)
+        std::fprintf(stderr, "primes-worker: %s\n", mpr_strerror(rc));
+    mpr_sender_free(sender);
+    return rc == 0 ? 0 : 1;
+}
