@@ -1,0 +1,134 @@
+/*
+ * bench.h - shared pieces of the mprouter benchmark (mpr_bench): options,
+ * clock, message format, forked worker processes with a start barrier.
+ */
+#ifndef MPR_BENCH_H
+#define MPR_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+/* Everything a run can be told; the defaults are the full benchmark,
+ * applyQuick() shrinks them to the quick mode that `make check` runs. */
+struct Options {
+    bool quick = false;
+    int runs = 5;
+    int memRuns = 1;            /* the memory flood takes ~45 s: once by default */
+    std::vector<std::string> only;
+    long msgs1 = 400000;        /* 1 sender x 32 B */
+    long msgs4 = 200000;        /* per sender, 4 senders x 32 B (and qt_post: 4x this) */
+    long msgs4k = 25000;        /* per sender, 4 senders x 4 KiB */
+    long bigMiB = 64;           /* size of a large message */
+    long bigCount = 8;          /* large messages per measurement */
+    long latSamples = 500;      /* latency samples (one per 2 ms) */
+    long latPeriodUs = 2000;
+    long floodMsgs = 300000;    /* per sender, responsiveness flood */
+    long memMsgs = 1000000;     /* per sender, memory flood */
+    long memLimitMiB = 16;      /* mpr_router_set_queue_limit for the memory flood */
+    long memSpinUs = 10;        /* receiver's busy-wait per message */
+    long pipes = 10000;         /* scale: pipes open at once */
+    long pipeProcs = 10;        /* ... held by this many processes */
+    long procs = 256;           /* scale: concurrent sender processes */
+    long procMsgs = 10000;      /* ... messages each */
+    long timeoutS = 120;        /* per measurement (the memory flood gets more) */
+    void applyQuick();
+};
+
+extern Options opt;
+
+int64_t nowNs(); /* CLOCK_MONOTONIC: comparable across processes */
+
+/* The first 32 bytes of every small message (and of large ones). */
+struct Header {
+    uint32_t idx;   /* which sender (pipe index) */
+    uint32_t magic;
+    uint64_t seq;   /* 0, 1, 2, ... per sender */
+    int64_t ts;     /* nowNs() just before the send, for latency */
+    uint64_t check; /* seq * CHECK_MUL */
+};
+static_assert(sizeof(Header) == 32, "Header is 32 bytes");
+constexpr uint32_t MAGIC = 0x6d707242u; /* "Brpm" */
+constexpr uint64_t CHECK_MUL = 0x9e3779b97f4a7c15ull;
+
+/* Fill message number seq of a fixed-size stream: header, and for
+ * messages of 64 bytes or more the last 8 bytes are ~seq. */
+void fillFixed(char *buf, size_t size, uint32_t idx, uint64_t seq, int64_t ts);
+/* Check such a message; returns "" or what is wrong. */
+std::string checkFixed(const char *buf, size_t size, size_t want, uint32_t idx, uint64_t seq);
+
+/* Large messages: at every offset k*4096 of message m (size B, a multiple
+ * of 4096) the 8-byte word m*B + k*4096, i.e. its offset in the stream of
+ * messages. mprouter messages then overwrite the first 32 bytes with a
+ * Header. */
+void fillBig(char *buf, size_t size, uint64_t m);
+std::string checkBig(const char *buf, size_t size, uint64_t m, size_t skipFirst);
+
+/* write() all of buf, retrying on EINTR and short writes; 0 or -errno. */
+int writeAll(int fd, const char *buf, size_t n);
+
+/*
+ * Forked worker processes with a start barrier: start() forks n children
+ * that each run prepare(i) (connect...), report ready, wait for go(), run
+ * run(i) and _exit (0 if both returned 0). The parent measures from go().
+ * Children never touch Qt. The destructor kills (SIGKILL, by pid) and
+ * reaps any child still running.
+ */
+class Workers {
+public:
+    ~Workers();
+    bool start(int n, const std::function<int(int)> &prepare, const std::function<int(int)> &run);
+    bool waitReady(double timeoutS); /* false if a child failed or timed out */
+    int64_t go();                    /* releases the children; returns nowNs() */
+    bool check();                    /* reap exited children; false if one failed */
+    bool finish(double timeoutS);    /* wait for all; false on failure/timeout */
+    const std::string &error() const { return err; }
+
+private:
+    std::vector<pid_t> pids;
+    std::vector<char> reaped;
+    int readyFd = -1, goFd = -1;
+    int nready = 0;
+    std::string err;
+    void reapOne(size_t i, int status);
+};
+
+/* Percentile q (0..1) of v (sorted in place); 0 for an empty vector. */
+double percentile(std::vector<int64_t> &v, double q);
+
+std::string strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One measurement's figures, by figure name. */
+typedef std::map<std::string, double> Values;
+
+/* Progress line on stderr. */
+void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The measurements; each returns true if every message arrived in order
+ * (errors are reported on stderr) and puts its figures into v. */
+bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc);
+bool rawBulk(Values &v);
+bool qtPost(Values &v);
+bool latRaw(Values &v);
+bool latNotifier(Values &v);
+
+enum class Mode { Fd, Qt, Sig };
+const char *modeName(Mode m);
+bool mprRate(Values &v, Mode m, const char *fig, int nsenders, size_t size, long per);
+bool mprBig(Values &v, Mode m);
+bool mprLatency(Values &v, Mode m);
+bool mprFlood(Values &v, Mode m);
+bool mprMemory(Values &v);
+bool scalePipes(Values &v);
+bool scaleProcs(Values &v);
+
+} // namespace bench
+
+#endif
