@@ -123,10 +123,14 @@ public:
                       .arg(seconds));
             status = 2;
         } else if (job->failedWorkers() > 0) {
+            quint64 others = 0;
+            for (int i = 0; i < job->workerCount(); i++)
+                if (job->worker(i).state == PrimesJob::WorkerState::Done)
+                    others += job->worker(i).primes;
             print(QStringLiteral("primes from %1 to %2: unknown, %3 of %4 workers failed "
                                  "(the others found %5)")
                       .arg(job->from()).arg(job->to()).arg(job->failedWorkers())
-                      .arg(job->workerCount()).arg(job->primes()));
+                      .arg(job->workerCount()).arg(others));
             status = 1;
         } else {
             print(QStringLiteral("primes from %1 to %2: %3")

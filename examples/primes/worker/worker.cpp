@@ -32,6 +32,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/prctl.h>
+#include <signal.h>
 #include <unistd.h>
 
 namespace {
@@ -107,6 +109,15 @@ int main(int argc, char **argv)
             return usage();
         }
     }
+
+    // Linux: die with the application even if it is killed too hard to
+    // stop its workers itself (SIGKILL): never an orphan that keeps on
+    // computing. (If it died before this call, our parent is already
+    // someone else.)
+    const pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        return 1;
 
     mpr_sender *sender = nullptr;
     int rc = mpr_sender_from_string(&sender, argv[1]);
