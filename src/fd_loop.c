@@ -26,6 +26,7 @@ struct shared {
     int efd;
     int signaled; /* efd is readable */
     int dispatching;
+    int loop_freed; /* nobody dispatches any more: pings are dropped */
     struct pingee **fifo; /* ring buffer */
     size_t cap, head, count;
 };
@@ -162,6 +163,10 @@ static void fd_pinger_ping(mpr_pinger *pinger)
     struct pingee *p = g->pingee;
     struct shared *sh = p->sh;
     pthread_mutex_lock(&sh->lock);
+    if (sh->loop_freed) {
+        pthread_mutex_unlock(&sh->lock);
+        return;
+    }
     if (sh->count == sh->cap) {
         size_t cap = sh->cap ? sh->cap * 2 : 64;
         struct pingee **fifo = malloc(cap * sizeof *fifo);
@@ -258,6 +263,15 @@ void mpr_fd_loop_free(mpr_fd_loop *loop)
         return;
     struct shared *sh = loop->sh;
     pthread_mutex_lock(&sh->lock);
+    /* Pings nobody will dispatch: drop them and their references. The
+     * loop's own reference keeps sh alive through this. */
+    sh->loop_freed = 1;
+    while (sh->count > 0) {
+        struct pingee *p = sh->fifo[sh->head];
+        sh->head = (sh->head + 1) % sh->cap;
+        sh->count--;
+        pingee_unref_locked(p);
+    }
     int free_sh = shared_unref_locked(sh);
     pthread_mutex_unlock(&sh->lock);
     if (free_sh)

@@ -10,7 +10,8 @@
  *                   when the queue goes from "nothing pending" to "something
  *                   pending".
  * They share only the queue (its own lock), the stop flag, the last issued
- * connection id and some counters (atomics).
+ * connection id and some counters (atomics). This file is the main
+ * thread's side; monitor.c is the monitor thread.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -28,87 +29,9 @@
 #include <mprouter/router.h>
 
 #include "internal.h"
-#include "queue.h"
-#include "wire.h"
+#include "router_p.h"
 
-#define SLICE_NS (4 * 1000000)        /* dispatch time slice on the main thread */
-#define SCRATCH_SIZE (256u * 1024u)   /* the monitor's read buffer */
-#define READS_PER_EVENT 4             /* fairness between connections */
-#define ACCEPT_BACKOFF_NS (100 * 1000000)
-
-struct mpr_receiver {
-    uint32_t id;
-    void (*cb)(void *arg, const void *data, size_t size);
-    void *arg;
-    void (*lost_cb)(void *arg);
-    void *lost_arg;
-};
-
-/* One sender connection; monitor thread only. */
-struct conn {
-    struct conn *prev, *next;       /* all connections */
-    struct conn *hs_prev, *hs_next; /* waiting for HELLO, oldest first */
-    struct mpr_router *router;
-    int fd;
-    int in_handshake;
-    pid_t pid;
-    uint32_t id;                    /* 0 until the HELLO is accepted */
-    int64_t deadline_ns;            /* for the HELLO */
-    mpr__chunk *big;                /* dedicated chunk being filled */
-    mpr__wire wire;
-};
-
-struct slot {
-    uint32_t id; /* 0: empty */
-    mpr_receiver *receiver;
-};
-
-struct mpr_router {
-    const mpr_event_loop *loop;
-
-    /* options (main thread; read by the monitor only while it runs) */
-    size_t queue_limit;
-    uint32_t max_msg;
-    int64_t handshake_ns;
-
-    /* main thread */
-    int running;
-    unsigned epoch;      /* bumped by stop: dispatch notices a stop in a callback */
-    int dispatching;
-    int linked;
-    mpr_pingee *pingee;
-    mpr_pinger *self_pinger; /* re-ping after a full time slice */
-    struct slot *slots;  /* routing table: open addressing, ids are keys */
-    size_t nslots, nreceivers;
-    mpr_router_stats stats;
-
-    /* shared */
-    atomic_uint last_id;
-    atomic_int manual;   /* route_until took over: no pings */
-    atomic_int stopping;
-    atomic_uint_fast64_t accepted, rejected, broken, pings, received;
-    mpr__queue queue;
-
-    /* created by start */
-    unsigned char secret[MPR__SECRET_SIZE];
-    char name[64]; /* abstract socket name, without the leading NUL */
-    int listen_fd, epfd, throttle_epfd, wake_fd;
-    int have_queue, have_thread;
-    pthread_t thread;
-    mpr_pinger *monitor_pinger;
-
-    /* monitor thread */
-    struct conn *conns;
-    struct conn *hs_head, *hs_tail;
-    unsigned char *scratch;
-    uid_t uid;
-    int64_t accept_paused_until;
-    int mon_flags; /* MPR__Q_ flags gathered during one round */
-    uint64_t mon_received; /* complete messages read; published to received */
-};
-
-/* epoll tags for the two fds that are not connections */
-static char listen_tag, wake_tag;
+#define SLICE_NS (4 * 1000000) /* dispatch time slice on the main thread */
 
 /* ------------------------------------------------------------------ */
 /* routing table                                                       */
@@ -181,317 +104,6 @@ static int table_remove(mpr_router *r, uint32_t id)
     r->slots[i].receiver = NULL;
     r->nreceivers--;
     return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* monitor thread                                                      */
-
-static void conn_close(mpr_router *r, struct conn *c)
-{
-    if (c->in_handshake) {
-        if (c->hs_prev)
-            c->hs_prev->hs_next = c->hs_next;
-        else
-            r->hs_head = c->hs_next;
-        if (c->hs_next)
-            c->hs_next->hs_prev = c->hs_prev;
-        else
-            r->hs_tail = c->hs_prev;
-    }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        r->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    /* Explicitly: a forked child may hold a copy of this descriptor, and
-     * epoll forgets it only when every copy is closed. */
-    epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    if (c->big)
-        mpr__queue_free_dedicated(c->big);
-    free(c);
-}
-
-/* Tell the receiver its sender went away (after its last message). */
-static void push_lost(mpr_router *r, struct conn *c)
-{
-    if (!mpr__queue_reserve(&r->queue, c->id, MPR__REC_LOST, 0))
-        mpr__log(MPR_LOG_ERROR, "pipe #%u: out of memory, sender-lost notice dropped", c->id);
-}
-
-static int sink_hello(void *ctx, const mpr__hello *h)
-{
-    struct conn *c = ctx;
-    mpr_router *r = c->router;
-    const char *why = NULL;
-    if (h->version != MPR__WIRE_VERSION || h->flags != 0)
-        why = "unsupported protocol version";
-    else if (!mpr__secret_equal(h->secret, r->secret))
-        why = "wrong secret";
-    else if (h->conn_id == 0 || h->conn_id > atomic_load(&r->last_id))
-        why = "connection id never issued";
-    if (why) {
-        mpr__warn("router %p: rejected connection from pid %d claiming pipe #%u: %s", (void *)r,
-                  (int)c->pid, h->conn_id, why);
-        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-        return MPR_EACCES;
-    }
-    unsigned char ack[MPR__ACK_SIZE];
-    mpr__ack_encode(ack, r->max_msg);
-    if (send(c->fd, ack, sizeof ack, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof ack) {
-        mpr__warn("router %p: pipe #%u: could not answer the handshake", (void *)r, h->conn_id);
-        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-        return MPR_EIO;
-    }
-    /* Leave the handshake list: no deadline any more. */
-    if (c->hs_prev)
-        c->hs_prev->hs_next = c->hs_next;
-    else
-        r->hs_head = c->hs_next;
-    if (c->hs_next)
-        c->hs_next->hs_prev = c->hs_prev;
-    else
-        r->hs_tail = c->hs_prev;
-    c->in_handshake = 0;
-    c->id = h->conn_id;
-    atomic_fetch_add_explicit(&r->accepted, 1, memory_order_relaxed);
-    return 0;
-}
-
-static unsigned char *sink_begin(void *ctx, uint32_t len, size_t avail)
-{
-    struct conn *c = ctx;
-    if (len <= MPR__SMALL_MAX && len <= avail)
-        return mpr__queue_reserve(&c->router->queue, c->id, MPR__REC_MSG, len);
-    unsigned char *payload;
-    c->big = mpr__queue_dedicated(c->id, len, &payload);
-    return c->big ? payload : NULL;
-}
-
-static void sink_end(void *ctx)
-{
-    struct conn *c = ctx;
-    c->router->mon_received++;
-    if (c->big) {
-        c->router->mon_flags |= mpr__queue_link(&c->router->queue, c->big);
-        c->big = NULL;
-    }
-}
-
-/* The connection failed (protocol error) or ended; close it and tell. */
-static void conn_end(mpr_router *r, struct conn *c, int err)
-{
-    if (c->in_handshake) {
-        if (err != MPR_EACCES) { /* sink_hello has already warned */
-            mpr__warn("router %p: rejected connection from pid %d: %s", (void *)r, (int)c->pid,
-                      err ? mpr_strerror(err) : "closed before the handshake");
-            atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-        }
-    } else if (err) {
-        mpr__warn("router %p: pipe #%u: closing connection: %s", (void *)r, c->id,
-                  mpr_strerror(err));
-        atomic_fetch_add_explicit(&r->broken, 1, memory_order_relaxed);
-        push_lost(r, c);
-    } else if (c->wire.state == MPR__WIRE_CLOSED) {
-        /* normal end: the sender stopped */
-    } else if (mpr__wire_at_boundary(&c->wire)) {
-        mpr__log(MPR_LOG_INFO, "router %p: pipe #%u: sender lost (connection ended without stop)",
-                 (void *)r, c->id);
-        push_lost(r, c);
-    } else {
-        if (c->wire.state == MPR__WIRE_BODY)
-            mpr__warn("router %p: pipe #%u: sender lost in the middle of a message; "
-                      "discarding %u of %u bytes",
-                      (void *)r, c->id, c->wire.body_have, c->wire.body_len);
-        else
-            mpr__warn("router %p: pipe #%u: sender lost in the middle of a frame header",
-                      (void *)r, c->id);
-        atomic_fetch_add_explicit(&r->broken, 1, memory_order_relaxed);
-        push_lost(r, c);
-    }
-    conn_close(r, c);
-}
-
-static const mpr__wire_sink *sink(void)
-{
-    static const mpr__wire_sink s = {NULL, sink_hello, sink_begin, sink_end};
-    return &s;
-}
-
-static void conn_readable(mpr_router *r, struct conn *c)
-{
-    mpr__wire_sink s = *sink();
-    s.ctx = c;
-    for (int round = 0; round < READS_PER_EVENT; round++) {
-        ssize_t n;
-        if (c->wire.state == MPR__WIRE_BODY && c->big) {
-            /* A large message: read straight into its chunk. */
-            n = read(c->fd, c->wire.body + c->wire.body_have, c->wire.body_len - c->wire.body_have);
-            if (n > 0) {
-                mpr__wire_body_written(&c->wire, &s, (size_t)n);
-                continue;
-            }
-        } else {
-            n = read(c->fd, r->scratch, SCRATCH_SIZE);
-            if (n > 0) {
-                int rc = mpr__wire_feed(&c->wire, &s, r->scratch, (size_t)n);
-                if (rc < 0) {
-                    conn_end(r, c, rc);
-                    return;
-                }
-                if ((size_t)n < SCRATCH_SIZE)
-                    return;
-                continue;
-            }
-        }
-        if (n == 0) {
-            conn_end(r, c, 0);
-            return;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
-        /* ECONNRESET and friends: the peer is gone, like an end of stream. */
-        conn_end(r, c, 0);
-        return;
-    }
-}
-
-static void accept_all(mpr_router *r)
-{
-    for (;;) {
-        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: stop accepting for a moment instead
-                 * of spinning on the ever-readable listening socket. */
-                mpr__warn("router %p: cannot accept connections: %s; retrying in 100 ms",
-                          (void *)r, mpr_strerror(-errno));
-                epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->listen_fd, NULL);
-                epoll_ctl(r->throttle_epfd, EPOLL_CTL_DEL, r->listen_fd, NULL);
-                r->accept_paused_until = mpr__now_ns() + ACCEPT_BACKOFF_NS;
-            }
-            return;
-        }
-        struct ucred cred;
-        socklen_t len = sizeof cred;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != r->uid) {
-            mpr__warn("router %p: rejected connection from pid %d: uid %d is not the router's",
-                      (void *)r, (int)cred.pid, (int)cred.uid);
-            atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-            close(fd);
-            continue;
-        }
-        struct conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            mpr__log(MPR_LOG_ERROR, "router %p: out of memory, connection dropped", (void *)r);
-            close(fd);
-            continue;
-        }
-        c->router = r;
-        c->fd = fd;
-        c->pid = cred.pid;
-        c->deadline_ns = mpr__now_ns() + r->handshake_ns;
-        mpr__wire_init(&c->wire, r->max_msg);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            mpr__log(MPR_LOG_ERROR, "router %p: epoll: %s; connection dropped", (void *)r,
-                     mpr_strerror(-errno));
-            close(fd);
-            free(c);
-            continue;
-        }
-        c->next = r->conns;
-        if (r->conns)
-            r->conns->prev = c;
-        r->conns = c;
-        c->in_handshake = 1;
-        c->hs_prev = r->hs_tail;
-        if (r->hs_tail)
-            r->hs_tail->hs_next = c;
-        else
-            r->hs_head = c;
-        r->hs_tail = c;
-    }
-}
-
-/* Close connections that did not finish their HELLO in time; returns the
- * epoll timeout (ms) until the next deadline, or -1. */
-static int expire(mpr_router *r)
-{
-    int64_t now = mpr__now_ns();
-    while (r->hs_head && r->hs_head->deadline_ns <= now) {
-        struct conn *c = r->hs_head;
-        mpr__warn("router %p: rejected connection from pid %d: no handshake within %.3g s",
-                  (void *)r, (int)c->pid, (double)r->handshake_ns / 1e9);
-        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-        conn_close(r, c);
-    }
-    int64_t next = r->hs_head ? r->hs_head->deadline_ns : -1;
-    if (r->accept_paused_until) {
-        if (r->accept_paused_until <= now) {
-            r->accept_paused_until = 0;
-            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
-            epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->listen_fd, &ev);
-            epoll_ctl(r->throttle_epfd, EPOLL_CTL_ADD, r->listen_fd, &ev);
-        } else if (next < 0 || r->accept_paused_until < next) {
-            next = r->accept_paused_until;
-        }
-    }
-    if (next < 0)
-        return -1;
-    return (int)((next - now + 999999) / 1000000);
-}
-
-static void *monitor_main(void *arg)
-{
-    mpr_router *r = arg;
-    const mpr_event_loop *loop = r->loop;
-    loop->pinger_connect(r->monitor_pinger);
-    int throttled = 0;
-    struct epoll_event evs[64];
-
-    while (!atomic_load(&r->stopping)) {
-        int timeout = expire(r);
-        int n = epoll_wait(throttled ? r->throttle_epfd : r->epfd, evs, 64, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            mpr__log(MPR_LOG_ERROR, "router %p: epoll_wait: %s", (void *)r, mpr_strerror(-errno));
-            break;
-        }
-        r->mon_flags = 0;
-        for (int i = 0; i < n; i++) {
-            void *tag = evs[i].data.ptr;
-            if (tag == &wake_tag) {
-                uint64_t v;
-                ssize_t rc = read(r->wake_fd, &v, sizeof v);
-                (void)rc; /* only a wake-up; the stop flag says the rest */
-            } else if (tag == &listen_tag) {
-                accept_all(r);
-            } else {
-                conn_readable(r, tag);
-            }
-        }
-        int flags = r->mon_flags | mpr__queue_commit(&r->queue);
-        if ((flags & MPR__Q_PING) && !atomic_load(&r->manual)) {
-            atomic_fetch_add_explicit(&r->pings, 1, memory_order_relaxed);
-            loop->pinger_ping(r->monitor_pinger);
-        }
-        throttled = (flags & MPR__Q_THROTTLED) != 0;
-        atomic_store_explicit(&r->received, r->mon_received, memory_order_relaxed);
-    }
-
-    while (r->conns)
-        conn_close(r, r->conns);
-    loop->pinger_disconnect(r->monitor_pinger);
-    loop->pinger_free(r->monitor_pinger);
-    r->monitor_pinger = NULL;
-    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -653,10 +265,10 @@ static int open_endpoint(mpr_router *r)
     r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->wake_fd < 0)
         return mpr__syserr();
-    if ((rc = epoll_add(r->epfd, r->listen_fd, &listen_tag)) < 0 ||
-        (rc = epoll_add(r->epfd, r->wake_fd, &wake_tag)) < 0 ||
-        (rc = epoll_add(r->throttle_epfd, r->listen_fd, &listen_tag)) < 0 ||
-        (rc = epoll_add(r->throttle_epfd, r->wake_fd, &wake_tag)) < 0)
+    if ((rc = epoll_add(r->epfd, r->listen_fd, &mpr__listen_tag)) < 0 ||
+        (rc = epoll_add(r->epfd, r->wake_fd, &mpr__wake_tag)) < 0 ||
+        (rc = epoll_add(r->throttle_epfd, r->listen_fd, &mpr__listen_tag)) < 0 ||
+        (rc = epoll_add(r->throttle_epfd, r->wake_fd, &mpr__wake_tag)) < 0)
         return rc;
     return 0;
 }
@@ -667,7 +279,7 @@ static int start_monitor(mpr_router *r)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&r->thread, NULL, monitor_main, r);
+    int rc = pthread_create(&r->thread, NULL, mpr__monitor_main, r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return -rc;
@@ -688,7 +300,7 @@ int mpr_router_start(mpr_router *r)
         r->have_queue = rc == 0;
     }
     if (rc == 0) {
-        r->scratch = malloc(SCRATCH_SIZE);
+        r->scratch = malloc(MPR__SCRATCH_SIZE);
         if (!r->scratch)
             rc = MPR_ENOMEM;
     }

@@ -3,8 +3,12 @@
  *
  * A sender is plain data until it starts (router's socket name, connection
  * id, secret), so it survives fork() and travels as a string. start()
- * connects, sends the HELLO and waits for the ACK; send() writes header and
- * body with one sendmsg(MSG_NOSIGNAL).
+ * connects, makes a shared-memory ring, sends the HELLO with the ring's
+ * memfd and waits for the ACK. send() then copies the message into the
+ * ring and makes a system call only to wake the router if it sleeps (or
+ * to wait for room). With MPR_TRANSPORT=socket in the environment (or if
+ * the ring cannot be made) messages go as frames on the socket instead,
+ * one sendmsg(MSG_NOSIGNAL) each.
  */
 #include <poll.h>
 #include <stddef.h>
@@ -19,6 +23,7 @@
 #include <mprouter/sender.h>
 
 #include "internal.h"
+#include "ring.h"
 #include "wire.h"
 
 #define NAME_MAX_LEN 100
@@ -35,6 +40,7 @@ struct mpr_sender {
     uint32_t max_msg;
     unsigned char secret[MPR__SECRET_SIZE];
     char name[NAME_MAX_LEN + 1];
+    mpr__ring ring; /* ring.hdr == NULL: socket frames */
 };
 
 static int valid_name(const char *name, size_t len)
@@ -96,6 +102,41 @@ static int send_all(int fd, struct iovec *iov, int iovcnt)
     return 0;
 }
 
+/* Send the HELLO, with the ring's memfd attached if there is one. */
+static int send_hello(int fd, const unsigned char *hello, int memfd)
+{
+    struct iovec iov = {(void *)hello, MPR__HELLO_SIZE};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (memfd >= 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &memfd, sizeof(int));
+    }
+    ssize_t n;
+    while ((n = sendmsg(fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    if (n == MPR__HELLO_SIZE)
+        return 0;
+    if (n < 0 && errno != EPIPE && errno != ECONNRESET)
+        return mpr__syserr();
+    return MPR_EACCES; /* the router hung up on us */
+}
+
+static int want_ring(void)
+{
+    const char *transport = getenv("MPR_TRANSPORT");
+    return !(transport && strcmp(transport, "socket") == 0);
+}
+
 /* Read exactly n bytes within the ACK timeout. */
 static int recv_ack(int fd, unsigned char *buf, size_t n)
 {
@@ -145,26 +186,51 @@ int mpr_sender_start(mpr_sender *s)
         close(fd);
         return rc;
     }
+    int memfd = -1;
+    if (want_ring() && mpr__ring_create(&s->ring, MPR__RING_DEFAULT, &memfd) < 0)
+        memfd = -1; /* no shared memory here: frames on the socket still work */
     unsigned char hello[MPR__HELLO_SIZE];
-    mpr__hello h = {.version = MPR__WIRE_VERSION, .conn_id = s->id, .flags = 0};
+    mpr__hello h = {.version = MPR__WIRE_VERSION,
+                    .conn_id = s->id,
+                    .flags = memfd >= 0 ? MPR__HELLO_RING : 0};
     memcpy(h.secret, s->secret, MPR__SECRET_SIZE);
     mpr__hello_encode(hello, &h);
-    struct iovec iov = {hello, sizeof hello};
-    rc = send_all(fd, &iov, 1);
-    if (rc == MPR_EPIPE)
-        rc = MPR_EACCES;
+    rc = send_hello(fd, hello, memfd);
+    memset(hello, 0, sizeof hello);
+    if (memfd >= 0)
+        close(memfd); /* the mapping stays; the router has its own copy */
     unsigned char ack[MPR__ACK_SIZE];
     if (rc == 0)
         rc = recv_ack(fd, ack, sizeof ack);
     if (rc == 0)
         rc = mpr__ack_decode(ack, &s->max_msg);
     if (rc < 0) {
+        mpr__ring_unmap(&s->ring, 0);
         close(fd);
         return rc;
     }
     s->fd = fd;
     s->state = OPEN;
     return 0;
+}
+
+/* A message into the ring: whole if it fits in a quarter of the ring,
+ * else as a FRAG_START and pieces. */
+static int ring_send(mpr_sender *s, const void *data, size_t size)
+{
+    uint32_t piece = mpr__ring_max_payload(&s->ring);
+    if (size <= piece)
+        return mpr__ring_put(&s->ring, s->fd, MPR__RING_MSG, data, (uint32_t)size);
+    unsigned char total[8];
+    mpr__put_u32(total, (uint32_t)size);
+    mpr__put_u32(total + 4, (uint32_t)((uint64_t)size >> 32));
+    int rc = mpr__ring_put(&s->ring, s->fd, MPR__RING_FRAG_START, total, sizeof total);
+    const unsigned char *p = data;
+    for (size_t done = 0; rc == 0 && done < size; done += piece) {
+        size_t n = size - done < piece ? size - done : piece;
+        rc = mpr__ring_put(&s->ring, s->fd, MPR__RING_FRAG_DATA, p + done, (uint32_t)n);
+    }
+    return rc;
 }
 
 int mpr_sender_send(mpr_sender *s, const void *data, size_t size)
@@ -177,6 +243,12 @@ int mpr_sender_send(mpr_sender *s, const void *data, size_t size)
         return MPR_EMSGSIZE;
     if (s->broken)
         return MPR_EPIPE;
+    if (s->ring.hdr) {
+        int rc = ring_send(s, data, size);
+        if (rc == MPR_EPIPE)
+            s->broken = 1;
+        return rc;
+    }
     unsigned char hdr[4];
     mpr__put_u32(hdr, (uint32_t)size);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, size}};
@@ -192,12 +264,17 @@ int mpr_sender_stop(mpr_sender *s)
         return MPR_EINVAL;
     if (s->state != OPEN)
         return MPR_ESTATE;
-    if (!s->broken) {
+    /* Nothing to do if the router is gone. */
+    if (s->broken) {
+    } else if (s->ring.hdr) {
+        mpr__ring_put(&s->ring, s->fd, MPR__RING_BYE, NULL, 0);
+    } else {
         unsigned char bye[4];
         mpr__put_u32(bye, MPR__WIRE_BYE);
         struct iovec iov = {bye, sizeof bye};
-        send_all(s->fd, &iov, 1); /* nothing to do if the router is gone */
+        send_all(s->fd, &iov, 1);
     }
+    mpr__ring_unmap(&s->ring, 0);
     close(s->fd);
     s->fd = -1;
     s->state = CLOSED;
@@ -208,6 +285,7 @@ void mpr_sender_free(mpr_sender *s)
 {
     if (!s)
         return;
+    mpr__ring_unmap(&s->ring, 0);
     if (s->fd >= 0)
         close(s->fd);
     memset(s->secret, 0, sizeof s->secret);

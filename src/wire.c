@@ -116,7 +116,7 @@ int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p
             memset(h.secret, 0, sizeof h.secret);
             if (rc < 0)
                 return fail(w, rc);
-            w->state = MPR__WIRE_HEADER;
+            w->state = rc == MPR__WIRE_RAW_MODE ? MPR__WIRE_RAW : MPR__WIRE_HEADER;
             break;
         }
         case MPR__WIRE_HEADER: {
@@ -151,6 +151,8 @@ int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p
             mpr__wire_body_written(w, s, take);
             break;
         }
+        case MPR__WIRE_RAW:
+            return 0;
         case MPR__WIRE_CLOSED:
             return fail(w, MPR_EPROTO);
         case MPR__WIRE_FAILED:
@@ -158,4 +160,52 @@ int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p
         }
     }
     return 0;
+}
+
+int mpr__ring_next(const unsigned char *data, uint64_t cap, uint64_t tail, uint64_t head,
+                   mpr__ring_rec *out)
+{
+    uint64_t avail = head - tail;
+    if (avail == 0)
+        return 0;
+    if (avail > cap || (avail & 7u) != 0)
+        return MPR_EPROTO;
+    uint64_t pos = tail & (cap - 1);
+    uint64_t contiguous = cap - pos; /* >= 8: positions are 8-aligned */
+    /* The sender may change the ring under us: copy the header once. */
+    unsigned char hdr[8];
+    memcpy(hdr, (const void *)(data + pos), 8);
+    uint32_t type = mpr__get_u32(hdr);
+    uint32_t len = mpr__get_u32(hdr + 4);
+    out->type = type;
+    out->len = len;
+    out->total = 0;
+    out->payload = data + pos + 8;
+    if (type == MPR__RING_PAD) {
+        if (contiguous > avail)
+            return MPR_EPROTO;
+        out->len = 0;
+        out->size = contiguous;
+        return 1;
+    }
+    out->size = mpr__ring_rec_size(len);
+    if (out->size > contiguous || out->size > avail)
+        return MPR_EPROTO;
+    switch (type) {
+    case MPR__RING_MSG:
+    case MPR__RING_FRAG_DATA:
+        return 1;
+    case MPR__RING_FRAG_START: {
+        if (len != 8)
+            return MPR_EPROTO;
+        unsigned char t[8];
+        memcpy(t, (const void *)(data + pos + 8), 8);
+        out->total = (uint64_t)mpr__get_u32(t) | (uint64_t)mpr__get_u32(t + 4) << 32;
+        return 1;
+    }
+    case MPR__RING_BYE:
+        return len == 0 ? 1 : MPR_EPROTO;
+    default:
+        return MPR_EPROTO;
+    }
 }
