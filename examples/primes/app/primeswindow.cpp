@@ -214,6 +214,10 @@ void PrimesWindow::showTotals()
 {
     m_count->setText(number(m_job.primes()));
     m_elapsed->setText(QStringLiteral("%1 s").arg(m_job.elapsedSeconds(), 0, 'f', 1));
+    if (m_job.isRunning() && m_rateMessages == 0 && m_job.elapsedSeconds() > 0.1) {
+        // The first second: the average so far.
+        m_rate->setText(number(quint64(m_job.messages() / m_job.elapsedSeconds() + 0.5)));
+    }
     if (m_job.isRunning() && m_rateClock.elapsed() >= 1000) {
         // Messages per second over the last second or so.
         const double seconds = m_rateClock.restart() / 1000.0;

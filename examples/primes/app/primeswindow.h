@@ -33,6 +33,9 @@ public:
 public Q_SLOTS:
     void start();
     void cancel();
+    // Refresh the count, messages per second and elapsed time now (a timer
+    // does it five times a second during a run).
+    void showTotals();
 
 protected:
     // Closing the window during a run cancels it: every worker is killed
@@ -49,7 +52,6 @@ private:
 
     void makeRows();
     void showWorker(int index);
-    void showTotals();
     void showEnd();
     void setRunning(bool running);
 

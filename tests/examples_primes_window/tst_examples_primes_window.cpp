@@ -1,0 +1,344 @@
+/*
+ * tst_examples_primes_window - the primes window (examples/primes) driven
+ * through its buttons on the offscreen platform, with real primes-worker
+ * processes: the right count, a killed worker shown as failed while the
+ * others finish, Cancel and closing the window leaving no worker alive and
+ * no warning, a window that keeps painting while messages flood in, and
+ * the screenshot for the README (QWidget::grab, saved as primes.png in the
+ * current folder, or where MPR_SCREENSHOT says).
+ */
+#include "primeswindow.h"
+
+#include <QtCore/QMutex>
+#include <QtGui/QImage>
+#include <QtWidgets/QApplication>
+#include <QtWidgets/QLabel>
+#include <QtWidgets/QProgressBar>
+#include <QtWidgets/QPushButton>
+#include <QtTest/QtTest>
+
+#include <cerrno>
+#include <csignal>
+
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace {
+
+const int Deadline = 120000;
+
+quint64 sieveCount(quint64 from, quint64 to)
+{
+    QVector<bool> composite(int(to) + 1, false);
+    quint64 count = 0;
+    for (quint64 n = 2; n <= to; n++) {
+        if (composite[int(n)])
+            continue;
+        count += n >= from;
+        for (quint64 m = n * n; m <= to; m += n)
+            composite[int(m)] = true;
+    }
+    return count;
+}
+
+bool processAlive(qint64 pid)
+{
+    return ::kill(pid_t(pid), 0) == 0 || errno != ESRCH;
+}
+
+QString number(quint64 n)
+{
+    return QLocale(QLocale::English, QLocale::UnitedStates).toString(qulonglong(n));
+}
+
+// Every warning (our "mprouter" category, QProcess, Qt) while a test runs.
+QMutex warningsLock;
+QStringList warnings;
+QtMessageHandler previousHandler = nullptr;
+
+void recordWarnings(QtMsgType type, const QMessageLogContext &context, const QString &message)
+{
+    // The offscreen platform's own noise whenever a layout changes.
+    if (message == QLatin1String("This plugin does not support propagateSizeHints()"))
+        return;
+    if (type != QtDebugMsg && type != QtInfoMsg) {
+        QMutexLocker lock(&warningsLock);
+        warnings.append(QStringLiteral("%1: %2").arg(QLatin1String(context.category), message));
+    }
+    previousHandler(type, context, message);
+}
+
+QStringList takeWarnings()
+{
+    QMutexLocker lock(&warningsLock);
+    QStringList list = warnings;
+    warnings.clear();
+    return list;
+}
+
+} // namespace
+
+class tst_ExamplesPrimesWindow : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void init();
+    void cleanup();
+    void rightCount_data();
+    void rightCount();
+    void killedWorkerShownAsFailed();
+    void cancelStopsEveryWorker();
+    void closingMidRunShutsDown();
+    void paintsWhileMessagesFlood();
+    void screenshot();
+
+private:
+    QLabel *label(const char *name) { return window->findChild<QLabel *>(QLatin1String(name)); }
+    QPushButton *button(const char *name)
+    {
+        return window->findChild<QPushButton *>(QLatin1String(name));
+    }
+    bool allReported() const
+    {
+        for (int i = 0; i < window->job()->workerCount(); i++)
+            if (window->job()->worker(i).messages == 0)
+                return false;
+        return window->job()->workerCount() > 0;
+    }
+
+    QScopedPointer<PrimesWindow> window;
+};
+
+void tst_ExamplesPrimesWindow::initTestCase()
+{
+    QCOMPARE(QGuiApplication::platformName(), QStringLiteral("offscreen"));
+    QVERIFY2(QFileInfo(QStringLiteral(PRIMES_WORKER)).isExecutable(), "build examples/primes first");
+    previousHandler = qInstallMessageHandler(recordWarnings);
+}
+
+void tst_ExamplesPrimesWindow::init()
+{
+    takeWarnings();
+    window.reset(new PrimesWindow);
+    window->job()->setWorkerProgram(QStringLiteral(PRIMES_WORKER));
+    window->show();
+    QVERIFY(QTest::qWaitForWindowExposed(window.data()));
+    QVERIFY(button("start")->isEnabled());
+    QVERIFY(!button("cancel")->isEnabled());
+}
+
+void tst_ExamplesPrimesWindow::cleanup()
+{
+    window.reset();
+    // Deferred deletes (closed receivers, QProcess objects) run too.
+    QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+    QCoreApplication::processEvents();
+    const QStringList left = takeWarnings();
+    QVERIFY2(left.isEmpty(), qPrintable(left.join(QLatin1Char('\n'))));
+}
+
+void tst_ExamplesPrimesWindow::rightCount_data()
+{
+    QTest::addColumn<int>("to");
+    QTest::addColumn<int>("workers");
+    QTest::newRow("1..200000, 3 workers") << 200000 << 3;
+    QTest::newRow("1..50000, 1 worker") << 50000 << 1;
+}
+
+void tst_ExamplesPrimesWindow::rightCount()
+{
+    QFETCH(int, to);
+    QFETCH(int, workers);
+    window->setRange(1, quint64(to));
+    window->setWorkers(workers);
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    QVERIFY(!button("start")->isEnabled());
+    QVERIFY(button("cancel")->isEnabled());
+    QCOMPARE(window->job()->workerCount(), workers);
+
+    QTRY_VERIFY_WITH_TIMEOUT(!window->job()->isRunning(), Deadline);
+    QCOMPARE(window->job()->state(), PrimesJob::State::Finished);
+    const QString count = number(sieveCount(1, quint64(to)));
+    QCOMPARE(label("count")->text(), count);
+    QVERIFY2(label("status")->text().startsWith(QStringLiteral("Done: %1 primes from 1 to %2 in ")
+                                                    .arg(count, number(quint64(to)))),
+             qPrintable(label("status")->text()));
+    for (int i = 0; i < workers; i++) {
+        QProgressBar *bar = window->findChild<QProgressBar *>(QStringLiteral("bar%1").arg(i));
+        QVERIFY(bar);
+        QCOMPARE(bar->value(), bar->maximum());
+        const PrimesJob::Worker &w = window->job()->worker(i);
+        QCOMPARE(window->findChild<QLabel *>(QStringLiteral("worker%1").arg(i))->text(),
+                 QStringLiteral("done, %1 primes").arg(number(sieveCount(w.from, w.to))));
+    }
+    QVERIFY(button("start")->isEnabled());
+    QVERIFY(!button("cancel")->isEnabled());
+    QVERIFY(!window->job()->workerPids().isEmpty());
+    for (qint64 pid : window->job()->workerPids())
+        QVERIFY(!processAlive(pid));
+}
+
+void tst_ExamplesPrimesWindow::killedWorkerShownAsFailed()
+{
+    window->setRange(1, 600000);
+    window->setWorkers(3);
+    window->job()->setStalledWorkers({1});
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(window->job()->worker(1).messages > 0, Deadline);
+    const qint64 pid = window->job()->worker(1).pid;
+    QVERIFY(processAlive(pid));
+    QCOMPARE(::kill(pid_t(pid), SIGKILL), 0);
+
+    QTRY_VERIFY_WITH_TIMEOUT(!window->job()->isRunning(), Deadline);
+    QCOMPARE(window->job()->state(), PrimesJob::State::Finished);
+    QCOMPARE(window->job()->worker(1).state, PrimesJob::WorkerState::Failed);
+    QCOMPARE(window->findChild<QLabel *>(QStringLiteral("worker1"))->text(),
+             QStringLiteral("FAILED: killed by signal 9 (Killed)"));
+    for (int i : {0, 2}) {
+        const PrimesJob::Worker &w = window->job()->worker(i);
+        QCOMPARE(w.state, PrimesJob::WorkerState::Done);
+        QCOMPARE(w.primes, sieveCount(w.from, w.to));
+        QVERIFY(window->findChild<QLabel *>(QStringLiteral("worker%1").arg(i))
+                    ->text().startsWith(QStringLiteral("done, ")));
+    }
+    QVERIFY2(label("status")->text().contains(QStringLiteral("1 of 3 workers failed")),
+             qPrintable(label("status")->text()));
+}
+
+// Every worker stalls after its first message, so all are surely running
+// when Cancel is clicked; when the click returns none is left.
+void tst_ExamplesPrimesWindow::cancelStopsEveryWorker()
+{
+    window->setRange(1, 600000);
+    window->setWorkers(3);
+    window->job()->setStalledWorkers({0, 1, 2});
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(allReported(), Deadline);
+    const QList<qint64> pids = window->job()->workerPids();
+    QCOMPARE(pids.size(), 3);
+    for (qint64 pid : pids)
+        QVERIFY(processAlive(pid));
+
+    QTest::mouseClick(button("cancel"), Qt::LeftButton);
+    for (qint64 pid : pids)
+        QVERIFY2(!processAlive(pid), qPrintable(QString::number(pid)));
+    QCOMPARE(window->job()->state(), PrimesJob::State::Cancelled);
+    QVERIFY2(label("status")->text().startsWith(QStringLiteral("Cancelled after ")),
+             qPrintable(label("status")->text()));
+    for (int i = 0; i < 3; i++)
+        QCOMPARE(window->findChild<QLabel *>(QStringLiteral("worker%1").arg(i))->text(),
+                 QStringLiteral("cancelled"));
+    QVERIFY(button("start")->isEnabled());
+    QVERIFY(!button("cancel")->isEnabled());
+
+    // And the window can run again afterwards.
+    window->job()->setStalledWorkers({});
+    window->setRange(1, 100000);
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(!window->job()->isRunning(), Deadline);
+    QCOMPARE(label("count")->text(), number(sieveCount(1, 100000)));
+}
+
+// Closing the window mid-run: no worker left, router stopped, and no
+// warning (unclosed pipes, QProcess destroyed while running, discarded
+// messages) now or when the window is deleted (cleanup()).
+void tst_ExamplesPrimesWindow::closingMidRunShutsDown()
+{
+    window->setRange(1, 600000);
+    window->setWorkers(2);
+    window->job()->setStalledWorkers({0, 1});
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(allReported(), Deadline);
+    const QList<qint64> pids = window->job()->workerPids();
+    QCOMPARE(pids.size(), 2);
+
+    QVERIFY(window->close());
+    QVERIFY(!window->isVisible());
+    for (qint64 pid : pids)
+        QVERIFY(!processAlive(pid));
+    QCOMPARE(window->job()->state(), PrimesJob::State::Cancelled);
+    QCoreApplication::sendPostedEvents(nullptr, QEvent::DeferredDelete);
+    QCoreApplication::processEvents();
+    const QStringList left = takeWarnings();
+    QVERIFY2(left.isEmpty(), qPrintable(left.join(QLatin1Char('\n'))));
+}
+
+// A message every 10 numbers (about 100,000 messages): the window still
+// paints and its timers still fire while they are routed. Counted, not
+// timed: at least three paints happen between the first message and the
+// end, each seeing a different number of messages routed.
+void tst_ExamplesPrimesWindow::paintsWhileMessagesFlood()
+{
+    window->setRange(1, 1000000);
+    window->setWorkers(2);
+    window->job()->setBatch(10);
+
+    QList<quint64> seen;
+    QTimer probe;
+    probe.setInterval(20);
+    connect(&probe, &QTimer::timeout, this, [&] {
+        const quint64 m = window->job()->messages();
+        if (window->job()->isRunning() && m > 0 && (seen.isEmpty() || seen.last() != m)) {
+            window->repaint(); // a synchronous paint of the whole window
+            seen.append(m);
+        }
+    });
+    probe.start();
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(!window->job()->isRunning(), Deadline);
+    probe.stop();
+    QCOMPARE(window->job()->messages(), quint64(1000000 / 10));
+    QCOMPARE(label("count")->text(), number(78498));
+    QVERIFY2(seen.size() >= 3, qPrintable(QString::number(seen.size())));
+}
+
+// The README's picture: the default job (1 to 20,000,000) with four
+// workers, grabbed once every worker has done a tenth of its chunk.
+void tst_ExamplesPrimesWindow::screenshot()
+{
+    window->setRange(1, 20000000);
+    window->setWorkers(4);
+    window->resize(780, 360);
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    auto tenth = [this] {
+        for (int i = 0; i < window->job()->workerCount(); i++)
+            if (window->job()->worker(i).checked * 10 < window->job()->worker(i).size())
+                return false;
+        return true;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(tenth() || !window->job()->isRunning(), Deadline);
+    QVERIFY2(window->job()->isRunning(), "the job ended before a screenshot could be taken");
+    window->showTotals();
+    const QImage image = window->grab().toImage();
+    window->cancel();
+
+    QCOMPARE(image.size(), window->size() * window->devicePixelRatioF());
+    // Not blank: the window has text, bars and a background.
+    QSet<QRgb> colours;
+    for (int y = 0; y < image.height(); y += 2)
+        for (int x = 0; x < image.width(); x += 2)
+            colours.insert(image.pixel(x, y));
+    QVERIFY2(colours.size() > 20, qPrintable(QString::number(colours.size())));
+
+    QString path = qEnvironmentVariable("MPR_SCREENSHOT");
+    if (path.isEmpty())
+        path = QDir::current().absoluteFilePath(QStringLiteral("primes.png"));
+    QVERIFY2(image.save(path, "PNG"), qPrintable(path));
+    QVERIFY(QImage(path).size() == image.size());
+    qInfo("screenshot saved to %s", qPrintable(path));
+}
+
+int main(int argc, char **argv)
+{
+    // Always offscreen: the test needs no display and shows nothing.
+    qputenv("QT_QPA_PLATFORM", "offscreen");
+    QApplication app(argc, argv);
+    app.setAttribute(Qt::AA_Use96Dpi, true);
+    tst_ExamplesPrimesWindow test;
+    QTEST_SET_MAIN_SOURCE_PATH
+    return QTest::qExec(&test, argc, argv);
+}
+
+#include "tst_examples_primes_window.moc"
