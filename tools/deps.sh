@@ -20,3 +20,5 @@ mpr_need_packages() {
 
 # What every build needs.
 MPR_BUILD_PACKAGES=(g++ make qtbase5-dev qt5-qmake qtbase5-dev-tools)
+# What showing a window needs besides (tools/demo with a display): a font.
+MPR_GUI_PACKAGES=(fonts-dejavu-core)
