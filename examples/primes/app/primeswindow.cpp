@@ -94,9 +94,10 @@ PrimesWindow::PrimesWindow(QWidget *parent)
 
     QVBoxLayout *layout = new QVBoxLayout(this);
     layout->addLayout(form);
-    layout->addWidget(workers, 1);
+    layout->addWidget(workers);
     layout->addLayout(totals);
     layout->addWidget(m_status);
+    layout->addStretch(1);
 
     connect(m_start, &QPushButton::clicked, this, &PrimesWindow::start);
     connect(m_cancel, &QPushButton::clicked, this, &PrimesWindow::cancel);
