@@ -1,5 +1,5 @@
 /*
- * common.c - error strings, logging, randomness.
+ * common.c - version, error strings, logging, randomness.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -7,6 +7,13 @@
 #include <sys/random.h>
 
 #include "internal.h"
+
+#include <mprouter/version.h>
+
+const char *mpr_version(void)
+{
+    return MPR_VERSION_STRING;
+}
 
 const char *mpr_strerror(int err)
 {

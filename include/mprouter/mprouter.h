@@ -20,5 +20,6 @@
 #include <mprouter/fd_loop.h>
 #include <mprouter/router.h>
 #include <mprouter/sender.h>
+#include <mprouter/version.h>
 
 #endif /* MPROUTER_MPROUTER_H */
