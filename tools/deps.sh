@@ -22,3 +22,8 @@ mpr_need_packages() {
 MPR_BUILD_PACKAGES=(g++ make qtbase5-dev qt5-qmake qtbase5-dev-tools)
 # What showing a window needs besides (tools/demo with a display): a font.
 MPR_GUI_PACKAGES=(fonts-dejavu-core)
+# What the GLib example/test and the install test (tests/install: make
+# install, then pkg-config, qmake and CMake consumers) need.
+MPR_BUILD_PACKAGES+=(libglib2.0-dev pkg-config cmake patchelf doxygen)
+# The Qt 6 build (tools/check.d/40-qt6.sh).
+MPR_QT6_PACKAGES=(qt6-base-dev qt6-base-dev-tools qmake6)
