@@ -1,5 +1,6 @@
-/*
- * mprouter/common.h - export macro, error codes, logging.
+/**
+ * @file mprouter/common.h
+ * @brief Export macro, error codes, logging.
  *
  * Part of the public C API of mprouter; include <mprouter/mprouter.h>.
  */
@@ -13,7 +14,7 @@
 extern "C" {
 #endif
 
-/* Every public function is marked MPR_EXTERN; the library is built with
+/** Every public function is marked MPR_EXTERN; the library is built with
  * -fvisibility=hidden, so the ABI is exactly what the headers declare. */
 #if defined(__GNUC__)
 #define MPR_EXTERN __attribute__((visibility("default")))
@@ -21,7 +22,7 @@ extern "C" {
 #define MPR_EXTERN
 #endif
 
-/*
+/**
  * Errors.
  *
  * Every fallible call returns an int: 0 on success or one of the negative
@@ -47,22 +48,26 @@ extern "C" {
     XX(EAGAIN, EAGAIN, "resource temporarily unavailable")                      \
     XX(EIO, EIO, "input/output error")
 
-/* MPR_EINVAL, MPR_ENOMEM, ... : the public names of the codes. */
+/** MPR_EINVAL, MPR_ENOMEM, ... : the public names of the codes, one
+ * MPR_name = -(errno value) for each row XX(name, errno, text) of
+ * MPR_ERRNO_MAP. */
 enum mpr_errno {
+/** @cond MPR_INTERNAL */
 #define MPR__ERRNO_ENUM(name, sys, text) MPR_##name = -(sys),
     MPR_ERRNO_MAP(MPR__ERRNO_ENUM)
 #undef MPR__ERRNO_ENUM
     MPR__ERRNO_LAST_ = 0
+/** @endcond */
 };
 
-/* Description of an error code. ANY THREAD. Never returns NULL; the string
+/** Description of an error code. ANY THREAD. Never returns NULL; the string
  * is static and must not be freed. */
 MPR_EXTERN const char *mpr_strerror(int err);
 
-/* The largest message mprouter can carry, in bytes (just under 2 GiB). */
+/** The largest message mprouter can carry, in bytes (just under 2 GiB). */
 #define MPR_MAX_MESSAGE_SIZE ((size_t)0x7fff0000u)
 
-/*
+/**
  * Logging.
  *
  * mprouter reports problems that are not errors of the call in progress
@@ -71,13 +76,13 @@ MPR_EXTERN const char *mpr_strerror(int err);
  * errors are printed to stderr as "mprouter: warning: ...".
  */
 enum mpr_log_level {
-    MPR_LOG_DEBUG = 0,
-    MPR_LOG_INFO = 1,
-    MPR_LOG_WARNING = 2,
-    MPR_LOG_ERROR = 3
+    MPR_LOG_DEBUG = 0,   /**< details for debugging; not printed by default */
+    MPR_LOG_INFO = 1,    /**< normal events; not printed by default */
+    MPR_LOG_WARNING = 2, /**< something went wrong but mprouter carries on */
+    MPR_LOG_ERROR = 3    /**< something failed */
 };
 
-/* Install a log handler; fn == NULL restores the default handler.
+/** Install a log handler; fn == NULL restores the default handler.
  * ANY THREAD; the handler itself may be called from ANY THREAD mprouter
  * runs (the main thread or the router's monitor thread), one call at a
  * time, with a NUL-terminated message without a trailing newline. The

@@ -1,5 +1,6 @@
-/*
- * mprouter/fd_loop.h - the built-in file-descriptor event loop.
+/**
+ * @file mprouter/fd_loop.h
+ * @brief The built-in file-descriptor event loop.
  *
  * An mpr_fd_loop turns pings into readiness of one file descriptor, so any
  * event loop that can watch a descriptor (a plain poll() loop, GLib's
@@ -31,25 +32,26 @@
 extern "C" {
 #endif
 
+/** The file-descriptor event loop (opaque). */
 typedef struct mpr_fd_loop mpr_fd_loop;
 
-/* Create a loop. Returns 0, MPR_ENOMEM, or a system error (MPR_EMFILE...). */
+/** Create a loop. Returns 0, MPR_ENOMEM, or a system error (MPR_EMFILE...). */
 MPR_EXTERN int mpr_fd_loop_new(mpr_fd_loop **out);
 
-/* Free a loop. LOOP THREAD ONLY. Every router using it must have been
+/** Free a loop. LOOP THREAD ONLY. Every router using it must have been
  * freed and every pingee made from it freed first; pingers still held by
  * other threads keep its shared state alive until they are freed. NULL is
  * a no-op. */
 MPR_EXTERN void mpr_fd_loop_free(mpr_fd_loop *loop);
 
-/* The mpr_event_loop interface of this loop, for mpr_router_new(). Valid
+/** The mpr_event_loop interface of this loop, for mpr_router_new(). Valid
  * until the loop is freed. */
 MPR_EXTERN const mpr_event_loop *mpr_fd_loop_event_loop(mpr_fd_loop *loop);
 
-/* The descriptor to watch for readability (see above). Never fails. */
+/** The descriptor to watch for readability (see above). Never fails. */
 MPR_EXTERN int mpr_fd_loop_fd(const mpr_fd_loop *loop);
 
-/* Run the on_ping callbacks of the pings pending when the call starts,
+/** Run the on_ping callbacks of the pings pending when the call starts,
  * once per ping, in the order of the pings, on the calling thread. Pings
  * that arrive meanwhile (also those made by the callbacks) are left for the
  * next call. Never blocks. LOOP THREAD ONLY; not reentrant (a call from

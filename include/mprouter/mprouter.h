@@ -1,5 +1,6 @@
-/*
- * mprouter/mprouter.h - the whole public C API of mprouter.
+/**
+ * @file mprouter/mprouter.h
+ * @brief The whole public C API of mprouter.
  *
  * mprouter carries byte messages from worker processes and threads to
  * receivers on the main thread of an event-loop-driven application.

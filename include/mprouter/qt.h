@@ -1,5 +1,6 @@
-/*
- * mprouter/qt.h - the Qt event loop, as a C entry point.
+/**
+ * @file mprouter/qt.h
+ * @brief The Qt event loop, as a C entry point.
  *
  * Link with the mprouter-qt library (or load the Qt plugin, see
  * qtpingee/lib/eventloopprovider.h). Pingees are QObjects created on the thread
@@ -15,7 +16,7 @@
 extern "C" {
 #endif
 
-/* The Qt event loop. MAIN THREAD, once a QCoreApplication exists; the
+/** The Qt event loop. MAIN THREAD, once a QCoreApplication exists; the
  * returned struct is static and valid for the life of the program. Pingees
  * made from it belong to the thread that makes them. */
 MPR_EXTERN const mpr_event_loop *mpr_qt_event_loop(void);

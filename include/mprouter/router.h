@@ -1,5 +1,6 @@
-/*
- * mprouter/router.h - the router and its receivers.
+/**
+ * @file mprouter/router.h
+ * @brief The router and its receivers.
  *
  * A router carries byte messages from senders (in worker processes or
  * threads) to receivers on the main thread. It is driven by an event loop
@@ -38,25 +39,28 @@
 extern "C" {
 #endif
 
+/** A router (opaque): made by mpr_router_new, MAIN THREAD ONLY. */
 typedef struct mpr_router mpr_router;
+/** The receiving end of a pipe (opaque): made by mpr_router_pipe, owned by
+ * the router. */
 typedef struct mpr_receiver mpr_receiver;
 
-/* Create a stopped router driven by loop. The loop (and its struct) must
+/** Create a stopped router driven by loop. The loop (and its struct) must
  * outlive the router. MAIN THREAD. Returns 0, MPR_EINVAL or MPR_ENOMEM. */
 MPR_EXTERN int mpr_router_new(mpr_router **out, const mpr_event_loop *loop);
 
-/* Free a router; stops it first if it is running (with the unclosed-pipes
+/** Free a router; stops it first if it is running (with the unclosed-pipes
  * warning if pipes are open). MAIN THREAD; never from inside a receiver
  * callback. NULL is a no-op. */
 MPR_EXTERN void mpr_router_free(mpr_router *router);
 
-/* Start routing: make a fresh secret and listening socket, start the
+/** Start routing: make a fresh secret and listening socket, start the
  * monitor thread and link to the event loop. MAIN THREAD.
  * Returns 0; MPR_EALREADY if already running (nothing changes); or a
  * system error (MPR_EMFILE, MPR_ENOMEM, ...) with nothing started. */
 MPR_EXTERN int mpr_router_start(mpr_router *router);
 
-/* Stop routing. Logs the warning "N unclosed pipes" if pipes are still open
+/** Stop routing. Logs the warning "N unclosed pipes" if pipes are still open
  * and frees their receivers. Messages not yet routed are dropped. Joins the
  * monitor thread and closes every descriptor the router opened; never waits
  * for a worker. Senders still connected get MPR_EPIPE from their next send.
@@ -64,7 +68,7 @@ MPR_EXTERN int mpr_router_start(mpr_router *router);
  * Returns 0, or MPR_ESTATE if the router is not running (nothing changes). */
 MPR_EXTERN int mpr_router_stop(mpr_router *router);
 
-/* Make a pipe: a sender for the worker and a receiver that stays here,
+/** Make a pipe: a sender for the worker and a receiver that stays here,
  * sharing a new connection id. The caller owns *sender (free it with
  * mpr_sender_free, in every process that has a copy); the router owns
  * *receiver until mpr_router_close_pipe or mpr_router_stop. The receiver
@@ -74,14 +78,14 @@ MPR_EXTERN int mpr_router_stop(mpr_router *router);
 MPR_EXTERN int mpr_router_pipe(mpr_router *router, mpr_sender **sender,
                                mpr_receiver **receiver);
 
-/* Close the receiver end of a pipe and FREE the receiver. Messages that
+/** Close the receiver end of a pipe and FREE the receiver. Messages that
  * arrive for it afterwards are dropped with a warning. MAIN THREAD (may be
  * called from a receiver callback, also the receiver's own).
  * Returns 0; MPR_ESTATE if not running; MPR_ENOENT if the receiver is not
  * an open pipe of this router (nothing changes). */
 MPR_EXTERN int mpr_router_close_pipe(mpr_router *router, mpr_receiver *receiver);
 
-/* Route messages by hand until condition(arg) returns non-zero.
+/** Route messages by hand until condition(arg) returns non-zero.
  * condition is checked before each message; if it is true on entry nothing
  * is routed. timeout_s is a deadline for the whole call (< 0: none);
  * messages already queued are routed even with timeout_s == 0.
@@ -94,7 +98,7 @@ MPR_EXTERN int mpr_router_close_pipe(mpr_router *router, mpr_receiver *receiver)
 MPR_EXTERN int mpr_router_route_until(mpr_router *router, int (*condition)(void *arg),
                                       void *arg, double timeout_s);
 
-/* Limit the bytes of messages that have arrived but not been routed
+/** Limit the bytes of messages that have arrived but not been routed
  * (0, the default: no limit). When the limit is reached the router stops
  * reading from its connections until the main thread has routed half of
  * them, so senders block in mpr_sender_send (backpressure) and memory
@@ -102,30 +106,31 @@ MPR_EXTERN int mpr_router_route_until(mpr_router *router, int (*condition)(void 
  * not route. MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_queue_limit(mpr_router *router, size_t bytes);
 
-/* The largest message a sender may send, in bytes (default and maximum
+/** The largest message a sender may send, in bytes (default and maximum
  * MPR_MAX_MESSAGE_SIZE). A connection that announces a larger one is closed
  * with a warning. MAIN THREAD; takes effect at the next start; senders
  * learn it when they start. Returns 0 or MPR_EINVAL. */
 MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes);
 
-/* How long a new connection may take to prove it holds the secret before
+/** How long a new connection may take to prove it holds the secret before
  * it is closed (default 5 s). MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_handshake_timeout(mpr_router *router, double seconds);
 
-/* Counters since the router was created. MAIN THREAD. */
+/** Counters since the router was created. MAIN THREAD. */
 typedef struct mpr_router_stats {
-    uint64_t messages_received;    /* read from connections by the monitor thread */
-    uint64_t messages_routed;      /* delivered to a receiver callback */
-    uint64_t messages_dropped;     /* for closed pipes, pipes without callback, or at stop */
-    uint64_t connections_accepted; /* authenticated sender connections */
-    uint64_t connections_rejected; /* bad credentials, unknown pipe, bad handshake */
-    uint64_t connections_broken;   /* protocol errors or truncated messages after the handshake */
-    uint64_t senders_lost;         /* connections that ended without mpr_sender_stop */
-    uint64_t pings;                /* wake-ups of the main thread requested */
+    uint64_t messages_received;    /**< read from connections by the monitor thread */
+    uint64_t messages_routed;      /**< delivered to a receiver callback */
+    uint64_t messages_dropped;     /**< for closed pipes, pipes without callback, or at stop */
+    uint64_t connections_accepted; /**< authenticated sender connections */
+    uint64_t connections_rejected; /**< bad credentials, unknown pipe, bad handshake */
+    uint64_t connections_broken;   /**< protocol errors or truncated messages after the handshake */
+    uint64_t senders_lost;         /**< connections that ended without mpr_sender_stop */
+    uint64_t pings;                /**< wake-ups of the main thread requested */
 } mpr_router_stats;
+/** Copy the router's counters into *out. MAIN THREAD. */
 MPR_EXTERN void mpr_router_get_stats(const mpr_router *router, mpr_router_stats *out);
 
-/* Set the callback that receives this pipe's messages, in order, on the
+/** Set the callback that receives this pipe's messages, in order, on the
  * main thread: cb(arg, data, size). data is valid only during the call
  * (copy what you keep); size may be 0. cb may call mpr_router_pipe,
  * mpr_router_close_pipe (also on this receiver) and mpr_router_stop.
@@ -134,14 +139,14 @@ MPR_EXTERN void mpr_receiver_set_callback(mpr_receiver *receiver,
                                           void (*cb)(void *arg, const void *data, size_t size),
                                           void *arg);
 
-/* Set a callback run once, on the main thread, when the pipe's sender
+/** Set a callback run once, on the main thread, when the pipe's sender
  * connection ends without mpr_sender_stop (the worker crashed or was
  * killed), after every message that arrived from it. Use it to show a
  * failed task. MAIN THREAD. */
 MPR_EXTERN void mpr_receiver_set_lost_callback(mpr_receiver *receiver,
                                                void (*cb)(void *arg), void *arg);
 
-/* The connection id shared by the receiver and its sender (>= 1). */
+/** The connection id shared by the receiver and its sender (>= 1). */
 MPR_EXTERN uint32_t mpr_receiver_id(const mpr_receiver *receiver);
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
-/*
- * mprouter_qt.h - the QObject API of mprouter for Qt code.
+/**
+ * @file mprouter_qt.h
+ * @brief The QObject API of mprouter for Qt code.
  *
  * mpr::Router owns a C router (<mprouter/router.h>) driven by the Qt event
  * loop (<mprouter/qt.h>); every pipe it makes gives a C sender, for the
@@ -52,47 +53,48 @@ class Receiver;
 class RouterPrivate;
 class ReceiverPrivate;
 
-// A router running in the Qt event loop of the thread that creates it.
+/// A router running in the Qt event loop of the thread that creates it.
 class MPR_QT_EXPORT Router : public QObject
 {
     Q_OBJECT
 public:
-    // Creates a stopped router and installs the Qt log handler
-    // (installLogHandler()).
+    /// Creates a stopped router and installs the Qt log handler
+    /// (installLogHandler()).
     explicit Router(QObject *parent = nullptr);
-    // Stops the router if it is running (warning about unclosed pipes).
+    /// Stops the router if it is running (warning about unclosed pipes).
     ~Router() override;
 
-    // Start routing. 0, MPR_EALREADY if running, or a system error.
+    /// Start routing. 0, MPR_EALREADY if running, or a system error.
     int start();
-    // Stop routing: every open Receiver is closed and deleted later (as by
-    // closePipe()); warns "N unclosed pipes" if there were any. 0 or
-    // MPR_ESTATE if not running. May be called from a messageReceived slot.
+    /// Stop routing: every open Receiver is closed and deleted later (as by
+    /// closePipe()); warns "N unclosed pipes" if there were any. 0 or
+    /// MPR_ESTATE if not running. May be called from a messageReceived slot.
     int stop();
+    /// True between a successful start() and stop().
     bool isRunning() const;
 
-    // Make a pipe. On success *sender is a new C sender that the caller
-    // owns (hand it to the worker; mpr_sender_free it in every process
-    // that has a copy) and *receiver a Receiver, child of this router.
-    // 0, MPR_ESTATE if not running, MPR_EINVAL or MPR_ENOMEM.
+    /// Make a pipe. On success *sender is a new C sender that the caller
+    /// owns (hand it to the worker; mpr_sender_free it in every process
+    /// that has a copy) and *receiver a Receiver, child of this router.
+    /// 0, MPR_ESTATE if not running, MPR_EINVAL or MPR_ENOMEM.
     int pipe(mpr_sender **sender, Receiver **receiver);
-    // Close a pipe: later messages for it are dropped with a warning, and
-    // the receiver is deleted later (deleteLater()). 0, MPR_ESTATE if not
-    // running, MPR_ENOENT if receiver is not an open pipe of this router.
-    // May be called from the receiver's own messageReceived slot.
+    /// Close a pipe: later messages for it are dropped with a warning, and
+    /// the receiver is deleted later (deleteLater()). 0, MPR_ESTATE if not
+    /// running, MPR_ENOENT if receiver is not an open pipe of this router.
+    /// May be called from the receiver's own messageReceived slot.
     int closePipe(Receiver *receiver);
 
-    // Route messages by hand until condition() is true (see
-    // mpr_router_route_until: afterwards the router routes only by this
-    // call until it is restarted). timeoutSeconds < 0: no deadline.
-    // 0, MPR_ETIMEDOUT, MPR_ESTATE or MPR_EINVAL.
+    /// Route messages by hand until condition() is true (see
+    /// mpr_router_route_until: afterwards the router routes only by this
+    /// call until it is restarted). timeoutSeconds < 0: no deadline.
+    /// 0, MPR_ETIMEDOUT, MPR_ESTATE or MPR_EINVAL.
     int routeUntil(const std::function<bool()> &condition, double timeoutSeconds = -1);
 
-    // The C router, for calls this class does not wrap (stats, limits).
-    // Do not free it, nor close pipes of Receivers through it.
+    /// The C router, for calls this class does not wrap (stats, limits).
+    /// Do not free it, nor close pipes of Receivers through it.
     mpr_router *handle() const;
 
-    // mpr_strerror() as a QString.
+    /// mpr_strerror() as a QString.
     static QString errorString(int error);
 
 private:
@@ -102,24 +104,24 @@ private:
     friend class Receiver;
 };
 
-// The receiving end of a pipe, made by Router::pipe().
+/// The receiving end of a pipe, made by Router::pipe().
 class MPR_QT_EXPORT Receiver : public QObject
 {
     Q_OBJECT
 public:
-    // Deleting an open receiver closes its pipe.
+    /// Deleting an open receiver closes its pipe.
     ~Receiver() override;
 
-    // The connection id shared with the sender (>= 1).
+    /// The connection id shared with the sender (>= 1).
     quint32 id() const;
-    // False once the pipe was closed (closePipe, Router::stop).
+    /// False once the pipe was closed (closePipe, Router::stop).
     bool isOpen() const;
 
 Q_SIGNALS:
-    // One message from the sender, in the order sent, on the main thread.
+    /// One message from the sender, in the order sent, on the main thread.
     void messageReceived(const QByteArray &message);
-    // The sender's connection ended without mpr_sender_stop (the worker
-    // crashed or was killed); emitted once, after its last message.
+    /// The sender's connection ended without mpr_sender_stop (the worker
+    /// crashed or was killed); emitted once, after its last message.
     void senderLost();
 
 private:
@@ -131,15 +133,16 @@ private:
     friend class RouterPrivate;
 };
 
-// A QVariant as bytes (QDataStream, version Qt_5_12), and back. decodeVariant
-// returns an invalid QVariant for bytes that are not a whole encoded
-// variant. Any thread.
+/// A QVariant as bytes (QDataStream, version Qt_5_12), and back. decodeVariant
+/// returns an invalid QVariant for bytes that are not a whole encoded
+/// variant. Any thread.
 MPR_QT_EXPORT QByteArray encodeVariant(const QVariant &value);
+/// The QVariant encoded in bytes by encodeVariant(); see encodeVariant().
 MPR_QT_EXPORT QVariant decodeVariant(const QByteArray &bytes);
 
-// Send mprouter's log messages (the C library's, from any thread) to the
-// logging category "mprouter": debug, info, warning, critical by level.
-// Replaces any handler set with mpr_set_log_handler. Any thread.
+/// Send mprouter's log messages (the C library's, from any thread) to the
+/// logging category "mprouter": debug, info, warning, critical by level.
+/// Replaces any handler set with mpr_set_log_handler. Any thread.
 MPR_QT_EXPORT void installLogHandler();
 
 } // namespace mpr
