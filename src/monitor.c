@@ -140,7 +140,7 @@ static unsigned char *message_space(struct conn *c, uint32_t len, int complete_n
     if (len <= MPR__SMALL_MAX && complete_now)
         return mpr__queue_reserve(&c->router->queue, c->id, MPR__REC_MSG, len);
     unsigned char *payload;
-    c->big = mpr__queue_dedicated(c->id, len, &payload);
+    c->big = mpr__queue_dedicated(&c->router->queue, c->id, len, &payload);
     return c->big ? payload : NULL;
 }
 

@@ -4,6 +4,7 @@
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <mprouter/common.h>
@@ -13,6 +14,8 @@
 
 #define CHUNK_DATA (128u * 1024u)
 #define POOL_MAX 16u
+#define SPARE_MIN (1024u * 1024u) /* big chunks from this size on are kept for reuse */
+#define NSPARE 2                  /* one being filled while one is read */
 
 struct mpr__chunk {
     mpr__chunk *next;   /* set under lock; a chunk with a next is full */
@@ -21,8 +24,17 @@ struct mpr__chunk {
     size_t published;   /* end of published records; under lock */
     size_t rpos;        /* consumer's read position */
     int pooled;         /* standard size: goes back to the pool */
+    int mapped;         /* big: mmap()ed, pre-faulted */
     alignas(16) unsigned char data[];
 };
+
+static void chunk_free(mpr__chunk *c)
+{
+    if (c && c->mapped)
+        munmap(c, sizeof *c + c->cap);
+    else
+        free(c);
+}
 
 static size_t record_size(uint32_t len)
 {
@@ -31,9 +43,20 @@ static size_t record_size(uint32_t len)
 
 static mpr__chunk *chunk_new(size_t cap, int pooled)
 {
-    mpr__chunk *c = malloc(sizeof *c + cap);
+    mpr__chunk *c;
+    int mapped = cap >= SPARE_MIN;
+    if (mapped) {
+        /* Pre-fault big chunks in one go: touching 64 MiB page by page
+         * costs 16384 page faults, which dominate a large message. */
+        void *p = mmap(NULL, sizeof *c + cap, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        c = p == MAP_FAILED ? NULL : p;
+    } else {
+        c = malloc(sizeof *c + cap);
+    }
     if (!c)
         return NULL;
+    c->mapped = mapped;
     c->next = NULL;
     c->cap = cap;
     c->wpos = c->published = c->rpos = 0;
@@ -69,7 +92,7 @@ uint64_t mpr__queue_destroy(mpr__queue *q)
             pos += record_size(rec->len);
         }
         mpr__chunk *next = c->next;
-        free(c);
+        chunk_free(c);
         c = next;
     }
     while (q->pool) {
@@ -77,6 +100,8 @@ uint64_t mpr__queue_destroy(mpr__queue *q)
         free(q->pool);
         q->pool = next;
     }
+    for (int i = 0; i < NSPARE; i++)
+        chunk_free(q->spare[i]);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);
     memset(q, 0, sizeof *q);
@@ -144,10 +169,28 @@ unsigned char *mpr__queue_reserve(mpr__queue *q, uint32_t conn_id, uint32_t type
     return at + sizeof(mpr__record);
 }
 
-mpr__chunk *mpr__queue_dedicated(uint32_t conn_id, uint32_t len, unsigned char **payload)
+mpr__chunk *mpr__queue_dedicated(mpr__queue *q, uint32_t conn_id, uint32_t len,
+                                 unsigned char **payload)
 {
     size_t size = record_size(len);
-    mpr__chunk *c = chunk_new(size, 0);
+    mpr__chunk *c = NULL;
+    if (size >= SPARE_MIN) {
+        /* Reuse the spare if it fits without wasting more than half. */
+        pthread_mutex_lock(&q->lock);
+        for (int i = 0; i < NSPARE && !c; i++) {
+            if (q->spare[i] && q->spare[i]->cap >= size && q->spare[i]->cap / 2 <= size) {
+                c = q->spare[i];
+                q->spare[i] = NULL;
+            }
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (c) {
+            c->next = NULL;
+            c->published = c->rpos = 0;
+        }
+    }
+    if (!c)
+        c = chunk_new(size, 0);
     if (!c)
         return NULL;
     write_header(c->data, conn_id, MPR__REC_MSG, len);
@@ -158,7 +201,7 @@ mpr__chunk *mpr__queue_dedicated(uint32_t conn_id, uint32_t len, unsigned char *
 
 void mpr__queue_free_dedicated(mpr__chunk *c)
 {
-    free(c);
+    chunk_free(c);
 }
 
 int mpr__queue_link(mpr__queue *q, mpr__chunk *c)
@@ -222,6 +265,16 @@ const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping)
                 c->wpos = c->published = c->rpos = 0;
                 q->pool = c;
                 q->pool_size++;
+            } else if (!c->pooled && c->cap >= SPARE_MIN) {
+                /* Keep it, in place of an empty or the smallest slot. */
+                int slot = !q->spare[0] ? 0 : !q->spare[1] ? 1
+                           : q->spare[0]->cap <= q->spare[1]->cap ? 0 : 1;
+                if (q->spare[slot] && q->spare[slot]->cap > c->cap) {
+                    spent = c;
+                } else {
+                    spent = q->spare[slot];
+                    q->spare[slot] = c;
+                }
             } else {
                 spent = c;
             }
@@ -232,7 +285,7 @@ const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping)
             return NULL;
         }
         pthread_mutex_unlock(&q->lock);
-        free(spent);
+        chunk_free(spent);
     }
 }
 

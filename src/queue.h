@@ -54,6 +54,7 @@ typedef struct mpr__queue {
     size_t readable_end; /* consumer only: published end of head */
     mpr__chunk *pool;    /* recycled standard chunks; under lock */
     unsigned pool_size;
+    mpr__chunk *spare[2]; /* recent big chunks kept for reuse; under lock */
 } mpr__queue;
 
 /* Flags returned by mpr__queue_commit and mpr__queue_link. */
@@ -70,8 +71,10 @@ uint64_t mpr__queue_destroy(mpr__queue *q);
 /* Room for a record of len <= MPR__SMALL_MAX bytes in the tail chunk;
  * returns where the payload goes, or NULL when out of memory. */
 unsigned char *mpr__queue_reserve(mpr__queue *q, uint32_t conn_id, uint32_t type, uint32_t len);
-/* A record in a chunk of its own, not yet linked; NULL when out of memory. */
-mpr__chunk *mpr__queue_dedicated(uint32_t conn_id, uint32_t len, unsigned char **payload);
+/* A record in a chunk of its own, not yet linked; NULL when out of memory.
+ * Big chunks are reused (a fresh one costs a page fault per 4 KiB). */
+mpr__chunk *mpr__queue_dedicated(mpr__queue *q, uint32_t conn_id, uint32_t len,
+                                 unsigned char **payload);
 void mpr__queue_free_dedicated(mpr__chunk *c);
 /* Append a complete dedicated chunk, then publish like mpr__queue_commit. */
 int mpr__queue_link(mpr__queue *q, mpr__chunk *c);
