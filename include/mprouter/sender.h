@@ -12,10 +12,17 @@
  * all from ONE THREAD, and finally mpr_sender_free. States:
  * INITIAL --start--> OPEN --stop--> CLOSED; a sender is never restarted.
  *
- * start connects to the router (AF_UNIX) and proves it holds the router's
- * secret; send writes one message and returns once the message is in the
- * kernel: it is delivered even if the worker dies right after. send never
- * raises SIGPIPE.
+ * start connects to the router (AF_UNIX), proves it holds the router's
+ * secret and hands over a shared-memory ring (a sealed memfd of 1 MiB).
+ * send copies the message into the ring and returns: no system call unless
+ * the router's monitor thread sleeps (one wake-up) or the ring is full (the
+ * sender waits for room). A message whose send returned is delivered even
+ * if the worker dies right after. Messages larger than a quarter of the
+ * ring travel in pieces. send never raises SIGPIPE.
+ *
+ * Setting the environment variable MPR_TRANSPORT=socket before start makes
+ * the sender write each message to the socket instead (one system call per
+ * message; the fallback when shared memory is unavailable).
  *
  * The sender (and its string) is the only key to the router: keep it
  * private to the workers you trust.
