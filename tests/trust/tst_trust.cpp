@@ -1,0 +1,1085 @@
+// tst_trust - the router against peers that do not play by the rules:
+// forged credentials, garbage, oversized and truncated frames, silent and
+// slow peers, a peer of another user, workers killed in the middle of a
+// message, a router process that dies, and workers that never finish.
+//
+// Every peer is a real process or a real socket: hostile peers speak the
+// wire protocol of src/wire.h through raw AF_UNIX sockets, written out here
+// independently of src/ so the test does not trust the code under test to
+// encode it. Each hostile case checks four things: the warning was logged,
+// the counter in mpr_router_get_stats moved, nothing reached any receiver,
+// and a well-behaved worker that is connected at the same time (a
+// "bystander") still delivers every message, in order.
+#include <QtTest>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <new>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "payload.h"
+#include "testsupport.h"
+
+using namespace mprtest;
+
+namespace {
+
+// ---- the wire protocol, as documented in src/wire.h ---------------------
+
+const uint32_t HelloMagic = 0x3152504du; // "MPR1"
+const uint32_t AckMagic = 0x4152504du;   // "MPRA"
+const uint32_t Bye = 0x80000001u;
+const int AckSize = 16;
+
+void putU32(QByteArray &b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b.append(char((v >> (8 * i)) & 0xffu));
+}
+
+uint32_t getU32(const QByteArray &b, int at)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= uint32_t(uchar(b[at + i])) << (8 * i);
+    return v;
+}
+
+// What a sender string (mpr1:NAME:ID:SECRETHEX, src/sender.c) holds.
+struct Credentials
+{
+    QByteArray name;
+    uint32_t id = 0;
+    QByteArray secret;
+};
+
+bool parseSender(const mpr_sender *sender, Credentials *out)
+{
+    char buf[512];
+    int n = mpr_sender_to_string(sender, buf, sizeof buf);
+    if (n <= 0 || n >= int(sizeof buf))
+        return false;
+    const QList<QByteArray> parts = QByteArray(buf, n).split(':');
+    if (parts.size() != 4 || parts[0] != "mpr1")
+        return false;
+    out->name = parts[1];
+    out->id = parts[2].toUInt();
+    out->secret = QByteArray::fromHex(parts[3]);
+    return out->id > 0 && out->secret.size() == 16;
+}
+
+QByteArray hello(uint32_t id, const QByteArray &secret, uint32_t version = 1, uint32_t flags = 0)
+{
+    QByteArray b;
+    putU32(b, HelloMagic);
+    putU32(b, version);
+    putU32(b, id);
+    putU32(b, flags);
+    b.append(secret);
+    return b;
+}
+
+QByteArray payload(uint32_t seq, uint32_t tag, size_t size)
+{
+    QByteArray b(int(size), '\0');
+    mpr_test_fill(reinterpret_cast<unsigned char *>(b.data()), size, seq, tag);
+    return b;
+}
+
+QByteArray frame(const QByteArray &body)
+{
+    QByteArray b;
+    putU32(b, uint32_t(body.size()));
+    return b + body;
+}
+
+// Write all n bytes to a socket (without SIGPIPE) or a pipe.
+bool writeAll(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= size_t(w);
+    }
+    return true;
+}
+
+int rawConnect(const QByteArray &name)
+{
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path + 1, name.constData(), size_t(name.size())); // abstract name
+    socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + 1 + size_t(name.size()));
+    if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), len) < 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// Read exactly n bytes within timeoutMs (for the ACK). Empty on EOF/error.
+QByteArray readExactly(int fd, int n, int timeoutMs)
+{
+    QByteArray got;
+    QElapsedTimer t;
+    t.start();
+    while (got.size() < n && t.elapsed() < timeoutMs) {
+        pollfd p = {fd, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0)
+            continue;
+        char buf[64];
+        ssize_t r = ::read(fd, buf, size_t(n - got.size()));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return QByteArray();
+        got.append(buf, int(r));
+    }
+    return got.size() == n ? got : QByteArray();
+}
+
+// A raw connection to the router, in this process.
+class RawPeer
+{
+public:
+    explicit RawPeer(const QByteArray &name) : fd(rawConnect(name)) {}
+    ~RawPeer()
+    {
+        if (fd >= 0)
+            ::close(fd);
+    }
+    bool ok() const { return fd >= 0; }
+    bool send(const QByteArray &b) { return writeAll(fd, b.constData(), size_t(b.size())); }
+    // Handshake with good credentials; true if the router answered ACK.
+    bool handshake(const Credentials &c, uint32_t *maxMsg = nullptr)
+    {
+        if (!send(hello(c.id, c.secret)))
+            return false;
+        QByteArray ack = readExactly(fd, AckSize, 30000);
+        if (ack.size() != AckSize || getU32(ack, 0) != AckMagic || getU32(ack, 4) != 0)
+            return false;
+        if (maxMsg)
+            *maxMsg = getU32(ack, 8);
+        return true;
+    }
+    // Non-blocking: true once the router has closed the connection. What
+    // the router sent before (it must send nothing to a rejected peer)
+    // collects in received.
+    bool closedByRouter()
+    {
+        for (;;) {
+            char buf[64];
+            ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0) {
+                received.append(buf, int(n));
+                continue;
+            }
+            if (n == 0)
+                return true;
+            if (errno == EINTR)
+                continue;
+            return errno != EAGAIN && errno != EWOULDBLOCK; // ECONNRESET: closed too
+        }
+    }
+    void closeNow()
+    {
+        ::close(fd);
+        fd = -1;
+    }
+    int fd;
+    QByteArray received;
+};
+
+// A pipe whose receiver fills an inbox; the sender is freed with it.
+struct Pipe
+{
+    mpr_sender *sender = nullptr;
+    mpr_receiver *receiver = nullptr;
+    Inbox inbox;
+    Credentials cred;
+    ~Pipe() { mpr_sender_free(sender); }
+    bool open(mpr_router *router)
+    {
+        if (mpr_router_pipe(router, &sender, &receiver) != 0)
+            return false;
+        inbox.attach(receiver);
+        return parseSender(sender, &cred);
+    }
+    bool untouched() const { return inbox.messages.isEmpty() && inbox.lost == 0; }
+};
+
+mpr_router_stats stats(mpr_router *router)
+{
+    mpr_router_stats s;
+    mpr_router_get_stats(router, &s);
+    return s;
+}
+
+void sleepMs(int ms)
+{
+    timespec ts = {ms / 1000, long(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+// A child that must not be left behind when a check fails.
+struct Child
+{
+    pid_t pid = -1;
+    int status = 0;
+    bool done = false;
+    ~Child() { kill(); }
+    bool exited()
+    {
+        if (!done && pid > 0 && ::waitpid(pid, &status, WNOHANG) == pid)
+            done = true;
+        return done;
+    }
+    bool exitedWith(int code) { return exited() && WIFEXITED(status) && WEXITSTATUS(status) == code; }
+    void kill()
+    {
+        if (pid > 0 && !done) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            done = true;
+        }
+    }
+    // Scheduler state letter from /proc/PID/stat ('R', 'S', 'T', ...).
+    char state() const
+    {
+        QFile f(QString("/proc/%1/stat").arg(pid));
+        if (!f.open(QIODevice::ReadOnly))
+            return '?';
+        QByteArray s = f.readAll();
+        int paren = s.lastIndexOf(')');
+        return paren > 0 && paren + 2 < s.size() ? s[paren + 2] : '?';
+    }
+};
+
+// A well-behaved worker process, connected while a hostile peer does its
+// thing: it sends the first half of its messages, waits to be released,
+// sends the second half and stops.
+struct Bystander
+{
+    static const int Count = 400;
+    static const size_t Size = 48;
+    Pipe pipe;
+    Child child;
+    uint32_t tag = 0;
+    int go[2] = {-1, -1};
+
+    bool start(mpr_router *router, uint32_t streamTag)
+    {
+        tag = streamTag;
+        if (!pipe.open(router) || ::pipe(go) != 0)
+            return false;
+        mpr_sender *sender = pipe.sender;
+        int rd = go[0], wr = go[1];
+        uint32_t t = tag;
+        child.pid = forkWorker([=] {
+            ::close(wr);
+            int rc = mpr_sender_start(sender);
+            QByteArray buf(int(Size), '\0');
+            auto p = reinterpret_cast<unsigned char *>(buf.data());
+            for (int i = 0; i < Count && rc == 0; i++) {
+                if (i == Count / 2) {
+                    char byte;
+                    while (::read(rd, &byte, 1) < 0 && errno == EINTR) {
+                    }
+                }
+                mpr_test_fill(p, Size, uint32_t(i), t);
+                rc = mpr_sender_send(sender, p, Size);
+            }
+            if (rc == 0)
+                rc = mpr_sender_stop(sender);
+            return rc == 0 ? 0 : 1;
+        });
+        ::close(rd);
+        go[0] = -1;
+        return child.pid > 0;
+    }
+    bool halfway() const { return pipe.inbox.messages.size() >= Count / 2; }
+    void release()
+    {
+        if (go[1] >= 0) {
+            ::close(go[1]); // EOF wakes the worker
+            go[1] = -1;
+        }
+    }
+    bool finished() { return pipe.inbox.messages.size() >= Count && child.exited(); }
+    bool deliveredAll()
+    {
+        return pipe.inbox.isSequence(Count, Size, tag) && pipe.inbox.lost == 0
+               && child.exitedWith(0);
+    }
+    ~Bystander() { release(); }
+};
+
+} // namespace
+
+#define OPEN_PIPE(p) QVERIFY((p).open(router))
+#define T_LONG 60000
+
+// Start a bystander and wait until it is halfway.
+#define START_BYSTANDER(b, tag)                                    \
+    do {                                                           \
+        QVERIFY((b).start(router, (tag)));                         \
+        QTRY_VERIFY_WITH_TIMEOUT((b).halfway(), T_LONG);           \
+    } while (0)
+
+// Release the bystander and check it delivered everything, in order.
+#define FINISH_BYSTANDER(b)                                        \
+    do {                                                           \
+        (b).release();                                             \
+        QTRY_VERIFY_WITH_TIMEOUT((b).finished(), T_LONG);          \
+        QVERIFY2((b).deliveredAll(), "the bystander lost messages"); \
+    } while (0)
+
+class tst_Trust : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void init();
+    void cleanup();
+
+    void badHandshake_data();
+    void badHandshake();
+    void forgedSenderString();
+    void peerOfAnotherUser();
+    void silentOrSlowHandshake_data();
+    void silentOrSlowHandshake();
+    void slowPeerAfterHandshake();
+    void badFrames_data();
+    void badFrames();
+    void truncatedFrame_data();
+    void truncatedFrame();
+    void killedMidStream_data();
+    void killedMidStream();
+    void idleGuiDoesNotBlockWorkers();
+    void noSigpipeWhenRouterProcessIsGone();
+    void stopNeverWaitsOnStuckWorkers();
+
+private:
+    // Stop, change options (0: leave as is), start again.
+    bool restart(size_t maxMsg, double handshakeS, size_t queueLimit = 0);
+
+    std::unique_ptr<LoopDriver> driver;
+    mpr_router *router = nullptr;
+};
+
+void tst_Trust::init()
+{
+    driver = makeFdLoopDriver();
+    QCOMPARE(mpr_router_new(&router, driver->loop()), 0);
+    QCOMPARE(mpr_router_start(router), 0);
+}
+
+void tst_Trust::cleanup()
+{
+    mpr_router_free(router);
+    router = nullptr;
+    driver.reset();
+}
+
+bool tst_Trust::restart(size_t maxMsg, double handshakeS, size_t queueLimit)
+{
+    if (mpr_router_stop(router) != 0)
+        return false;
+    if (maxMsg && mpr_router_set_max_message_size(router, maxMsg) != 0)
+        return false;
+    if (handshakeS > 0 && mpr_router_set_handshake_timeout(router, handshakeS) != 0)
+        return false;
+    if (mpr_router_set_queue_limit(router, queueLimit) != 0)
+        return false;
+    return mpr_router_start(router) == 0;
+}
+
+// ---- who gets in ---------------------------------------------------------
+
+void tst_Trust::badHandshake_data()
+{
+    QTest::addColumn<QString>("kind");
+    QTest::addColumn<QString>("reason"); // in the warning
+    QTest::newRow("forged secret (one bit)") << "forged" << "wrong secret";
+    QTest::newRow("all-zero secret") << "zero secret" << "wrong secret";
+    QTest::newRow("id never issued") << "unissued id" << "connection id never issued";
+    QTest::newRow("id zero") << "id zero" << "connection id never issued";
+    QTest::newRow("id far away") << "id huge" << "connection id never issued";
+    QTest::newRow("unknown version") << "version" << "unsupported protocol version";
+    QTest::newRow("nonzero flags") << "flags" << "unsupported protocol version";
+    QTest::newRow("random bytes") << "random" << "protocol error";
+    QTest::newRow("bad magic, right secret") << "magic" << "protocol error";
+    QTest::newRow("text protocol") << "http" << "protocol error";
+}
+
+void tst_Trust::badHandshake()
+{
+    QFETCH(QString, kind);
+    QFETCH(QString, reason);
+    LogCapture log;
+    Pipe victim; // the pipe the hostile peer claims
+    OPEN_PIPE(victim);
+    Bystander good;
+    START_BYSTANDER(good, 1);
+    const mpr_router_stats before = stats(router);
+
+    const Credentials &c = victim.cred;
+    QByteArray secret = c.secret;
+    QByteArray bytes;
+    if (kind == "forged") {
+        secret[7] = char(secret[7] ^ 0x10);
+        bytes = hello(c.id, secret);
+    } else if (kind == "zero secret") {
+        bytes = hello(c.id, QByteArray(16, '\0'));
+    } else if (kind == "unissued id") {
+        bytes = hello(good.pipe.cred.id + 1, secret); // the next id, not issued yet
+    } else if (kind == "id zero") {
+        bytes = hello(0, secret);
+    } else if (kind == "id huge") {
+        bytes = hello(0xfffffff0u, secret);
+    } else if (kind == "version") {
+        bytes = hello(c.id, secret, 2);
+    } else if (kind == "flags") {
+        bytes = hello(c.id, secret, 1, 1);
+    } else if (kind == "random") {
+        for (int i = 0; i < 64; i++)
+            bytes.append(char(QRandomGenerator::global()->bounded(256)));
+        bytes[0] = 'X'; // never the magic by chance
+    } else if (kind == "magic") {
+        bytes = hello(c.id, secret);
+        bytes[3] = '2';
+    } else if (kind == "http") {
+        bytes = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    }
+    // A message for the victim right behind: it must never be routed.
+    bytes += frame(payload(0, 99, 16));
+
+    RawPeer peer(c.name);
+    QVERIFY(peer.ok());
+    peer.send(bytes); // the router may close before all is written
+    QTRY_VERIFY_WITH_TIMEOUT(peer.closedByRouter(), T_LONG);
+    QVERIFY2(peer.received.isEmpty(), "a rejected peer got an answer");
+
+    const QString expected = QString("rejected connection from pid %1").arg(getpid());
+    QTRY_COMPARE(log.count(expected), 1);
+    QCOMPARE(log.count(reason), 1);
+    QTRY_COMPARE(stats(router).connections_rejected, before.connections_rejected + 1);
+    QCOMPARE(stats(router).connections_accepted, before.connections_accepted);
+
+    FINISH_BYSTANDER(good);
+    QVERIFY(victim.untouched());
+    QCOMPARE(stats(router).messages_routed, quint64(Bystander::Count));
+    QCOMPARE(stats(router).messages_received, quint64(Bystander::Count));
+}
+
+void tst_Trust::forgedSenderString()
+{
+    // The public way in, with a forged string: start fails with EACCES.
+    LogCapture log;
+    Pipe victim;
+    OPEN_PIPE(victim);
+    char text[256];
+    int n = mpr_sender_to_string(victim.sender, text, sizeof text);
+    QVERIFY(n > 0 && n < int(sizeof text));
+    char &last = text[n - 1]; // a hex digit of the secret
+    last = last == '0' ? '1' : '0';
+    mpr_sender *forged = nullptr;
+    QCOMPARE(mpr_sender_from_string(&forged, text), 0);
+    QCOMPARE(mpr_sender_start(forged), int(MPR_EACCES));
+    QCOMPARE(mpr_sender_send(forged, "x", 1), int(MPR_ESTATE));
+    mpr_sender_free(forged);
+    QTRY_COMPARE(log.count("wrong secret"), 1);
+    QCOMPARE(stats(router).connections_rejected, quint64(1));
+    // The real sender still gets in.
+    QCOMPARE(sendSequence(victim.sender, 3, 8, 5), 0);
+    QTRY_VERIFY(victim.inbox.isSequence(3, 8, 5));
+}
+
+void tst_Trust::peerOfAnotherUser()
+{
+    if (geteuid() != 0)
+        QSKIP("needs root to become another user");
+    LogCapture log;
+    Pipe victim;
+    OPEN_PIPE(victim);
+    Bystander good;
+    START_BYSTANDER(good, 2);
+    const mpr_router_stats before = stats(router);
+
+    // Right secret, right id, wrong uid: only SO_PEERCRED can tell.
+    const QByteArray bytes = hello(victim.cred.id, victim.cred.secret)
+                             + frame(payload(0, 99, 16));
+    const QByteArray name = victim.cred.name;
+    Child other;
+    other.pid = forkWorker([&] {
+        if (setgid(65534) != 0 || setuid(65534) != 0 || geteuid() != 65534)
+            return 2;
+        int fd = rawConnect(name);
+        if (fd < 0)
+            return 3;
+        writeAll(fd, bytes.constData(), size_t(bytes.size())); // may fail: closed
+        char buf[16];
+        ssize_t r;
+        while ((r = ::recv(fd, buf, sizeof buf, 0)) < 0 && errno == EINTR) {
+        }
+        return r <= 0 ? 0 : 4; // 4: the router answered
+    });
+    QVERIFY(other.pid > 0);
+    QTRY_VERIFY_WITH_TIMEOUT(other.exited(), T_LONG);
+    QVERIFY2(other.exitedWith(0), qPrintable(QString("status %1").arg(other.status)));
+    QTRY_COMPARE(log.count("uid 65534 is not the router's"), 1);
+    QCOMPARE(stats(router).connections_rejected, before.connections_rejected + 1);
+    QCOMPARE(stats(router).connections_accepted, before.connections_accepted);
+    FINISH_BYSTANDER(good);
+    QVERIFY(victim.untouched());
+    QCOMPARE(stats(router).messages_routed, quint64(Bystander::Count));
+}
+
+// ---- peers that take their time ------------------------------------------
+
+void tst_Trust::silentOrSlowHandshake_data()
+{
+    QTest::addColumn<QString>("kind");
+    QTest::newRow("connects, sends nothing") << "silent";
+    QTest::newRow("half a HELLO, then nothing") << "half";
+    QTest::newRow("slow loris: a valid HELLO, one byte per 100 ms") << "loris";
+}
+
+void tst_Trust::silentOrSlowHandshake()
+{
+    QFETCH(QString, kind);
+    // The HELLO must be complete 2 s after accept. The slow loris needs at
+    // least 31 x 100 ms for its 32 bytes: if the deadline were restarted by
+    // every byte, it would get in.
+    QVERIFY(restart(0, 2.0));
+    LogCapture log;
+    Pipe victim;
+    OPEN_PIPE(victim);
+    Bystander good;
+    START_BYSTANDER(good, 3);
+    const mpr_router_stats before = stats(router);
+
+    const QByteArray bytes = hello(victim.cred.id, victim.cred.secret);
+    const QByteArray name = victim.cred.name;
+    Child loris;
+    std::unique_ptr<RawPeer> peer;
+    if (kind == "loris") {
+        loris.pid = forkWorker([&] {
+            int fd = rawConnect(name);
+            if (fd < 0)
+                return 2;
+            for (int i = 0; i < bytes.size(); i++) {
+                if (!writeAll(fd, bytes.constData() + i, 1))
+                    return 0; // closed on us: expected
+                sleepMs(100);
+            }
+            char buf[16];
+            ssize_t r;
+            while ((r = ::recv(fd, buf, sizeof buf, 0)) < 0 && errno == EINTR) {
+            }
+            return r <= 0 ? 0 : 4; // 4: ACKed
+        });
+        QVERIFY(loris.pid > 0);
+        QTRY_VERIFY_WITH_TIMEOUT(loris.exited(), T_LONG);
+        QVERIFY2(loris.exitedWith(0), qPrintable(QString("status %1").arg(loris.status)));
+    } else {
+        peer.reset(new RawPeer(name));
+        QVERIFY(peer->ok());
+        if (kind == "half")
+            QVERIFY(peer->send(bytes.left(16)));
+        QTRY_VERIFY_WITH_TIMEOUT(peer->closedByRouter(), T_LONG);
+        QVERIFY(peer->received.isEmpty());
+    }
+    QTRY_COMPARE(log.count("no handshake within 2 s"), 1);
+    QCOMPARE(stats(router).connections_rejected, before.connections_rejected + 1);
+    QCOMPARE(stats(router).connections_accepted, before.connections_accepted);
+    FINISH_BYSTANDER(good);
+    QVERIFY(victim.untouched());
+}
+
+void tst_Trust::slowPeerAfterHandshake()
+{
+    // Authenticated peers that send their message one byte at a time and
+    // then stall in the middle of it: the other pipes neither wait for them
+    // nor slow down, and their message arrives whole in the end.
+    LogCapture log;
+    const int slowPeers = 4;
+    const int size = 1000;
+    std::vector<std::unique_ptr<Pipe>> pipes;
+    std::vector<std::unique_ptr<Child>> children;
+    int halfway[2], go[2];
+    QCOMPARE(::pipe2(halfway, O_NONBLOCK), 0);
+    QCOMPARE(::pipe(go), 0);
+    for (int k = 0; k < slowPeers; k++) {
+        pipes.emplace_back(new Pipe);
+        OPEN_PIPE(*pipes.back());
+        const Credentials c = pipes.back()->cred;
+        const QByteArray msg = frame(payload(0, uint32_t(10 + k), size));
+        children.emplace_back(new Child);
+        children.back()->pid = forkWorker([=] {
+            ::close(halfway[0]);
+            ::close(go[1]);
+            RawPeer peer(c.name);
+            if (!peer.ok() || !peer.handshake(c))
+                return 2;
+            int i = 0;
+            for (; i < msg.size() / 2; i++) {
+                if (!writeAll(peer.fd, msg.constData() + i, 1))
+                    return 3;
+                sleepMs(1); // one byte per read of the router
+            }
+            writeAll(halfway[1], "h", 1);
+            char byte;
+            while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+            }
+            for (; i < msg.size(); i++) {
+                if (!writeAll(peer.fd, msg.constData() + i, 1))
+                    return 4;
+                if (i % 64 == 0)
+                    sleepMs(1);
+            }
+            QByteArray bye;
+            putU32(bye, Bye);
+            return peer.send(bye) ? 0 : 5;
+        });
+        QVERIFY(children.back()->pid > 0);
+    }
+    ::close(halfway[1]);
+    ::close(go[0]);
+    // Wait until every slow peer is stalled in the middle of its message.
+    int stalled = 0;
+    QTRY_VERIFY_WITH_TIMEOUT(([&] {
+                                 char buf[8];
+                                 ssize_t n = ::read(halfway[0], buf, sizeof buf);
+                                 if (n > 0)
+                                     stalled += int(n);
+                                 return stalled == slowPeers;
+                             }()),
+                             T_LONG);
+    ::close(halfway[0]);
+
+    // Meanwhile a bystander sends everything.
+    Bystander good;
+    START_BYSTANDER(good, 4);
+    FINISH_BYSTANDER(good);
+    for (auto &p : pipes)
+        QVERIFY(p->untouched());
+
+    ::close(go[1]); // the slow peers go on
+    for (auto &ch : children)
+        QTRY_VERIFY_WITH_TIMEOUT(ch->exited(), T_LONG);
+    for (int k = 0; k < slowPeers; k++) {
+        QVERIFY(children[size_t(k)]->exitedWith(0));
+        QTRY_COMPARE(pipes[size_t(k)]->inbox.messages.size(), 1);
+        QVERIFY(pipes[size_t(k)]->inbox.isSequence(1, size, uint32_t(10 + k)));
+    }
+    QCOMPARE(stats(router).connections_accepted, quint64(slowPeers + 1));
+    QCOMPARE(stats(router).connections_broken, quint64(0));
+    QCOMPARE(stats(router).senders_lost, quint64(0));
+    QVERIFY2(log.messages().isEmpty(), qPrintable(log.messages().join('\n')));
+}
+
+// ---- broken frames after the handshake -----------------------------------
+
+void tst_Trust::badFrames_data()
+{
+    QTest::addColumn<QString>("kind");
+    QTest::addColumn<QString>("reason");
+    QTest::newRow("length over the maximum") << "over" << "message larger than the router accepts";
+    QTest::newRow("length 0x7fffffff") << "huge" << "message larger than the router accepts";
+    QTest::newRow("unknown control word") << "control" << "protocol error";
+    QTest::newRow("frames after BYE") << "after bye" << "protocol error";
+}
+
+void tst_Trust::badFrames()
+{
+    QFETCH(QString, kind);
+    QFETCH(QString, reason);
+    QVERIFY(restart(1024, 0));
+    LogCapture log;
+    Pipe victim;
+    OPEN_PIPE(victim);
+    Bystander good;
+    START_BYSTANDER(good, 5);
+    const mpr_router_stats before = stats(router);
+
+    RawPeer peer(victim.cred.name);
+    QVERIFY(peer.ok());
+    uint32_t maxMsg = 0;
+    QVERIFY(peer.handshake(victim.cred, &maxMsg));
+    QCOMPARE(maxMsg, 1024u);
+    // One good message first: it is delivered. Nothing after the bad frame is.
+    QByteArray bytes = frame(payload(0, 6, 64));
+    QByteArray bad;
+    if (kind == "over") {
+        putU32(bad, 1025);
+        bad += QByteArray(1025, 'x');
+    } else if (kind == "huge") {
+        putU32(bad, 0x7fffffffu);
+        bad += QByteArray(4096, 'x');
+    } else if (kind == "control") {
+        putU32(bad, 0x80000002u);
+    } else if (kind == "after bye") {
+        putU32(bad, Bye);
+    }
+    bytes += bad + frame(payload(1, 6, 64)) + frame(payload(2, 6, 64));
+    peer.send(bytes); // the router may close before all is written
+    QTRY_VERIFY_WITH_TIMEOUT(peer.closedByRouter(), T_LONG);
+
+    QTRY_COMPARE_WITH_TIMEOUT(victim.inbox.lost, 1, T_LONG);
+    QVERIFY(victim.inbox.isSequence(1, 64, 6));
+    QCOMPARE(log.count(QString("pipe #%1: closing connection: %2").arg(victim.cred.id).arg(reason)),
+             1);
+    QCOMPARE(stats(router).connections_broken, before.connections_broken + 1);
+    QCOMPARE(stats(router).senders_lost, before.senders_lost + 1);
+    FINISH_BYSTANDER(good);
+    QCOMPARE(victim.inbox.messages.size(), 1);
+    QCOMPARE(stats(router).messages_routed, quint64(Bystander::Count + 1));
+}
+
+void tst_Trust::truncatedFrame_data()
+{
+    QTest::addColumn<int>("header");  // announced length
+    QTest::addColumn<int>("written"); // bytes of the frame written (header included)
+    QTest::addColumn<QString>("warning");
+    QTest::newRow("half a header") << 100 << 2 << "sender lost in the middle of a frame header";
+    QTest::newRow("half a small body") << 100 << 44 << "discarding 40 of 100 bytes";
+    QTest::newRow("large body cut short")
+        << 100000 << 70004 << "discarding 70000 of 100000 bytes";
+    QTest::newRow("header only") << 5000 << 4 << "discarding 0 of 5000 bytes";
+}
+
+void tst_Trust::truncatedFrame()
+{
+    QFETCH(int, header);
+    QFETCH(int, written);
+    QFETCH(QString, warning);
+    LogCapture log;
+    Pipe victim;
+    OPEN_PIPE(victim);
+    Bystander good;
+    START_BYSTANDER(good, 7);
+    const mpr_router_stats before = stats(router);
+
+    {
+        RawPeer peer(victim.cred.name);
+        QVERIFY(peer.ok());
+        QVERIFY(peer.handshake(victim.cred));
+        QByteArray cut = frame(payload(1, 8, size_t(header))).left(written);
+        QVERIFY(peer.send(frame(payload(0, 8, 64)) + cut));
+    } // end of stream in the middle of the frame
+
+    QTRY_COMPARE_WITH_TIMEOUT(victim.inbox.lost, 1, T_LONG);
+    QVERIFY(victim.inbox.isSequence(1, 64, 8)); // the complete one, not the cut one
+    QCOMPARE(log.count(QString("pipe #%1: %2").arg(victim.cred.id).arg("sender lost in the middle")), 1);
+    QCOMPARE(log.count(warning), 1);
+    QCOMPARE(stats(router).connections_broken, before.connections_broken + 1);
+    QCOMPARE(stats(router).senders_lost, before.senders_lost + 1);
+    FINISH_BYSTANDER(good);
+    QCOMPARE(victim.inbox.messages.size(), 1);
+    QCOMPARE(stats(router).messages_routed, quint64(Bystander::Count + 1));
+}
+
+// ---- crashed workers -----------------------------------------------------
+
+void tst_Trust::killedMidStream_data()
+{
+    QTest::addColumn<bool>("large");
+    // Large: 4 MiB messages and a 64 KiB queue limit while the main thread
+    // does not route. The router stops reading after message #0, so the
+    // worker blocks inside the send of message #1 with part of it written:
+    // the kill lands in the middle of a message, every time.
+    QTest::newRow("inside a 4 MiB message") << true;
+    // Small: 64-byte messages at full speed, killed after 1000 arrived.
+    QTest::newRow("small messages at full speed") << false;
+}
+
+void tst_Trust::killedMidStream()
+{
+    QFETCH(bool, large);
+    const size_t size = large ? 4u << 20 : 64;
+    const uint32_t tag = 77;
+    if (large)
+        QVERIFY(restart(0, 0, 64 * 1024));
+    LogCapture log;
+    Pipe victim;
+    OPEN_PIPE(victim);
+    Bystander good;
+    START_BYSTANDER(good, 9);
+    const mpr_router_stats before = stats(router);
+
+    // The worker counts the sends that returned, in memory we can read.
+    auto *sent = static_cast<std::atomic<int> *>(
+        mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+             -1, 0));
+    QVERIFY(sent != MAP_FAILED);
+    new (sent) std::atomic<int>(0);
+    mpr_sender *sender = victim.sender;
+    Child worker;
+    worker.pid = forkWorker([=] {
+        if (mpr_sender_start(sender) != 0)
+            return 2;
+        QByteArray buf(int(size), '\0');
+        auto p = reinterpret_cast<unsigned char *>(buf.data());
+        for (uint32_t seq = 0;; seq++) {
+            mpr_test_fill(p, size, seq, tag);
+            if (mpr_sender_send(sender, p, size) != 0)
+                return 3;
+            sent->store(int(seq + 1));
+        }
+    });
+    QVERIFY(worker.pid > 0);
+
+    if (large) {
+        // No event processing here (QTRY would route and lift the limit):
+        // poll until message #0 has been read, which throttles the router,
+        // and the worker sleeps in send: then it is blocked inside message #1.
+        QElapsedTimer t;
+        t.start();
+        bool blocked = false;
+        while (!blocked && t.elapsed() < T_LONG) {
+            sleepMs(10);
+            blocked = sent->load() == 1
+                      && stats(router).messages_received >= before.messages_received + 1
+                      && worker.state() == 'S';
+        }
+        QVERIFY2(blocked, "the worker never blocked in send");
+    } else {
+        QTRY_VERIFY_WITH_TIMEOUT(victim.inbox.messages.size() >= 1000, T_LONG);
+    }
+    ::kill(worker.pid, SIGKILL);
+    QTRY_VERIFY_WITH_TIMEOUT(worker.exited(), T_LONG);
+    QVERIFY(WIFSIGNALED(worker.status) && WTERMSIG(worker.status) == SIGKILL);
+    const int returned = sent->load();
+    munmap(sent, sizeof(std::atomic<int>));
+
+    QTRY_COMPARE_WITH_TIMEOUT(victim.inbox.lost, 1, T_LONG);
+    const int got = victim.inbox.messages.size();
+    // Every send that returned is delivered; the one in flight when the
+    // kill came may have made it whole into the kernel, or not at all.
+    QVERIFY2(got == returned || got == returned + 1,
+             qPrintable(QString("sends returned %1, delivered %2").arg(returned).arg(got)));
+    QVERIFY2(victim.inbox.isSequence(got, size, tag), "out of order or corrupt");
+    QCOMPARE(stats(router).senders_lost, before.senders_lost + 1);
+    const int halfWritten = log.count(QString("pipe #%1: sender lost in the middle").arg(victim.cred.id));
+    QCOMPARE(stats(router).connections_broken, before.connections_broken + quint64(halfWritten));
+    if (large) {
+        QCOMPARE(got, 1);
+        QCOMPARE(halfWritten, 1);
+        QCOMPARE(log.count(QString("of %1 bytes").arg(size)), 1);
+    }
+    FINISH_BYSTANDER(good);
+    QCOMPARE(victim.inbox.messages.size(), got);
+    QCOMPARE(victim.inbox.lost, 1);
+}
+
+// ---- no SIGPIPE, no hang --------------------------------------------------
+
+void tst_Trust::idleGuiDoesNotBlockWorkers()
+{
+    // Without a queue limit a worker never waits for the main thread: it
+    // sends 64 MiB and exits while this thread routes nothing.
+    Pipe pipe;
+    OPEN_PIPE(pipe);
+    const int count = 16;
+    const size_t size = 4u << 20;
+    Child worker;
+    mpr_sender *sender = pipe.sender;
+    worker.pid = forkWorker([=] { return sendSequence(sender, count, size, 12) == 0 ? 0 : 1; });
+    QVERIFY(worker.pid > 0);
+    QElapsedTimer t;
+    t.start();
+    while (!worker.exited() && t.elapsed() < 2 * T_LONG)
+        sleepMs(10); // no event processing: the main thread is "busy"
+    QVERIFY2(worker.exitedWith(0), "the worker waited for the main thread");
+    QCOMPARE(pipe.inbox.messages.size(), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(pipe.inbox.messages.size(), count, T_LONG);
+    QVERIFY(pipe.inbox.isSequence(count, size, 12));
+}
+
+void tst_Trust::noSigpipeWhenRouterProcessIsGone()
+{
+    // The router lives in a child process that is SIGKILLed; a worker
+    // (another child, SIGPIPE at its default: it would die of it) keeps
+    // sending and must get MPR_EPIPE. Stop our router first so this
+    // process is single-threaded when it forks a process that starts threads.
+    QCOMPARE(mpr_router_stop(router), 0);
+    int text[2], got[2], go[2];
+    QCOMPARE(::pipe(text), 0);
+    QCOMPARE(::pipe(got), 0);
+    QCOMPARE(::pipe(go), 0);
+    Child routerProcess, worker;
+    routerProcess.pid = forkWorker([&] {
+        ::close(go[0]);
+        ::close(go[1]);
+        mpr_fd_loop *loop;
+        mpr_router *r;
+        mpr_sender *s;
+        mpr_receiver *rc;
+        if (mpr_fd_loop_new(&loop) || mpr_router_new(&r, mpr_fd_loop_event_loop(loop))
+            || mpr_router_start(r) || mpr_router_pipe(r, &s, &rc))
+            return 2;
+        static int n = 0;
+        mpr_receiver_set_callback(rc, [](void *, const void *, size_t) { n++; }, nullptr);
+        char buf[256];
+        int len = mpr_sender_to_string(s, buf, sizeof buf);
+        if (len <= 0 || !writeAll(text[1], buf, size_t(len) + 1))
+            return 3;
+        if (mpr_router_route_until(r, [](void *) { return n >= 1 ? 1 : 0; }, nullptr, 60) != 0)
+            return 4;
+        writeAll(got[1], "g", 1);
+        for (;;)
+            pause(); // until killed
+    });
+    QVERIFY(routerProcess.pid > 0);
+    worker.pid = forkWorker([&] {
+        ::close(go[1]); // or the read below never sees EOF
+        signal(SIGPIPE, SIG_DFL);
+        char buf[256];
+        size_t have = 0;
+        while (have == 0 || buf[have - 1] != '\0') {
+            ssize_t r = ::read(text[0], buf + have, sizeof buf - have);
+            if (r <= 0 || have + size_t(r) >= sizeof buf)
+                return 2;
+            have += size_t(r);
+        }
+        mpr_sender *s;
+        if (mpr_sender_from_string(&s, buf) || mpr_sender_start(s) || mpr_sender_send(s, "one", 3))
+            return 3;
+        char byte;
+        while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        for (int i = 0; i < 3; i++)
+            if (mpr_sender_send(s, "more", 4) != MPR_EPIPE)
+                return 4;
+        if (mpr_sender_stop(s) != 0)
+            return 5;
+        mpr_sender_free(s);
+        return 0;
+    });
+    QVERIFY(worker.pid > 0);
+    ::close(go[0]);
+    QVERIFY(!readExactly(got[0], 1, T_LONG).isEmpty()); // the message arrived
+    routerProcess.kill();
+    QVERIFY(WIFSIGNALED(routerProcess.status) && WTERMSIG(routerProcess.status) == SIGKILL);
+    ::close(go[1]);
+    QTRY_VERIFY_WITH_TIMEOUT(worker.exited(), T_LONG);
+    QVERIFY2(worker.exitedWith(0), qPrintable(QString("worker status %1").arg(worker.status)));
+    for (int fd : {text[0], text[1], got[0], got[1]})
+        ::close(fd);
+    QCOMPARE(mpr_router_start(router), 0); // for cleanup()
+}
+
+void tst_Trust::stopNeverWaitsOnStuckWorkers()
+{
+    QCOMPARE(mpr_router_stop(router), 0);
+    const QStringList fdsBefore = procEntries("/proc/self/fd");
+    const QStringList tasksBefore = procEntries("/proc/self/task");
+    QCOMPARE(mpr_router_set_queue_limit(router, 64 * 1024), 0);
+    QCOMPARE(mpr_router_start(router), 0);
+    LogCapture log;
+    Pipe frozen, idle, blocked;
+    OPEN_PIPE(frozen);
+    OPEN_PIPE(idle);
+    OPEN_PIPE(blocked);
+
+    // 1. SIGSTOPped in the middle of a message.
+    Child stopped;
+    const Credentials fc = frozen.cred;
+    stopped.pid = forkWorker([=] {
+        RawPeer peer(fc.name);
+        if (!peer.ok() || !peer.handshake(fc))
+            return 2;
+        peer.send(frame(payload(0, 1, 1000)).left(104));
+        raise(SIGSTOP);
+        return 0;
+    });
+    QVERIFY(stopped.pid > 0);
+    int st;
+    QCOMPARE(::waitpid(stopped.pid, &st, WUNTRACED), stopped.pid);
+    QVERIFY(WIFSTOPPED(st));
+
+    // 2. Connected and authenticated, then waits forever.
+    int go[2];
+    QCOMPARE(::pipe(go), 0);
+    Child sleeper;
+    mpr_sender *is = idle.sender;
+    sleeper.pid = forkWorker([=] {
+        ::close(go[1]);
+        if (mpr_sender_start(is) != 0)
+            return 2;
+        char byte;
+        while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        return mpr_sender_send(is, "late", 4) == MPR_EPIPE ? 0 : 3;
+    });
+    QVERIFY(sleeper.pid > 0);
+    ::close(go[0]);
+
+    // 3. Blocked in send by backpressure (the main thread does not route).
+    Child pushed;
+    mpr_sender *bs = blocked.sender;
+    pushed.pid = forkWorker([=] {
+        ::close(go[1]); // the idle worker waits for its EOF
+        signal(SIGPIPE, SIG_DFL);
+        if (mpr_sender_start(bs) != 0)
+            return 2;
+        QByteArray buf(4 << 20, 'b');
+        for (;;) {
+            int rc = mpr_sender_send(bs, buf.constData(), size_t(buf.size()));
+            if (rc != 0)
+                return rc == MPR_EPIPE ? 0 : 3;
+        }
+    });
+    QVERIFY(pushed.pid > 0);
+
+    // 4. Connected without a handshake (this process).
+    RawPeer silent(frozen.cred.name);
+    QVERIFY(silent.ok());
+
+    QElapsedTimer t;
+    t.start();
+    while (t.elapsed() < T_LONG
+           && !(stats(router).connections_accepted == 3 && pushed.state() == 'S'))
+        sleepMs(10); // no event processing: keep the router throttled
+    QCOMPARE(stats(router).connections_accepted, quint64(3));
+
+    QCOMPARE(mpr_router_stop(router), 0); // returns although nobody finished
+    QCOMPARE(log.count("3 unclosed pipes"), 1);
+    silent.closeNow();
+    ::close(go[1]); // wakes the idle worker
+    QCOMPARE(procEntries("/proc/self/task"), tasksBefore);
+    QCOMPARE(procEntries("/proc/self/fd"), fdsBefore);
+
+    // The workers learn of it from their sends.
+    QTRY_VERIFY_WITH_TIMEOUT(pushed.exited(), T_LONG);
+    QVERIFY2(pushed.exitedWith(0), qPrintable(QString("status %1").arg(pushed.status)));
+    QTRY_VERIFY_WITH_TIMEOUT(sleeper.exited(), T_LONG);
+    QVERIFY2(sleeper.exitedWith(0), qPrintable(QString("status %1").arg(sleeper.status)));
+    ::kill(stopped.pid, SIGCONT);
+    QTRY_VERIFY_WITH_TIMEOUT(stopped.exited(), T_LONG);
+    QCOMPARE(mpr_router_set_queue_limit(router, 0), 0);
+    QCOMPARE(mpr_router_start(router), 0);
+}
+
+QTEST_GUILESS_MAIN(tst_Trust)
+#include "tst_trust.moc"
