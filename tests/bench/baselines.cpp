@@ -37,7 +37,7 @@ struct StreamCheck {
     uint32_t idx = 0;
     size_t size = 0;
     uint64_t next = 0;
-    uint64_t want = 0;
+    bool ended = false; /* the stream's last message arrived */
     std::vector<char> part;
     size_t partLen = 0;
     std::string error;
@@ -48,12 +48,15 @@ struct StreamCheck {
     {
         if (!error.empty())
             return;
-        std::string e = checkFixed(p, size, size, idx, next);
+        bool last = false;
+        std::string e = ended ? strf("sender %u: message after the last one", idx)
+                              : checkFixed(p, size, size, idx, next, &last);
         if (!e.empty()) {
             error = e;
             return;
         }
         next++;
+        ended = last;
         if (onMessage) {
             Header h;
             memcpy(&h, p, sizeof h);
@@ -83,7 +86,7 @@ struct StreamCheck {
             partLen = n - off;
         }
     }
-    bool complete() const { return next == want; }
+    bool complete() const { return ended; }
 };
 
 /* A QObject on the main thread that hands its custom events to fn. */
@@ -94,9 +97,12 @@ QEvent::Type benchEventType()
 }
 
 struct SeqEvent : QEvent {
-    SeqEvent(uint64_t s, int64_t t) : QEvent(benchEventType()), seq(s), ts(t) {}
+    SeqEvent(uint64_t s, int64_t t, bool l = false) : QEvent(benchEventType()), seq(s), ts(t), last(l)
+    {
+    }
     uint64_t seq;
     int64_t ts;
+    bool last;
 };
 
 class Sink : public QObject
@@ -172,10 +178,14 @@ bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc)
         },
         [&](int i) {
             std::vector<char> buf(size, 'x');
-            for (long s = 0; s < perProc; s++) {
-                fillFixed(buf.data(), size, (uint32_t)i, (uint64_t)s, 0);
+            StreamEnd end(perProc, opt.duration);
+            for (long s = 0;; s++) {
+                bool last = end.isLast(s);
+                fillFixed(buf.data(), size, (uint32_t)i, (uint64_t)s, 0, last);
                 if (writeAll(wr[i], buf.data(), size) < 0)
                     return 1;
+                if (last)
+                    break;
             }
             close(wr[i]);
             return 0;
@@ -188,7 +198,6 @@ bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc)
     for (int i = 0; i < nprocs; i++) {
         sc[i].idx = (uint32_t)i;
         sc[i].size = size;
-        sc[i].want = (uint64_t)perProc;
     }
     std::string err;
     int64_t t0 = 0, t1 = 0;
@@ -240,8 +249,8 @@ bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc)
         if (err.empty())
             for (auto &s : sc)
                 if (!s.complete()) {
-                    err = strf("sender %u: %llu of %llu messages arrived", s.idx,
-                               (unsigned long long)s.next, (unsigned long long)s.want);
+                    err = strf("sender %u: stream ended after %llu messages without its last one",
+                               s.idx, (unsigned long long)s.next);
                     break;
                 }
         if (err.empty() && t1 == 0)
@@ -259,7 +268,10 @@ bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc)
         progress("  %s: FAIL: %s", name, err.c_str());
         return false;
     }
-    v[name] = (double)nprocs * (double)perProc / ((double)(t1 - t0) / 1e9);
+    uint64_t total = 0;
+    for (auto &s : sc)
+        total += s.next;
+    v[name] = (double)total / ((double)(t1 - t0) / 1e9);
     return true;
 }
 
@@ -293,31 +305,35 @@ bool rawBulk(Values &v)
         1, [&](int) { close(sv[0]); return 0; },
         [&](int) {
             std::vector<char> buf(big);
-            for (long m = 0; m < opt.bigCount; m++) {
+            StreamEnd end(std::max(2L, opt.bigCount), opt.duration, 2, true);
+            for (long m = 0;; m++) {
                 fillBig(buf.data(), big, (uint64_t)m);
                 if (writeAll(sv[1], buf.data(), big) < 0)
                     return 1;
+                if (end.isLast(m))
+                    break;
             }
-            close(sv[1]);
+            close(sv[1]); /* the end of the stream is the end marker */
             return 0;
         });
     close(sv[1]);
     std::string err;
     int64_t t0 = 0, t1 = 0;
+    uint64_t bulkBytes = 0;
     if (ok && w.waitReady((double)opt.timeoutS)) {
         std::thread reader([&] {
             std::vector<char> buf(big);
-            const uint64_t total = (uint64_t)big * (uint64_t)opt.bigCount;
-            uint64_t at = 0;
+            uint64_t &at = bulkBytes;
             int64_t deadline = nowNs() + opt.timeoutS * 1000000000ll;
-            while (at < total) {
+            for (;;) {
                 ssize_t n = read(sv[0], buf.data(), buf.size());
+                if (n < 0 && errno == EINTR)
+                    continue;
                 if (n <= 0) {
-                    if (n < 0 && errno == EINTR)
-                        continue;
-                    err = strf("stream ended after %llu of %llu bytes", (unsigned long long)at,
-                               (unsigned long long)total);
-                    return;
+                    if (n < 0 || at % big != 0 || at < 2 * big)
+                        err = strf("stream ended after %llu bytes, not whole messages",
+                                   (unsigned long long)at);
+                    break;
                 }
                 /* every 4096-aligned word holds its own stream offset */
                 for (uint64_t o = (at + 4095) & ~(uint64_t)4095; o + 8 <= at + (uint64_t)n;
@@ -351,7 +367,7 @@ bool rawBulk(Values &v)
         progress("  raw_bulk: FAIL: %s", err.c_str());
         return false;
     }
-    v["raw_bulk"] = (double)big * (double)opt.bigCount / ((double)(t1 - t0) / 1e9) / 1048576.0;
+    v["raw_bulk"] = (double)bulkBytes / ((double)(t1 - t0) / 1e9) / 1048576.0;
     return true;
 }
 
@@ -360,27 +376,35 @@ bool rawBulk(Values &v)
 
 bool qtPost(Values &v)
 {
-    const uint64_t n = (uint64_t)opt.msgs4 * 4;
+    const long cap = opt.msgs4 * 4;
     Sink sink;
     QEventLoop loop;
     uint64_t next = 0;
+    bool ended = false;
     int64_t t1 = 0;
     std::string err;
     sink.fn = [&](const SeqEvent *e) {
         if (e->seq != next && err.empty())
             err = strf("event %llu arrived, expected %llu", (unsigned long long)e->seq,
                        (unsigned long long)next);
-        if (++next == n) {
+        next++;
+        if (e->last) {
+            ended = true;
             t1 = nowNs();
             loop.quit();
         }
     };
     int64_t t0 = nowNs();
     std::thread poster([&] {
-        for (uint64_t i = 0; i < n; i++)
-            QCoreApplication::postEvent(&sink, new SeqEvent(i, 0));
+        StreamEnd end(cap, opt.duration);
+        for (long i = 0;; i++) {
+            bool last = end.isLast(i);
+            QCoreApplication::postEvent(&sink, new SeqEvent((uint64_t)i, 0, last));
+            if (last)
+                break;
+        }
     });
-    std::string e2 = runQt(loop, [&] { return next == n; }, nullptr, (double)opt.timeoutS);
+    std::string e2 = runQt(loop, [&] { return ended; }, nullptr, (double)opt.timeoutS);
     poster.join();
     /* if we timed out, the rest is still queued: deliver it before sink dies */
     QCoreApplication::removePostedEvents(&sink);
@@ -390,7 +414,7 @@ bool qtPost(Values &v)
         progress("  qt_post: FAIL: %s", err.c_str());
         return false;
     }
-    v["qt_post"] = (double)n / ((double)(t1 - t0) / 1e9);
+    v["qt_post"] = (double)next / ((double)(t1 - t0) / 1e9);
     return true;
 }
 
@@ -410,7 +434,7 @@ int tickerChild(int fd, long count)
         struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
-        fillFixed(buf, sizeof buf, 0, (uint64_t)s, nowNs());
+        fillFixed(buf, sizeof buf, 0, (uint64_t)s, nowNs(), s == count - 1);
         if (writeAll(fd, buf, sizeof buf) < 0)
             return 1;
     }
@@ -436,7 +460,6 @@ bool latency(Values &v, const char *name, bool viaThread)
     lat.reserve((size_t)count);
     StreamCheck sc;
     sc.size = 32;
-    sc.want = (uint64_t)count;
     std::string err;
     QEventLoop loop;
     uint64_t got = 0;

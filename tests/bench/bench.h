@@ -23,14 +23,18 @@ struct Options {
     int runs = 5;
     int memRuns = 1;            /* the memory flood takes ~45 s: once by default */
     std::vector<std::string> only;
-    long msgs1 = 400000;        /* 1 sender x 32 B */
-    long msgs4 = 200000;        /* per sender, 4 senders x 32 B (and qt_post: 4x this) */
-    long msgs4k = 25000;        /* per sender, 4 senders x 4 KiB */
+    /* Rate figures send for `duration` seconds (0: until the count);
+     * the counts below are caps. */
+    double duration = 1.0;
+    double floodDuration = 2.0; /* responsiveness flood */
+    long msgs1 = 50000000;      /* 1 sender x 32 B */
+    long msgs4 = 20000000;      /* per sender, 4 senders x 32 B (and qt_post) */
+    long msgs4k = 5000000;      /* per sender, 4 senders x 4 KiB */
     long bigMiB = 64;           /* size of a large message */
-    long bigCount = 8;          /* large messages per measurement */
+    long bigCount = 1000;       /* large messages per measurement (at least 2) */
     long latSamples = 500;      /* latency samples (one per 2 ms) */
     long latPeriodUs = 2000;
-    long floodMsgs = 300000;    /* per sender, responsiveness flood */
+    long floodMsgs = 50000000;  /* per sender, responsiveness flood */
     long memMsgs = 1000000;     /* per sender, memory flood */
     long memLimitMiB = 16;      /* mpr_router_set_queue_limit for the memory flood */
     long memSpinUs = 10;        /* receiver's busy-wait per message */
@@ -49,20 +53,33 @@ int64_t nowNs(); /* CLOCK_MONOTONIC: comparable across processes */
 /* The first 32 bytes of every small message (and of large ones). */
 struct Header {
     uint32_t idx;   /* which sender (pipe index) */
-    uint32_t magic;
+    uint32_t magic; /* MAGIC, or MAGIC_LAST on a stream's last message */
     uint64_t seq;   /* 0, 1, 2, ... per sender */
     int64_t ts;     /* nowNs() just before the send, for latency */
     uint64_t check; /* seq * CHECK_MUL */
 };
 static_assert(sizeof(Header) == 32, "Header is 32 bytes");
 constexpr uint32_t MAGIC = 0x6d707242u; /* "Brpm" */
+constexpr uint32_t MAGIC_LAST = 0x6d70724cu;
 constexpr uint64_t CHECK_MUL = 0x9e3779b97f4a7c15ull;
 
 /* Fill message number seq of a fixed-size stream: header, and for
  * messages of 64 bytes or more the last 8 bytes are ~seq. */
-void fillFixed(char *buf, size_t size, uint32_t idx, uint64_t seq, int64_t ts);
-/* Check such a message; returns "" or what is wrong. */
-std::string checkFixed(const char *buf, size_t size, size_t want, uint32_t idx, uint64_t seq);
+void fillFixed(char *buf, size_t size, uint32_t idx, uint64_t seq, int64_t ts, bool last = false);
+/* Check such a message; returns "" or what is wrong; *last: it ends the stream. */
+std::string checkFixed(const char *buf, size_t size, size_t want, uint32_t idx, uint64_t seq,
+                       bool *last);
+
+/* A sender's stopping rule: the count (cap), or duration seconds after
+ * start() (checked every 256 messages, or every message if every1). */
+struct StreamEnd {
+    long cap;
+    int64_t endNs;
+    long minCount;
+    bool every1;
+    StreamEnd(long cap, double duration, long minCount = 1, bool every1 = false);
+    bool isLast(long i) const;
+};
 
 /* Large messages: at every offset k*4096 of message m (size B, a multiple
  * of 4096) the 8-byte word m*B + k*4096, i.e. its offset in the stream of

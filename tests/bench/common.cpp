@@ -24,11 +24,13 @@ void Options::applyQuick()
 {
     quick = true;
     runs = 1;
+    duration = 0.1;
+    floodDuration = 0.2;
     msgs1 = 20000;
     msgs4 = 10000;
     msgs4k = 1000;
     bigMiB = 4;
-    bigCount = 2;
+    bigCount = 4;
     latSamples = 40;
     floodMsgs = 20000;
     memMsgs = 20000;
@@ -66,9 +68,23 @@ void progress(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-void fillFixed(char *buf, size_t size, uint32_t idx, uint64_t seq, int64_t ts)
+StreamEnd::StreamEnd(long c, double duration, long m, bool e)
+    : cap(c), endNs(duration > 0 ? nowNs() + (int64_t)(duration * 1e9) : 0), minCount(m), every1(e)
 {
-    Header h = {idx, MAGIC, seq, ts, seq * CHECK_MUL};
+}
+
+bool StreamEnd::isLast(long i) const
+{
+    if (i + 1 >= cap)
+        return true;
+    if (!endNs || i + 1 < minCount || (!every1 && (i & 255) != 255))
+        return false;
+    return nowNs() >= endNs;
+}
+
+void fillFixed(char *buf, size_t size, uint32_t idx, uint64_t seq, int64_t ts, bool last)
+{
+    Header h = {idx, last ? MAGIC_LAST : MAGIC, seq, ts, seq * CHECK_MUL};
     memcpy(buf, &h, sizeof h);
     if (size >= 64) {
         uint64_t tail = ~seq;
@@ -76,14 +92,15 @@ void fillFixed(char *buf, size_t size, uint32_t idx, uint64_t seq, int64_t ts)
     }
 }
 
-std::string checkFixed(const char *buf, size_t size, size_t want, uint32_t idx, uint64_t seq)
+std::string checkFixed(const char *buf, size_t size, size_t want, uint32_t idx, uint64_t seq,
+                       bool *last)
 {
     if (size != want)
         return strf("sender %u: message %llu has %zu bytes, want %zu", idx,
                     (unsigned long long)seq, size, want);
     Header h;
     memcpy(&h, buf, sizeof h);
-    if (h.magic != MAGIC || h.idx != idx)
+    if ((h.magic != MAGIC && h.magic != MAGIC_LAST) || h.idx != idx)
         return strf("sender %u: message %llu: bad header (idx %u)", idx, (unsigned long long)seq,
                     h.idx);
     if (h.seq != seq)
@@ -92,6 +109,7 @@ std::string checkFixed(const char *buf, size_t size, size_t want, uint32_t idx, 
     uint64_t tail = ~seq;
     if (h.check != seq * CHECK_MUL || (size >= 64 && memcmp(buf + size - 8, &tail, 8) != 0))
         return strf("sender %u: message %llu: corrupt content", idx, (unsigned long long)seq);
+    *last = h.magic == MAGIC_LAST;
     return std::string();
 }
 

@@ -151,12 +151,14 @@ void usage(FILE *out)
 {
     fprintf(out,
             "usage: mpr_bench [--quick] [--runs N] [--only NAME[,NAME...]] [--list]\n"
+            "                 [--duration S] [--flood-duration S]\n"
             "                 [--msgs1 N] [--msgs4 N] [--msgs4k N] [--big-mib N] [--big-count N]\n"
             "                 [--lat-samples N] [--lat-period-us N] [--flood-msgs N]\n"
             "                 [--mem-msgs N] [--mem-limit-mib N] [--mem-spin-us N] [--mem-runs N]\n"
             "                 [--pipes N] [--pipe-procs N] [--procs N] [--proc-msgs N]\n"
             "                 [--timeout S]\n"
-            "Counts are per sender. --quick first sets the small quick-mode values;\n"
+            "Rate figures send for --duration seconds (0: until the count); counts are\n"
+            "per sender. --quick first sets the small quick-mode values;\n"
             "options after it override them. See tests/bench/README.md.\n");
 }
 
@@ -201,7 +203,19 @@ int main(int argc, char **argv)
         bool known = true;
         if (a == "--quick")
             opt.applyQuick();
-        else if (a == "--runs")
+        else if (a == "--duration" || a == "--flood-duration") {
+            if (i + 1 >= argc) {
+                usage(stderr);
+                return 2;
+            }
+            char *end;
+            double d = strtod(argv[++i], &end);
+            if (*end || !(d >= 0)) {
+                fprintf(stderr, "mpr_bench: bad value for %s: %s\n", a.c_str(), argv[i]);
+                return 2;
+            }
+            (a == "--duration" ? opt.duration : opt.floodDuration) = d;
+        } else if (a == "--runs")
             runs = std::max(1L, value());
         else if (a == "--mem-runs")
             memRuns = value();

@@ -54,6 +54,7 @@ struct Pipe {
     Harness *h;
     uint32_t idx;
     uint64_t next;
+    bool ended; /* its last message arrived */
 };
 
 /* A router with n pipes under one mode, and the receiving side's checks. */
@@ -63,7 +64,9 @@ struct Harness {
     size_t size = 32;
     int64_t spinNs = 0;
     long warmup = 0;
-    uint64_t expected = 0, received = 0;
+    uint64_t expected = 0; /* if > 0: the total, checked at the end */
+    uint64_t received = 0;
+    size_t pipesEnded = 0;
     bool done = false;
     std::string error;
     int64_t tFirst = 0, tDone = 0;
@@ -102,8 +105,12 @@ struct Harness {
             return;
         if (!tFirst)
             tFirst = nowNs();
+        if (p->ended)
+            return fail(strf("sender %u: message after its last one", p->idx));
+        bool last = false;
         if (kind == Kind::Big) {
-            std::string e = checkFixed(data, std::min(size, (size_t)32), 32, p->idx, p->next);
+            std::string e =
+                checkFixed(data, std::min(size, (size_t)32), 32, p->idx, p->next, &last);
             if (e.empty() && size != this->size)
                 e = strf("large message %llu has %zu bytes, want %zu",
                          (unsigned long long)p->next, size, this->size);
@@ -112,7 +119,7 @@ struct Harness {
             if (!e.empty())
                 return fail(e);
         } else {
-            std::string e = checkFixed(data, size, this->size, p->idx, p->next);
+            std::string e = checkFixed(data, size, this->size, p->idx, p->next, &last);
             if (!e.empty())
                 return fail(e);
             if (kind == Kind::Latency && p->next >= (uint64_t)warmup) {
@@ -126,8 +133,12 @@ struct Harness {
             }
         }
         p->next++;
-        if (++received == expected)
-            finish();
+        received++;
+        if (last) {
+            p->ended = true;
+            if (++pipesEnded == pipes.size())
+                finish();
+        }
     }
 
     static void cCallback(void *arg, const void *data, size_t size)
@@ -161,7 +172,7 @@ struct Harness {
         pipes.resize((size_t)n);
         senders.assign((size_t)n, nullptr);
         for (int i = 0; i < n; i++) {
-            pipes[i] = {this, (uint32_t)i, 0};
+            pipes[i] = {this, (uint32_t)i, 0, false};
             if (qrouter) {
                 mpr::Receiver *r = nullptr;
                 rc = qrouter->pipe(&senders[i], &r);
@@ -228,7 +239,7 @@ struct Harness {
     bool run(Workers &w, double timeoutS)
     {
         int64_t deadline = nowNs() + (int64_t)(timeoutS * 1e9);
-        if (expected == 0)
+        if (pipes.empty())
             finish();
         if (mode == Mode::Fd) {
             struct pollfd p = {mpr_fd_loop_fd(fdl), POLLIN, 0};
@@ -244,8 +255,9 @@ struct Harness {
                     if (!w.check())
                         fail(w.error());
                     else if (nowNs() > deadline)
-                        fail(strf("timed out after %.0f s: %llu of %llu messages", timeoutS,
-                                  (unsigned long long)received, (unsigned long long)expected));
+                        fail(strf("timed out after %.0f s: %llu messages, %zu of %zu streams ended",
+                                  timeoutS, (unsigned long long)received, pipesEnded,
+                                  pipes.size()));
                 }
             }
         } else {
@@ -257,26 +269,34 @@ struct Harness {
                 if (!w.check())
                     fail(w.error());
                 else if (nowNs() > deadline)
-                    fail(strf("timed out after %.0f s: %llu of %llu messages", timeoutS,
-                              (unsigned long long)received, (unsigned long long)expected));
+                    fail(strf("timed out after %.0f s: %llu messages, %zu of %zu streams ended",
+                              timeoutS, (unsigned long long)received, pipesEnded, pipes.size()));
             });
             watchdog.start();
             if (!done)
                 loop.exec();
             qloop = nullptr;
         }
+        if (error.empty() && expected && received != expected)
+            error = strf("%llu of %llu messages arrived", (unsigned long long)received,
+                         (unsigned long long)expected);
         return error.empty();
     }
 };
 
-/* The sending loop of one fixed-size stream (in a worker). */
-int sendFixed(mpr_sender *s, uint32_t idx, size_t size, long count)
+/* The sending loop of one fixed-size stream (in a worker): up to count
+ * messages, or for duration seconds (0: the count). */
+int sendFixed(mpr_sender *s, uint32_t idx, size_t size, long count, double duration)
 {
     std::vector<char> buf(size, 'm');
-    for (long i = 0; i < count; i++) {
-        fillFixed(buf.data(), size, idx, (uint64_t)i, 0);
+    StreamEnd end(count, duration);
+    for (long i = 0;; i++) {
+        bool last = end.isLast(i);
+        fillFixed(buf.data(), size, idx, (uint64_t)i, 0, last);
         if (mpr_sender_send(s, buf.data(), size) != 0)
             return 1;
+        if (last)
+            break;
     }
     return mpr_sender_stop(s) == 0 ? 0 : 1;
 }
@@ -330,13 +350,13 @@ bool mprRate(Values &v, Mode m, const char *what, int nsenders, size_t size, lon
     std::string fig = strf("%s_%s", modeName(m), what);
     Harness h(m);
     h.size = size;
-    h.expected = (uint64_t)nsenders * (uint64_t)per;
     int64_t ns = runOnePerPipe(
-        h, fig, nsenders, [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, size, per); },
+        h, fig, nsenders,
+        [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, size, per, opt.duration); },
         (double)opt.timeoutS);
     if (ns < 0)
         return false;
-    v[fig] = (double)h.expected / ((double)ns / 1e9);
+    v[fig] = (double)h.received / ((double)ns / 1e9);
     return true;
 }
 
@@ -346,23 +366,26 @@ bool mprBig(Values &v, Mode m)
     Harness h(m);
     h.kind = Kind::Big;
     h.size = (size_t)opt.bigMiB << 20;
-    h.expected = (uint64_t)opt.bigCount;
     int64_t ns = runOnePerPipe(
         h, fig, 1,
         [&](int) {
             std::vector<char> buf(h.size);
-            for (long i = 0; i < opt.bigCount; i++) {
+            StreamEnd end(std::max(2L, opt.bigCount), opt.duration, 2, true);
+            for (long i = 0;; i++) {
+                bool last = end.isLast(i);
                 fillBig(buf.data(), h.size, (uint64_t)i);
-                fillFixed(buf.data(), 32, 0, (uint64_t)i, 0);
+                fillFixed(buf.data(), 32, 0, (uint64_t)i, 0, last);
                 if (mpr_sender_send(h.senders[0], buf.data(), h.size) != 0)
                     return 1;
+                if (last)
+                    break;
             }
             return mpr_sender_stop(h.senders[0]) == 0 ? 0 : 1;
         },
         (double)opt.timeoutS);
     if (ns < 0)
         return false;
-    v[fig] = (double)h.size * (double)h.expected / ((double)ns / 1e9) / 1048576.0;
+    v[fig] = (double)h.size * (double)h.received / ((double)ns / 1e9) / 1048576.0;
     return true;
 }
 
@@ -387,7 +410,7 @@ bool mprLatency(Values &v, Mode m)
                 struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
                 while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
                 }
-                fillFixed(buf, sizeof buf, 0, (uint64_t)s, nowNs());
+                fillFixed(buf, sizeof buf, 0, (uint64_t)s, nowNs(), s == count - 1);
                 if (mpr_sender_send(h.senders[0], buf, sizeof buf) != 0)
                     return 1;
             }
@@ -408,7 +431,6 @@ bool mprFlood(Values &v, Mode m)
     Harness h(m);
     h.size = 32;
     const long per = opt.floodMsgs;
-    h.expected = 4 * (uint64_t)per;
     std::vector<int64_t> ticks;
     ticks.reserve(4096);
     QTimer timer;
@@ -416,7 +438,8 @@ bool mprFlood(Values &v, Mode m)
     timer.setInterval(16);
     QObject::connect(&timer, &QTimer::timeout, [&] { ticks.push_back(nowNs()); });
     int64_t ns = runOnePerPipe(
-        h, fig, 4, [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per); },
+        h, fig, 4,
+        [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per, opt.floodDuration); },
         (double)opt.timeoutS,
         [&] {
             timer.start();
@@ -434,7 +457,7 @@ bool mprFlood(Values &v, Mode m)
     if (!ticks.empty() && ticks.back() < h.tDone)
         gap = std::max(gap, h.tDone - ticks.back());
     v[fig + "_gap"] = (double)gap / 1e6;
-    v[fig + "_rate"] = (double)h.expected / ((double)ns / 1e9);
+    v[fig + "_rate"] = (double)h.received / ((double)ns / 1e9);
     return true;
 }
 
@@ -512,7 +535,7 @@ bool mprMemory(Values &v)
     Workers w;
     bool ok = w.start(
         4, [&](int i) { return mpr_sender_start(h.senders[i]) == 0 ? 0 : 1; },
-        [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per); });
+        [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per, 0); });
     h.freeSenders();
     if (!ok || !w.waitReady((double)opt.timeoutS))
         return failed(fig, w.error());
@@ -588,7 +611,7 @@ bool scalePipes(Values &v)
         [&](int k) {
             char buf[32];
             for (int i = first(k); i < first(k + 1); i++) {
-                fillFixed(buf, sizeof buf, (uint32_t)i, 0, 0);
+                fillFixed(buf, sizeof buf, (uint32_t)i, 0, 0, true);
                 if (mpr_sender_send(h.senders[i], buf, sizeof buf) != 0)
                     return 1;
             }
@@ -628,7 +651,7 @@ bool scaleProcs(Values &v)
     h.expected = (uint64_t)n * (uint64_t)per;
     int64_t ns = runOnePerPipe(
         h, "scale_procs", n,
-        [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per); },
+        [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per, 0); },
         (double)opt.timeoutS);
     if (ns < 0)
         return false;
