@@ -19,6 +19,7 @@
 #include <new>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -358,6 +359,7 @@ class tst_Trust : public QObject
     Q_OBJECT
 
 private slots:
+    void initTestCase_data();
     void init();
     void cleanup();
 
@@ -370,6 +372,8 @@ private slots:
     void slowPeerAfterHandshake();
     void badFrames_data();
     void badFrames();
+    void hostileRing_data();
+    void hostileRing();
     void truncatedFrame_data();
     void truncatedFrame();
     void killedMidStream_data();
@@ -386,8 +390,23 @@ private:
     mpr_router *router = nullptr;
 };
 
+// Every case runs with senders on the shared-memory ring (the default) and
+// on the socket (MPR_TRANSPORT=socket, read by mpr_sender_start; forked
+// workers inherit it). Raw hostile peers speak socket frames either way.
+void tst_Trust::initTestCase_data()
+{
+    QTest::addColumn<QByteArray>("transport");
+    QTest::newRow("ring") << QByteArray();
+    QTest::newRow("socket") << QByteArray("socket");
+}
+
 void tst_Trust::init()
 {
+    QFETCH_GLOBAL(QByteArray, transport);
+    if (transport.isEmpty())
+        qunsetenv("MPR_TRANSPORT");
+    else
+        qputenv("MPR_TRANSPORT", transport);
     driver = makeFdLoopDriver();
     QCOMPARE(mpr_router_new(&router, driver->loop()), 0);
     QCOMPARE(mpr_router_start(router), 0);
@@ -425,7 +444,8 @@ void tst_Trust::badHandshake_data()
     QTest::newRow("id zero") << "id zero" << "connection id never issued";
     QTest::newRow("id far away") << "id huge" << "connection id never issued";
     QTest::newRow("unknown version") << "version" << "unsupported protocol version";
-    QTest::newRow("nonzero flags") << "flags" << "unsupported protocol version";
+    QTest::newRow("unknown flag") << "flags" << "unsupported protocol version";
+    QTest::newRow("ring flag without a memfd") << "ring" << "invalid shared-memory ring";
     QTest::newRow("random bytes") << "random" << "protocol error";
     QTest::newRow("bad magic, right secret") << "magic" << "protocol error";
     QTest::newRow("text protocol") << "http" << "protocol error";
@@ -459,6 +479,8 @@ void tst_Trust::badHandshake()
     } else if (kind == "version") {
         bytes = hello(c.id, secret, 2);
     } else if (kind == "flags") {
+        bytes = hello(c.id, secret, 1, 2);
+    } else if (kind == "ring") {
         bytes = hello(c.id, secret, 1, 1);
     } else if (kind == "random") {
         for (int i = 0; i < 64; i++)
@@ -761,7 +783,7 @@ void tst_Trust::truncatedFrame_data()
     QTest::addColumn<int>("header");  // announced length
     QTest::addColumn<int>("written"); // bytes of the frame written (header included)
     QTest::addColumn<QString>("warning");
-    QTest::newRow("half a header") << 100 << 2 << "sender lost in the middle of a frame header";
+    QTest::newRow("half a header") << 100 << 2 << "sender lost in the middle of a message";
     QTest::newRow("half a small body") << 100 << 44 << "discarding 40 of 100 bytes";
     QTest::newRow("large body cut short")
         << 100000 << 70004 << "discarding 70000 of 100000 bytes";
@@ -797,6 +819,138 @@ void tst_Trust::truncatedFrame()
     FINISH_BYSTANDER(good);
     QCOMPARE(victim.inbox.messages.size(), 1);
     QCOMPARE(stats(router).messages_routed, quint64(Bystander::Count + 1));
+}
+
+// ---- a shared-memory ring the peer can scribble on -------------------------
+
+// The ring as documented in src/wire.h: a sealed memfd of 4096 header bytes
+// (head at 0, tail at 128) and a power-of-two data area of 8-byte aligned
+// records (u32 type, u32 len, payload padded to 8).
+enum { RingHdr = 4096, RingCap = 64 * 1024 };
+enum { RecMsg = 1, RecFragStart, RecFragData, RecPad, RecBye };
+
+void putRecord(unsigned char *data, uint64_t &head, uint32_t type, uint32_t len,
+               const QByteArray &body)
+{
+    memcpy(data + head, &type, 4);
+    memcpy(data + head + 4, &len, 4);
+    memcpy(data + head + 8, body.constData(), size_t(body.size()));
+    head += 8 + ((uint64_t(body.size()) + 7) & ~uint64_t(7));
+}
+
+void tst_Trust::hostileRing_data()
+{
+    QTest::addColumn<QString>("kind");
+    QTest::addColumn<bool>("rejected"); // at the handshake, else broken after it
+    QTest::addColumn<QString>("reason");
+    QTest::newRow("memfd not sealed") << "unsealed" << true << "invalid shared-memory ring";
+    QTest::newRow("size not a power of two") << "size" << true << "invalid shared-memory ring";
+    QTest::newRow("head already moved") << "early head" << true << "invalid shared-memory ring";
+    QTest::newRow("head past the ring") << "head" << false << "protocol error";
+    QTest::newRow("record longer than the ring") << "long" << false << "protocol error";
+    QTest::newRow("unknown record type") << "type" << false << "protocol error";
+    QTest::newRow("fragment without start") << "frag" << false << "protocol error";
+    QTest::newRow("message over the maximum") << "over" << false
+                                              << "message larger than the router accepts";
+    QTest::newRow("records after BYE") << "bye" << false << "protocol error";
+}
+
+void tst_Trust::hostileRing()
+{
+    QFETCH(QString, kind);
+    QFETCH(bool, rejected);
+    QFETCH(QString, reason);
+    QVERIFY(restart(1024, 0));
+    LogCapture log;
+    Pipe victim;
+    OPEN_PIPE(victim);
+    Bystander good;
+    START_BYSTANDER(good, 13);
+    const mpr_router_stats before = stats(router);
+
+    int memfd = memfd_create("hostile-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    QVERIFY(memfd >= 0);
+    const off_t size = RingHdr + RingCap + (kind == "size" ? 4096 : 0);
+    QCOMPARE(ftruncate(memfd, size), 0);
+    if (kind != "unsealed")
+        QCOMPARE(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    auto *base = static_cast<unsigned char *>(
+        mmap(nullptr, size_t(size), PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0));
+    QVERIFY(base != MAP_FAILED);
+    auto *head = reinterpret_cast<std::atomic<uint64_t> *>(base);
+    unsigned char *data = base + RingHdr;
+    if (kind == "early head")
+        head->store(64);
+
+    RawPeer peer(victim.cred.name);
+    QVERIFY(peer.ok());
+    // HELLO with the ring flag, the memfd attached.
+    QByteArray h = hello(victim.cred.id, victim.cred.secret, 1, 1);
+    iovec iov = {h.data(), size_t(h.size())};
+    union {
+        cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &memfd, sizeof(int));
+    QCOMPARE(sendmsg(peer.fd, &msg, MSG_NOSIGNAL), ssize_t(h.size()));
+    ::close(memfd);
+
+    int delivered = 0;
+    if (rejected) {
+        QTRY_VERIFY_WITH_TIMEOUT(peer.closedByRouter(), T_LONG);
+        QVERIFY(peer.received.isEmpty());
+        QTRY_COMPARE(log.count(reason), 1);
+        QCOMPARE(stats(router).connections_rejected, before.connections_rejected + 1);
+        QCOMPARE(stats(router).connections_accepted, before.connections_accepted);
+    } else {
+        QByteArray ack = readExactly(peer.fd, AckSize, T_LONG);
+        QCOMPARE(ack.size(), AckSize);
+        QCOMPARE(getU32(ack, 0), AckMagic);
+        // One good message, then the bad part, then one more good message.
+        uint64_t h64 = 0;
+        putRecord(data, h64, RecMsg, 64, payload(0, 14, 64));
+        if (kind == "head") {
+            h64 = RingCap * 3;
+        } else if (kind == "long") {
+            putRecord(data, h64, RecMsg, 2 * RingCap, QByteArray(8, 'x'));
+        } else if (kind == "type") {
+            putRecord(data, h64, 42, 8, QByteArray(8, 'x'));
+        } else if (kind == "frag") {
+            putRecord(data, h64, RecFragData, 8, QByteArray(8, 'x'));
+        } else if (kind == "over") {
+            putRecord(data, h64, RecMsg, 1025, QByteArray(1025, 'x'));
+        } else if (kind == "bye") {
+            putRecord(data, h64, RecBye, 0, QByteArray());
+        }
+        if (kind != "head")
+            putRecord(data, h64, RecMsg, 64, payload(1, 14, 64));
+        head->store(h64);
+        QVERIFY(peer.send("w")); // wake-up byte
+        QTRY_VERIFY_WITH_TIMEOUT(peer.closedByRouter(), T_LONG);
+        QTRY_COMPARE_WITH_TIMEOUT(victim.inbox.lost, 1, T_LONG);
+        // A bogus head spoils the whole batch; otherwise the record before
+        // the bad one is delivered.
+        delivered = kind == "head" ? 0 : 1;
+        QVERIFY(victim.inbox.isSequence(delivered, 64, 14));
+        QCOMPARE(log.count(QString("pipe #%1: closing connection: %2").arg(victim.cred.id).arg(reason)),
+                 1);
+        QCOMPARE(stats(router).connections_broken, before.connections_broken + 1);
+    }
+    munmap(base, size_t(size));
+    FINISH_BYSTANDER(good);
+    QCOMPARE(victim.inbox.messages.size(), delivered);
+    QCOMPARE(victim.inbox.lost, rejected ? 0 : 1);
+    QCOMPARE(stats(router).messages_routed, quint64(Bystander::Count + delivered));
 }
 
 // ---- crashed workers -----------------------------------------------------
