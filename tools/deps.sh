@@ -27,3 +27,8 @@ MPR_GUI_PACKAGES=(fonts-dejavu-core)
 MPR_BUILD_PACKAGES+=(libglib2.0-dev pkg-config cmake patchelf doxygen)
 # The Qt 6 build (tools/check.d/40-qt6.sh).
 MPR_QT6_PACKAGES=(qt6-base-dev qt6-base-dev-tools qmake6)
+# Sanitizer and fuzz stages (tools/check.d/10-asan.sh, 11-tsan.sh,
+# 30-fuzz.sh): gcc's ASan/UBSan/TSan runtimes come with g++; clang and its
+# runtimes (libFuzzer) for the fuzz targets. The valgrind stage (20-valgrind.sh).
+MPR_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev)
+MPR_VALGRIND_PACKAGES=(valgrind)

@@ -1,0 +1,42 @@
+# Stage (sourced by tools/check): valgrind memcheck over the C tests of the
+# main build (build/): the fd loop test and the fast router cases under the
+# fd loop. Forked workers and exec'ed programs are not checked
+# (--child-silent-after-fork: a child that _exit()s "leaks" its copy of the
+# parent's heap; --trace-children=no); any memcheck
+# error or definite leak fails (exit 99), so does a failing test.
+# vg_run PROGRAM [test functions...]: PROGRAM relative to build/.
+vg_run() {
+    local prog=build/$1
+    shift
+    local out=build/valgrind-$(basename "$prog").log
+    echo "== valgrind $prog $*"
+    (cd "$(dirname "$prog")" && valgrind --tool=memcheck --error-exitcode=99 \
+        --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+        --trace-children=no --child-silent-after-fork=yes --num-callers=30 "./$(basename "$prog")" "$@") >"$out" 2>&1
+    local rc=$?
+    grep -E "^Totals:" "$out" >>"$log"
+    grep -E "^(Totals|FAIL)|ERROR SUMMARY|definitely lost" "$out"
+    if [ "$rc" -eq 99 ] || ! grep -q "ERROR SUMMARY: 0 errors" "$out"; then
+        echo "== valgrind found errors in $prog (see $out)"
+        echo "Totals: 0 passed, 1 failed, 0 skipped (valgrind $(basename "$prog"))" >>"$log"
+        status=1
+    elif [ "$rc" -ne 0 ]; then
+        status=1
+    fi
+}
+if mpr_need_packages "${MPR_VALGRIND_PACKAGES[@]}"; then
+    vg_run tests/fdloop/tst_fdloop
+    # The fast router cases; the 64 MiB message sizes are left out (slow
+    # under valgrind, and the same code as 1 MiB + 3).
+    vg_run tests/router_fdloop/tst_router_fdloop forkedWorker sendFromMainThread \
+        sendFromThreads "messageSizes:0 bytes" "messageSizes:7 bytes" \
+        "messageSizes:32 KiB + 1" "messageSizes:1 MiB + 3" startTwice notRunning \
+        unclosedPipesWarning noThreadsOrFdsLeftAfterStop sendAfterCloseIsDiscarded \
+        senderMisuse badSenderStrings lostSender stoppedRouterGivesEpipeNotSigpipe \
+        stopInsideCallback closePipeInsideOwnCallback routeUntilMessages \
+        routeUntilQueuedWithTimeoutZero
+else
+    echo "== valgrind could not be installed"
+    echo "Totals: 0 passed, 1 failed, 0 skipped (valgrind package)" >>"$log"
+    status=1
+fi
