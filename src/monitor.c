@@ -257,9 +257,9 @@ static int ring_record(struct conn *c, const mpr__ring_rec *rec)
     return 0;
 }
 
-/* Drain up to budget bytes of the ring (0: all). Returns 1 if data is
- * left, 0 if the ring is empty (and the sender will wake us), or a
- * negative error. */
+/* Drain about budget bytes of the ring (it stops after the record that
+ * reaches it). Returns 1 if data is left, 0 if the ring is empty (and the
+ * sender will wake us), or a negative error. */
 static int ring_drain(struct conn *c, uint64_t budget)
 {
     mpr__ring *ring = &c->ring;
@@ -280,7 +280,7 @@ static int ring_drain(struct conn *c, uint64_t budget)
         if (rc < 0)
             break;
         ring->pos += rec.size;
-        if (budget && ring->pos - start >= budget) {
+        if (ring->pos - start >= budget) {
             rc = 1;
             break;
         }
@@ -306,8 +306,9 @@ static void conn_end(mpr_router *r, struct conn *c, int err)
     }
     if (!err && c->ring.hdr) {
         /* Everything the sender published before it went is still in the
-         * ring: deliver it. */
-        int rc = ring_drain(c, 0);
+         * ring: deliver it. At most one ring's worth: whoever else still
+         * maps the ring cannot keep us here. */
+        int rc = ring_drain(c, c->ring.cap);
         if (rc < 0)
             err = rc;
     }
