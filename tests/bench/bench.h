@@ -141,7 +141,7 @@ const char *modeName(Mode m);
 bool mprRate(Values &v, Mode m, const char *fig, int nsenders, size_t size, long per);
 bool mprBig(Values &v, Mode m);
 bool mprLatency(Values &v, Mode m);
-bool mprFlood(Values &v, Mode m);
+bool mprFlood(Values &v, Mode m, bool backpressure);
 bool mprMemory(Values &v);
 bool scalePipes(Values &v);
 bool scaleProcs(Values &v);

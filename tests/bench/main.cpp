@@ -86,7 +86,11 @@ std::vector<Measurement> measurements()
         add("64m", "1 sender x 64 MiB messages", [md](Values &v) { return mprBig(v, md); });
         add("lat", "idle latency, one message per 2 ms", [md](Values &v) { return mprLatency(v, md); });
         if (md != Mode::Fd)
-            add("flood", "4 senders flat out + 16 ms QTimer", [md](Values &v) { return mprFlood(v, md); });
+        {
+            add("flood", "4 senders flat out + 16 ms QTimer", [md](Values &v) { return mprFlood(v, md, false); });
+            add("flood_bp", "the same with a queue limit (backpressure)",
+                [md](Values &v) { return mprFlood(v, md, true); });
+        }
     }
     m.push_back({"scale_pipes", "pipes open at once, one message each", scalePipes, false});
     m.push_back({"scale_procs", "concurrent sender processes", scaleProcs, false});
@@ -134,6 +138,8 @@ std::vector<Figure> figures()
         if (strcmp(m, "fd") != 0) {
             f.push_back({n("flood_gap"), "ms", {{"", qt ? '<' : '\0', 50}}});
             f.push_back({n("flood_rate"), "msg/s", {{n("4x32"), qt ? '>' : '\0', 0.5}}});
+            f.push_back({n("flood_bp_gap"), "ms", {{"", qt ? '<' : '\0', 50}}});
+            f.push_back({n("flood_bp_rate"), "msg/s", {{n("4x32"), qt ? '>' : '\0', 0.5}}});
         }
     }
     f.push_back({"scale_pipes_setup", "ms", {}});

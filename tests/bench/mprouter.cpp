@@ -62,6 +62,7 @@ struct Harness {
     Mode mode;
     Kind kind = Kind::Fixed;
     size_t size = 32;
+    size_t queueLimit = 0; /* for runOnePerPipe's router; 0: none */
     int64_t spinNs = 0;
     long warmup = 0;
     uint64_t expected = 0; /* if > 0: the total, checked at the end */
@@ -314,7 +315,7 @@ int64_t runOnePerPipe(Harness &h, const std::string &fig, int n,
                       const std::function<int(int)> &body, double timeoutS,
                       const std::function<void()> &beforeGo = nullptr)
 {
-    if (!h.setup(n)) {
+    if (!h.setup(n, h.queueLimit)) {
         failed(fig, h.error);
         return -1;
     }
@@ -424,10 +425,12 @@ bool mprLatency(Values &v, Mode m)
     return true;
 }
 
-/* 4 senders at full speed while a 16 ms QTimer runs on the main thread. */
-bool mprFlood(Values &v, Mode m)
+/* 4 senders at full speed while a 16 ms QTimer runs on the main thread;
+ * with backpressure, the router's queue is limited (--mem-limit-mib), so
+ * senders wait instead of competing with the main thread for the CPU. */
+bool mprFlood(Values &v, Mode m, bool backpressure)
 {
-    std::string fig = strf("%s_flood", modeName(m));
+    std::string fig = strf("%s_flood%s", modeName(m), backpressure ? "_bp" : "");
     Harness h(m);
     h.size = 32;
     const long per = opt.floodMsgs;
@@ -437,6 +440,8 @@ bool mprFlood(Values &v, Mode m)
     timer.setTimerType(Qt::PreciseTimer);
     timer.setInterval(16);
     QObject::connect(&timer, &QTimer::timeout, [&] { ticks.push_back(nowNs()); });
+    if (backpressure)
+        h.queueLimit = (size_t)opt.memLimitMiB << 20;
     int64_t ns = runOnePerPipe(
         h, fig, 4,
         [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per, opt.floodDuration); },
