@@ -1,9 +1,9 @@
 /*
  * ring.c - the shared-memory ring (see ring.h and wire.h).
  *
- * Memory ordering: the writer publishes head with a release store after
- * writing a record, then (full fence) looks at reader_sleeping; the reader
- * sets reader_sleeping, then (full fence) looks at head again. So either
+ * Memory ordering: the writer publishes head with a seq_cst store after
+ * writing a record, then looks at reader_sleeping; the reader
+ * sets reader_sleeping (seq_cst), then looks at head again. So either
  * the reader sees the new head, or the writer sees the reader asleep and
  * sends a wake-up byte. The same pattern, mirrored, covers writer_waiting
  * and tail.
@@ -112,9 +112,10 @@ static int wait_room(mpr__ring *ring, int sock, uint64_t need)
 
 static int publish(mpr__ring *ring, int sock)
 {
-    atomic_store_explicit(&ring->hdr->head, ring->pos, memory_order_release);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&ring->hdr->reader_sleeping, memory_order_relaxed))
+    /* seq_cst store then load: the store cannot pass the load (Dekker
+     * with mpr__ring_try_sleep). */
+    atomic_store(&ring->hdr->head, ring->pos);
+    if (atomic_load(&ring->hdr->reader_sleeping))
         return wake_reader(ring, sock);
     return 0;
 }
