@@ -2,7 +2,6 @@
 
 #include <QDir>
 #include <QHash>
-#include <QMutexLocker>
 #include <QSocketNotifier>
 
 #include <sys/wait.h>
@@ -59,13 +58,13 @@ void LogCapture::handler(void *arg, int level, const char *msg)
     if (level < MPR_LOG_WARNING)
         return;
     auto self = static_cast<LogCapture *>(arg);
-    QMutexLocker locker(&self->lock);
+    std::lock_guard<std::mutex> locker(self->lock);
     self->lines << QString::fromUtf8(msg);
 }
 
 int LogCapture::count(const QString &needle) const
 {
-    QMutexLocker locker(&lock);
+    std::lock_guard<std::mutex> locker(lock);
     int n = 0;
     for (const QString &line : lines)
         n += line.contains(needle);
@@ -74,7 +73,7 @@ int LogCapture::count(const QString &needle) const
 
 QStringList LogCapture::messages() const
 {
-    QMutexLocker locker(&lock);
+    std::lock_guard<std::mutex> locker(lock);
     return lines;
 }
 
