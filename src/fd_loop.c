@@ -174,7 +174,8 @@ static void fd_pinger_ping(mpr_pinger *pinger)
             /* Cannot queue the ping; dropping it silently would break the
              * one-on_ping-per-ping rule, so say so. */
             pthread_mutex_unlock(&sh->lock);
-            mpr__log(MPR_LOG_ERROR, "fd loop: out of memory, ping lost");
+            mpr__log(MPR_LOG_ERROR, "fd loop %p: out of memory, ping for pingee %p lost", (void *)sh,
+                     (void *)p);
             return;
         }
         for (size_t i = 0; i < sh->count; i++)

@@ -472,7 +472,8 @@ static void accept_all(mpr_router *r)
         }
         struct conn *c = calloc(1, sizeof *c);
         if (!c) {
-            mpr__log(MPR_LOG_ERROR, "router %p: out of memory, connection dropped", (void *)r);
+            mpr__log(MPR_LOG_ERROR, "router %p: out of memory, connection from pid %d dropped",
+                     (void *)r, (int)cred.pid);
             close(fd);
             continue;
         }
@@ -484,8 +485,8 @@ static void accept_all(mpr_router *r)
         mpr__wire_init(&c->wire, r->max_msg);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            mpr__log(MPR_LOG_ERROR, "router %p: epoll: %s; connection dropped", (void *)r,
-                     mpr_strerror(-errno));
+            mpr__log(MPR_LOG_ERROR, "router %p: epoll: %s; connection from pid %d dropped",
+                     (void *)r, mpr_strerror(-errno), (int)cred.pid);
             close(fd);
             free(c);
             continue;

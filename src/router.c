@@ -330,6 +330,24 @@ int mpr_router_start(mpr_router *r)
     return 0;
 }
 
+/* "N unclosed pipes (#3, #7, ...)": which ones, the first few by id. */
+static void warn_unclosed(const mpr_router *r)
+{
+    char ids[128] = "";
+    size_t len = 0, listed = 0;
+    for (size_t i = 0; i < r->nslots && len < sizeof ids - 16; i++) {
+        if (!r->slots[i].id)
+            continue;
+        int n = snprintf(ids + len, sizeof ids - len, "%s#%u", listed ? ", " : "",
+                         r->slots[i].id);
+        if (n > 0)
+            len += (size_t)n;
+        listed++;
+    }
+    mpr__warn("router %p: %zu unclosed pipes (%s%s)", (void *)r, r->nreceivers, ids,
+              listed < r->nreceivers ? ", ..." : "");
+}
+
 int mpr_router_stop(mpr_router *r)
 {
     if (!r)
@@ -337,7 +355,7 @@ int mpr_router_stop(mpr_router *r)
     if (!r->running)
         return MPR_ESTATE;
     if (r->nreceivers)
-        mpr__warn("router %p: %zu unclosed pipes", (void *)r, r->nreceivers);
+        warn_unclosed(r);
     teardown(r);
     for (size_t i = 0; i < r->nslots; i++)
         free(r->slots[i].receiver);
