@@ -114,8 +114,11 @@ static void conn_close(mpr_router *r, struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     /* Explicitly: a forked child may hold a copy of this descriptor, and
-     * epoll forgets it only when every copy is closed. */
+     * epoll forgets it only when every copy is closed. For the same reason
+     * shut the socket down rather than only closing our copy: the sender
+     * must see EPIPE now, not when the last forked child exits. */
     epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    shutdown(c->fd, SHUT_RDWR);
     close(c->fd);
     if (c->memfd >= 0)
         close(c->memfd);

@@ -212,6 +212,10 @@ static void teardown(mpr_router *r)
         r->loop->pingee_free(r->pingee);
         r->pingee = NULL;
     }
+    /* A child forked while the router ran holds a copy of the listening
+     * socket; shut it down so that connecting after stop is refused. */
+    if (r->listen_fd >= 0)
+        shutdown(r->listen_fd, SHUT_RDWR);
     int *fds[] = {&r->listen_fd, &r->epfd, &r->throttle_epfd, &r->wake_fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
         if (*fds[i] >= 0)

@@ -381,6 +381,7 @@ private slots:
     void idleGuiDoesNotBlockWorkers();
     void noSigpipeWhenRouterProcessIsGone();
     void stopNeverWaitsOnStuckWorkers();
+    void stopReachesWorkersPastForkedCopies();
 
 private:
     // Stop, change options (0: leave as is), start again.
@@ -1237,6 +1238,60 @@ void tst_Trust::stopNeverWaitsOnStuckWorkers()
     ::kill(stopped.pid, SIGCONT);
     QTRY_VERIFY_WITH_TIMEOUT(stopped.exited(), T_LONG);
     QCOMPARE(mpr_router_set_queue_limit(router, 0), 0);
+    QCOMPARE(mpr_router_start(router), 0);
+}
+
+// A child forked while the router runs holds copies of the router's
+// descriptors (fork ignores close-on-exec). Stop must still reach the
+// workers at once: their sends fail and new connections are refused,
+// although the copies stay open until that child exits.
+void tst_Trust::stopReachesWorkersPastForkedCopies()
+{
+    LogCapture log;
+    Pipe p;
+    OPEN_PIPE(p);
+    int go[2], hold[2];
+    QCOMPARE(::pipe(go), 0);
+    QCOMPARE(::pipe(hold), 0);
+    Child worker;
+    mpr_sender *ps = p.sender;
+    worker.pid = forkWorker([=] {
+        ::close(go[1]);
+        ::close(hold[1]);
+        if (mpr_sender_start(ps) != 0)
+            return 2;
+        char byte;
+        while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        return mpr_sender_send(ps, "late", 4) == MPR_EPIPE ? 0 : 3;
+    });
+    QVERIFY(worker.pid > 0);
+    ::close(go[0]);
+    QTRY_COMPARE_WITH_TIMEOUT(stats(router).connections_accepted, quint64(1), T_LONG);
+
+    // Forked now: holds the listening socket and the worker's connection.
+    Child holder;
+    holder.pid = forkWorker([=] {
+        ::close(go[1]);
+        ::close(hold[1]);
+        char byte;
+        while (::read(hold[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        return 0;
+    });
+    QVERIFY(holder.pid > 0);
+    ::close(hold[0]);
+
+    QCOMPARE(mpr_router_stop(router), 0);
+    ::close(go[1]); // the worker sends now
+    QTRY_VERIFY_WITH_TIMEOUT(worker.exited(), T_LONG);
+    const bool workerOk = worker.exitedWith(0);
+    RawPeer late(p.cred.name);
+    const bool refused = !late.ok();
+    ::close(hold[1]); // lets the holder go
+    QTRY_VERIFY_WITH_TIMEOUT(holder.exited(), T_LONG);
+    QVERIFY2(workerOk, qPrintable(QString("status %1").arg(worker.status)));
+    QVERIFY2(refused, "connected to a stopped router");
     QCOMPARE(mpr_router_start(router), 0);
 }
 
