@@ -41,7 +41,7 @@ static inline int mpr__syserr(void)
 
 /* A new INITIAL sender for pipe #id of the router listening at the
  * abstract socket name (sender.c). */
-int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsigned char *secret,
+int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsigned char *key,
                     uint32_t max_msg);
 
 #endif /* MPR_INTERNAL_H */

@@ -5,8 +5,9 @@
  *
  * A connection goes through:
  *   accept   peer uid (SO_PEERCRED) must be the router's, else closed;
- *   HELLO    within the handshake timeout: the secret, an issued connection
- *            id, and in ring mode a sealed memfd (wire.h), else closed;
+ *   HELLO    within the handshake timeout: an issued connection id with
+ *            that pipe's key (derived from the router's secret), and in
+ *            ring mode a sealed memfd (wire.h), else closed;
  *   messages frames on the socket (wire.c parses them), or records in the
  *            shared-memory ring, drained when the sender wakes us and in
  *            rounds of RING_BUDGET bytes so no sender starves the others;
@@ -165,14 +166,17 @@ static int sink_hello(void *ctx, const mpr__hello *h)
     mpr_router *r = c->router;
     const char *why = NULL;
     int ring = (h->flags & MPR__HELLO_RING) != 0;
+    unsigned char key[MPR__SECRET_SIZE];
+    mpr__pipe_key(key, r->secret, h->conn_id);
     if (h->version != MPR__WIRE_VERSION || (h->flags & ~MPR__HELLO_RING) != 0)
         why = "unsupported protocol version";
-    else if (!mpr__secret_equal(h->secret, r->secret))
-        why = "wrong secret";
     else if (h->conn_id == 0 || h->conn_id > atomic_load(&r->last_id))
         why = "connection id never issued";
+    else if (!mpr__secret_equal(h->secret, key))
+        why = "wrong secret (not this pipe's key)";
     else if (ring && (c->memfd < 0 || mpr__ring_map(&c->ring, c->memfd) < 0))
         why = "invalid shared-memory ring";
+    memset(key, 0, sizeof key);
     if (c->memfd >= 0) {
         close(c->memfd); /* mapped, or not wanted */
         c->memfd = -1;

@@ -393,7 +393,10 @@ int mpr_router_pipe(mpr_router *r, mpr_sender **sender, mpr_receiver **receiver)
         return MPR_ENOMEM; /* two billion pipes: out of ids */
     mpr_receiver *rc = calloc(1, sizeof *rc);
     mpr_sender *s = NULL;
-    int err = rc ? mpr__sender_new(&s, r->name, id, r->secret, r->max_msg) : MPR_ENOMEM;
+    unsigned char key[MPR__SECRET_SIZE];
+    mpr__pipe_key(key, r->secret, id);
+    int err = rc ? mpr__sender_new(&s, r->name, id, key, r->max_msg) : MPR_ENOMEM;
+    memset(key, 0, sizeof key);
     if (err == 0) {
         rc->id = id;
         err = table_put(r, rc);

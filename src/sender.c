@@ -2,7 +2,7 @@
  * sender.c - the sending end of a pipe, used in workers.
  *
  * A sender is plain data until it starts (router's socket name, connection
- * id, secret), so it survives fork() and travels as a string. start()
+ * id, the pipe's key), so it survives fork() and travels as a string. start()
  * connects, makes a shared-memory ring, sends the HELLO with the ring's
  * memfd and waits for the ACK. send() then copies the message into the
  * ring and makes a system call only to wake the router if it sleeps (or
@@ -38,7 +38,7 @@ struct mpr_sender {
     int broken; /* the router went away: every send fails */
     uint32_t id;
     uint32_t max_msg;
-    unsigned char secret[MPR__SECRET_SIZE];
+    unsigned char key[MPR__SECRET_SIZE]; /* the pipe's key (wire.h) */
     char name[NAME_MAX_LEN + 1];
     mpr__ring ring; /* ring.hdr == NULL: socket frames */
 };
@@ -56,7 +56,7 @@ static int valid_name(const char *name, size_t len)
     return 1;
 }
 
-int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsigned char *secret,
+int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsigned char *key,
                     uint32_t max_msg)
 {
     size_t len = strlen(name);
@@ -69,7 +69,7 @@ int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsig
     s->fd = -1;
     s->id = id;
     s->max_msg = max_msg;
-    memcpy(s->secret, secret, MPR__SECRET_SIZE);
+    memcpy(s->key, key, MPR__SECRET_SIZE);
     memcpy(s->name, name, len + 1);
     *out = s;
     return 0;
@@ -193,7 +193,7 @@ int mpr_sender_start(mpr_sender *s)
     mpr__hello h = {.version = MPR__WIRE_VERSION,
                     .conn_id = s->id,
                     .flags = memfd >= 0 ? MPR__HELLO_RING : 0};
-    memcpy(h.secret, s->secret, MPR__SECRET_SIZE);
+    memcpy(h.secret, s->key, MPR__SECRET_SIZE);
     mpr__hello_encode(hello, &h);
     rc = send_hello(fd, hello, memfd);
     memset(hello, 0, sizeof hello);
@@ -288,7 +288,7 @@ void mpr_sender_free(mpr_sender *s)
     mpr__ring_unmap(&s->ring, 0);
     if (s->fd >= 0)
         close(s->fd);
-    memset(s->secret, 0, sizeof s->secret);
+    memset(s->key, 0, sizeof s->key);
     free(s);
 }
 
@@ -298,7 +298,7 @@ int mpr_sender_to_string(const mpr_sender *s, char *buf, size_t size)
         return MPR_EINVAL;
     char hex[2 * MPR__SECRET_SIZE + 1];
     for (size_t i = 0; i < MPR__SECRET_SIZE; i++)
-        snprintf(hex + 2 * i, 3, "%02x", s->secret[i]);
+        snprintf(hex + 2 * i, 3, "%02x", s->key[i]);
     int n = snprintf(buf, size, STRING_PREFIX "%s:%u:%s", s->name, s->id, hex);
     return n < 0 ? MPR_EINVAL : n;
 }
@@ -336,13 +336,13 @@ int mpr_sender_from_string(mpr_sender **out, const char *text)
     if (*p++ != ':')
         return MPR_EINVAL;
 
-    unsigned char secret[MPR__SECRET_SIZE];
+    unsigned char key[MPR__SECRET_SIZE]; /* the pipe's key (wire.h) */
     for (size_t i = 0; i < MPR__SECRET_SIZE; i++) {
         int hi = hex_value(p[2 * i]);
         int lo = hi < 0 ? -1 : hex_value(p[2 * i + 1]);
         if (lo < 0)
             return MPR_EINVAL;
-        secret[i] = (unsigned char)(hi << 4 | lo);
+        key[i] = (unsigned char)(hi << 4 | lo);
     }
     if (p[2 * MPR__SECRET_SIZE] != '\0')
         return MPR_EINVAL;
@@ -350,8 +350,8 @@ int mpr_sender_from_string(mpr_sender **out, const char *text)
     char name_buf[NAME_MAX_LEN + 1];
     memcpy(name_buf, name, name_len);
     name_buf[name_len] = '\0';
-    int rc = mpr__sender_new(out, name_buf, (uint32_t)id, secret, (uint32_t)MPR_MAX_MESSAGE_SIZE);
-    memset(secret, 0, sizeof secret);
+    int rc = mpr__sender_new(out, name_buf, (uint32_t)id, key, (uint32_t)MPR_MAX_MESSAGE_SIZE);
+    memset(key, 0, sizeof key);
     return rc;
 }
 

@@ -41,6 +41,79 @@ int mpr__secret_equal(const unsigned char *a, const unsigned char *b)
     return diff == 0;
 }
 
+/* ---- SipHash-2-4 ---- */
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    return (uint64_t)mpr__get_u32(p) | (uint64_t)mpr__get_u32(p + 4) << 32;
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    mpr__put_u32(p, (uint32_t)v);
+    mpr__put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+
+static void sip_rounds(uint64_t v[4], int n)
+{
+    while (n-- > 0) {
+        v[0] += v[1];
+        v[1] = ROTL64(v[1], 13) ^ v[0];
+        v[0] = ROTL64(v[0], 32);
+        v[2] += v[3];
+        v[3] = ROTL64(v[3], 16) ^ v[2];
+        v[0] += v[3];
+        v[3] = ROTL64(v[3], 21) ^ v[0];
+        v[2] += v[1];
+        v[1] = ROTL64(v[1], 17) ^ v[2];
+        v[2] = ROTL64(v[2], 32);
+    }
+}
+
+static void sip_absorb(uint64_t v[4], uint64_t m)
+{
+    v[3] ^= m;
+    sip_rounds(v, 2);
+    v[0] ^= m;
+}
+
+void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16], const void *in,
+                  size_t len)
+{
+    const unsigned char *p = in;
+    const uint64_t k0 = get_u64(key), k1 = get_u64(key + 8);
+    /* "somepseudorandomlygeneratedbytes" */
+    uint64_t v[4] = {k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull,
+                     k0 ^ 0x6c7967656e657261ull, k1 ^ 0x7465646279746573ull};
+    if (outlen == 16)
+        v[1] ^= 0xee;
+    size_t full = len & ~(size_t)7;
+    for (size_t i = 0; i < full; i += 8)
+        sip_absorb(v, get_u64(p + i));
+    uint64_t last = (uint64_t)len << 56;
+    for (size_t i = 0; i < (len & 7); i++)
+        last |= (uint64_t)p[full + i] << (8 * i);
+    sip_absorb(v, last);
+    v[2] ^= outlen == 16 ? 0xee : 0xff;
+    sip_rounds(v, 4);
+    put_u64(out, v[0] ^ v[1] ^ v[2] ^ v[3]);
+    if (outlen == 16) {
+        v[1] ^= 0xdd;
+        sip_rounds(v, 4);
+        put_u64(out + 8, v[0] ^ v[1] ^ v[2] ^ v[3]);
+    }
+}
+
+void mpr__pipe_key(unsigned char out[MPR__SECRET_SIZE], const unsigned char secret[MPR__SECRET_SIZE],
+                   uint32_t id)
+{
+    unsigned char msg[8] = {'M', 'P', 'R', 'K'};
+    mpr__put_u32(msg + 4, id);
+    mpr__siphash(out, MPR__SECRET_SIZE, secret, msg, sizeof msg);
+}
+
 void mpr__wire_init(mpr__wire *w, uint32_t max_msg)
 {
     memset(w, 0, sizeof *w);

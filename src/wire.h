@@ -4,8 +4,10 @@
  * (tests/fuzz).
  *
  * A connection carries, in order:
- *   HELLO  32 bytes: "MPR1", u32 version, u32 connection id, u32 flags (0),
- *          16 bytes of the router's secret.
+ *   HELLO  32 bytes: "MPR1", u32 version (2), u32 connection id, u32 flags,
+ *          16 bytes: the pipe's key, mpr__pipe_key(router's secret, id).
+ *          A sender holds only its own pipe's key, so it cannot claim
+ *          another pipe; the router recomputes the key from the id.
  *   (router answers ACK, 16 bytes: "MPRA", u32 status 0, u32 largest
  *    message size, u32 reserved 0; on rejection it closes instead)
  *   FRAMES each: u32 header, then the body.
@@ -30,7 +32,7 @@
 #define MPR__SECRET_SIZE 16
 #define MPR__HELLO_SIZE 32
 #define MPR__ACK_SIZE 16
-#define MPR__WIRE_VERSION 1u
+#define MPR__WIRE_VERSION 2u /* 1: the router's secret in every HELLO */
 #define MPR__HELLO_MAGIC 0x3152504du /* "MPR1" */
 #define MPR__ACK_MAGIC 0x4152504du   /* "MPRA" */
 #define MPR__WIRE_CONTROL 0x80000000u
@@ -66,6 +68,15 @@ int mpr__ack_decode(const unsigned char in[MPR__ACK_SIZE], uint32_t *max_msg);
 
 /* Constant-time comparison of two secrets: 1 if equal. */
 int mpr__secret_equal(const unsigned char *a, const unsigned char *b);
+
+/* SipHash-2-4 (Aumasson and Bernstein, 2012) of in[0..len) under a 16-byte
+ * key, with an 8- or 16-byte tag (outlen 8 or 16): a keyed PRF. */
+void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16],
+                  const void *in, size_t len);
+/* The key of pipe id: SipHash-2-4-128 of "MPRK" and the id (little-endian)
+ * under the router's secret. */
+void mpr__pipe_key(unsigned char out[MPR__SECRET_SIZE], const unsigned char secret[MPR__SECRET_SIZE],
+                   uint32_t id);
 
 /* What the parser hands to its user. */
 typedef struct mpr__wire_sink {

@@ -112,7 +112,7 @@ MPR_EXTERN int mpr_router_set_queue_limit(mpr_router *router, size_t bytes);
  * learn it when they start. Returns 0 or MPR_EINVAL. */
 MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes);
 
-/** How long a new connection may take to prove it holds the secret before
+/** How long a new connection may take to prove it holds its pipe's key before
  * it is closed (default 5 s). MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_handshake_timeout(mpr_router *router, double seconds);
 

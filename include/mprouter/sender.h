@@ -12,8 +12,9 @@
  * all from ONE THREAD, and finally mpr_sender_free. States:
  * INITIAL --start--> OPEN --stop--> CLOSED; a sender is never restarted.
  *
- * start connects to the router (AF_UNIX), proves it holds the router's
- * secret and hands over a shared-memory ring (a sealed memfd of 1 MiB).
+ * start connects to the router (AF_UNIX), proves it holds its pipe's key
+ * (derived from the router's secret; it grants access to that pipe only)
+ * and hands over a shared-memory ring (a sealed memfd of 1 MiB).
  * send copies the message into the ring and returns: no system call unless
  * the router's monitor thread sleeps (one wake-up) or the ring is full (the
  * sender waits for room). A message whose send returned is delivered even
@@ -66,7 +67,8 @@ MPR_EXTERN void mpr_sender_free(mpr_sender *sender);
 /** Write the sender as a NUL-terminated string into buf (snprintf-style):
  * returns the length of the full string (without the NUL) even if size is
  * too small, or MPR_EINVAL. Only an INITIAL sender can be turned into a
- * string. The string contains the router's secret. */
+ * string. The string contains the pipe's key: treat it as a password for
+ * that pipe (it lets its holder send to this pipe, and to no other). */
 MPR_EXTERN int mpr_sender_to_string(const mpr_sender *sender, char *buf, size_t size);
 
 /** Make a new INITIAL sender from a string made by mpr_sender_to_string.

@@ -28,6 +28,13 @@
 
 #include "payload.h"
 #include "testsupport.h"
+// From src/wire.h (C11 atomics there keep it out of C++); src/wire.c is
+// compiled into this test.
+extern "C" {
+void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16], const void *in,
+                  size_t len);
+void mpr__pipe_key(unsigned char out[16], const unsigned char secret[16], uint32_t id);
+}
 
 using namespace mprtest;
 
@@ -54,7 +61,8 @@ uint32_t getU32(const QByteArray &b, int at)
     return v;
 }
 
-// What a sender string (mpr1:NAME:ID:SECRETHEX, src/sender.c) holds.
+// What a sender string (mpr1:NAME:ID:KEYHEX, src/sender.c) holds; secret
+// is the pipe's key, the only credential a worker ever has.
 struct Credentials
 {
     QByteArray name;
@@ -77,7 +85,7 @@ bool parseSender(const mpr_sender *sender, Credentials *out)
     return out->id > 0 && out->secret.size() == 16;
 }
 
-QByteArray hello(uint32_t id, const QByteArray &secret, uint32_t version = 1, uint32_t flags = 0)
+QByteArray hello(uint32_t id, const QByteArray &secret, uint32_t version = 2, uint32_t flags = 0)
 {
     QByteArray b;
     putU32(b, HelloMagic);
@@ -363,6 +371,7 @@ private slots:
     void init();
     void cleanup();
 
+    void pipeKeys();
     void badHandshake_data();
     void badHandshake();
     void forgedSenderString();
@@ -435,6 +444,48 @@ bool tst_Trust::restart(size_t maxMsg, double handshakeS, size_t queueLimit)
 
 // ---- who gets in ---------------------------------------------------------
 
+// The pipe keys: SipHash-2-4 as published (key 00..0f, message 00..len-1;
+// the authors' reference vectors), then what the router derives from it.
+void tst_Trust::pipeKeys()
+{
+    unsigned char key[16], msg[15], out[16];
+    for (int i = 0; i < 16; i++)
+        key[i] = uchar(i);
+    for (int i = 0; i < 15; i++)
+        msg[i] = uchar(i);
+    auto hex = [&](size_t n) { return QByteArray(reinterpret_cast<char *>(out), int(n)).toHex(); };
+    mpr__siphash(out, 8, key, msg, 0);
+    QCOMPARE(hex(8), QByteArray("310e0edd47db6f72")); // 0x726fdb47dd0e0e31
+    mpr__siphash(out, 8, key, msg, 8);
+    QCOMPARE(hex(8), QByteArray("6224939a79f5f593")); // one full block
+    mpr__siphash(out, 8, key, msg, 15);
+    QCOMPARE(hex(8), QByteArray("e545be4961ca29a1")); // a block and 7 bytes
+    mpr__siphash(out, 16, key, msg, 0);
+    QCOMPARE(hex(16), QByteArray("a3817f04ba25a8e66df67214c7550293"));
+    mpr__siphash(out, 16, key, msg, 1);
+    QCOMPARE(hex(16), QByteArray("da87c1d86b99af44347659119b22fc45"));
+    mpr__siphash(out, 16, key, msg, 2);
+    QCOMPARE(hex(16), QByteArray("8177228da4a45dc7fca38bdef60affe4"));
+
+    // A pipe's key depends on the secret and the id, and the string a
+    // sender travels as carries that key, never the router's secret.
+    unsigned char k1[16], k2[16], k1b[16];
+    mpr__pipe_key(k1, key, 1);
+    mpr__pipe_key(k2, key, 2);
+    mpr__pipe_key(k1b, key, 1);
+    QVERIFY(memcmp(k1, k2, 16) != 0);
+    QVERIFY(memcmp(k1, k1b, 16) == 0);
+    key[0] ^= 1;
+    mpr__pipe_key(k1b, key, 1);
+    QVERIFY(memcmp(k1, k1b, 16) != 0);
+
+    Pipe a, b;
+    OPEN_PIPE(a);
+    OPEN_PIPE(b);
+    QCOMPARE(b.cred.id, a.cred.id + 1);
+    QVERIFY(a.cred.secret != b.cred.secret);
+}
+
 void tst_Trust::badHandshake_data()
 {
     QTest::addColumn<QString>("kind");
@@ -445,6 +496,8 @@ void tst_Trust::badHandshake_data()
     QTest::newRow("id zero") << "id zero" << "connection id never issued";
     QTest::newRow("id far away") << "id huge" << "connection id never issued";
     QTest::newRow("unknown version") << "version" << "unsupported protocol version";
+    QTest::newRow("version 1 (one secret for all)") << "version 1" << "unsupported protocol version";
+    QTest::newRow("another pipe's key") << "other key" << "wrong secret";
     QTest::newRow("unknown flag") << "flags" << "unsupported protocol version";
     QTest::newRow("ring flag without a memfd") << "ring" << "invalid shared-memory ring";
     QTest::newRow("random bytes") << "random" << "protocol error";
@@ -478,11 +531,16 @@ void tst_Trust::badHandshake()
     } else if (kind == "id huge") {
         bytes = hello(0xfffffff0u, secret);
     } else if (kind == "version") {
-        bytes = hello(c.id, secret, 2);
+        bytes = hello(c.id, secret, 3);
+    } else if (kind == "version 1") {
+        bytes = hello(c.id, secret, 1);
     } else if (kind == "flags") {
-        bytes = hello(c.id, secret, 1, 2);
+        bytes = hello(c.id, secret, 2, 2);
     } else if (kind == "ring") {
-        bytes = hello(c.id, secret, 1, 1);
+        bytes = hello(c.id, secret, 2, 1);
+    } else if (kind == "other key") {
+        // A worker holding the bystander's string claims the victim's pipe.
+        bytes = hello(c.id, good.pipe.cred.secret);
     } else if (kind == "random") {
         for (int i = 0; i < 64; i++)
             bytes.append(char(QRandomGenerator::global()->bounded(256)));
@@ -886,7 +944,7 @@ void tst_Trust::hostileRing()
     RawPeer peer(victim.cred.name);
     QVERIFY(peer.ok());
     // HELLO with the ring flag, the memfd attached.
-    QByteArray h = hello(victim.cred.id, victim.cred.secret, 1, 1);
+    QByteArray h = hello(victim.cred.id, victim.cred.secret, 2, 1);
     iovec iov = {h.data(), size_t(h.size())};
     union {
         cmsghdr align;
