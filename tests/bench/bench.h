@@ -49,6 +49,9 @@ struct Options {
 extern Options opt;
 
 int64_t nowNs(); /* CLOCK_MONOTONIC: comparable across processes */
+/* CPU time (user + system, ns) of this process (RUSAGE_SELF: all its
+ * threads) or of its reaped children (RUSAGE_CHILDREN). */
+int64_t cpuNs(int who);
 
 /* The first 32 bytes of every small message (and of large ones). */
 struct Header {

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,15 @@ int64_t nowNs()
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t cpuNs(int who)
+{
+    struct rusage ru;
+    if (getrusage(who, &ru) < 0)
+        return 0;
+    auto ns = [](const struct timeval &t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_usec * 1000; };
+    return ns(ru.ru_utime) + ns(ru.ru_stime);
 }
 
 std::string strf(const char *fmt, ...)

@@ -130,6 +130,10 @@ std::vector<Figure> figures()
         f.push_back({n("1x32"), "msg/s", {{"raw_1x32", qt ? '>' : '\0', 2}}});
         f.push_back({n("4x32"), "msg/s",
                      {{"raw_4x32", qt ? '>' : '\0', 3}, {"qt_post", qt ? '>' : '\0', 3}}});
+        if (qt) {
+            f.push_back({n("4x32_cpu_send"), "ns/msg", {}});
+            f.push_back({n("4x32_cpu_router"), "ns/msg", {}});
+        }
         f.push_back({n("4x4k"), "msg/s", {{"raw_4x4k", 0, 0}}});
         f.push_back({n("64m"), "MiB/s", {{"raw_bulk", qt ? '>' : '\0', 0.5}}});
         f.push_back({n("lat_p50"), "us",
@@ -146,6 +150,8 @@ std::vector<Figure> figures()
     f.push_back({"scale_pipes_connect", "ms", {}});
     f.push_back({"scale_pipes_deliver", "ms", {}});
     f.push_back({"scale_procs_rate", "msg/s", {{"qt_4x32", '>', 0.5}}});
+    f.push_back({"scale_procs_cpu_send", "ns/msg", {{"qt_4x32_cpu_send", 0, 0}}});
+    f.push_back({"scale_procs_cpu_router", "ns/msg", {{"qt_4x32_cpu_router", 0, 0}}});
     f.push_back({"mem_flood_rss", "MiB", {{"", '<', 64}}});
     f.push_back({"mem_flood_rate", "msg/s", {}});
     return f;

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -346,18 +347,42 @@ int64_t runOnePerPipe(Harness &h, const std::string &fig, int n,
 
 /* ------------------------------------------------------------------ */
 
+/* Where the CPU went, per message: the sender processes over their whole
+ * life (fork to exit, from RUSAGE_CHILDREN once they are reaped) and this
+ * process (monitor thread, main thread, event loop) from go to the last
+ * message. Two cores give 2e9 ns of CPU a second, so a rate R needs
+ * cpu_send + cpu_router <= 2e9 / R. */
+namespace {
+struct CpuMeter {
+    int64_t children0 = cpuNs(RUSAGE_CHILDREN);
+    int64_t self0 = 0, self1 = 0;
+    void go() { self0 = cpuNs(RUSAGE_SELF); }
+    void done() { self1 = cpuNs(RUSAGE_SELF); }
+    void put(Values &v, const std::string &fig, uint64_t messages) const
+    {
+        if (!messages)
+            return;
+        v[fig + "_cpu_send"] = (double)(cpuNs(RUSAGE_CHILDREN) - children0) / (double)messages;
+        v[fig + "_cpu_router"] = (double)(self1 - self0) / (double)messages;
+    }
+};
+} // namespace
+
 bool mprRate(Values &v, Mode m, const char *what, int nsenders, size_t size, long per)
 {
     std::string fig = strf("%s_%s", modeName(m), what);
     Harness h(m);
     h.size = size;
+    CpuMeter cpu;
     int64_t ns = runOnePerPipe(
         h, fig, nsenders,
         [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, size, per, opt.duration); },
-        (double)opt.timeoutS);
+        (double)opt.timeoutS, [&] { cpu.go(); });
+    cpu.done();
     if (ns < 0)
         return false;
     v[fig] = (double)h.received / ((double)ns / 1e9);
+    cpu.put(v, fig, h.received);
     return true;
 }
 
@@ -654,13 +679,16 @@ bool scaleProcs(Values &v)
     const int n = (int)opt.procs;
     const long per = opt.procMsgs;
     h.expected = (uint64_t)n * (uint64_t)per;
+    CpuMeter cpu;
     int64_t ns = runOnePerPipe(
         h, "scale_procs", n,
         [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per, 0); },
-        (double)opt.timeoutS);
+        (double)opt.timeoutS, [&] { cpu.go(); });
+    cpu.done();
     if (ns < 0)
         return false;
     v["scale_procs_rate"] = (double)h.expected / ((double)ns / 1e9);
+    cpu.put(v, "scale_procs", h.expected);
     return true;
 }
 
