@@ -8,6 +8,7 @@
 
 #include <QtCore/QDataStream>
 #include <QtCore/QIODevice>
+#include <QtCore/QTimer>
 
 namespace mpr {
 
@@ -194,8 +195,36 @@ QString Router::errorString(int error)
 void ReceiverPrivate::onMessage(void *arg, const void *data, size_t size)
 {
     Receiver *receiver = static_cast<Receiver *>(arg);
-    Q_EMIT receiver->messageReceived(
-        QByteArray(static_cast<const char *>(data), static_cast<int>(size)));
+    ReceiverPrivate *d = receiver->d_func();
+    const int n = static_cast<int>(size);
+    QByteArray &buf = d->buffer;
+    // Reuse only an unshared buffer that is not much larger than needed
+    // (a pipe whose messages shrink gets a fitting one again). Slots see
+    // const QByteArray &; one that keeps a copy shares the buffer, and the
+    // next message then gets a new one, so kept copies never change.
+    const qsizetype cap = buf.capacity();
+    if (buf.isDetached() && cap >= n && cap <= 2 * qsizetype(n) + KeepSmall) {
+        buf.resize(n);
+        if (n)
+            memcpy(buf.data(), data, size);
+    } else {
+        buf = QByteArray(static_cast<const char *>(data), n);
+    }
+    if (buf.capacity() > KeepSmall) {
+        if (!d->releaseTimer) {
+            d->releaseTimer = new QTimer(receiver);
+            d->releaseTimer->setSingleShot(true);
+            d->releaseTimer->setInterval(ReleaseAfterMs);
+            QObject::connect(d->releaseTimer, &QTimer::timeout, receiver,
+                             [d] { d->buffer = QByteArray(); });
+        }
+        d->releaseTimer->start();
+    }
+    // A shallow copy (no bytes copied): the message stays valid for every
+    // slot even if one of them deletes the receiver, and nothing of the
+    // receiver is touched after the emission.
+    const QByteArray message = buf;
+    Q_EMIT receiver->messageReceived(message);
 }
 
 void ReceiverPrivate::onLost(void *arg)

@@ -5,9 +5,14 @@
 #ifndef MPROUTER_QT_P_H
 #define MPROUTER_QT_P_H
 
+#include <QtCore/QByteArray>
 #include <QtCore/QList>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QPointer>
+
+QT_BEGIN_NAMESPACE
+class QTimer;
+QT_END_NAMESPACE
 
 #include "mprouter_qt.h"
 
@@ -35,6 +40,16 @@ class ReceiverPrivate
 public:
     static void onMessage(void *arg, const void *data, size_t size);
     static void onLost(void *arg);
+
+    // The buffer of the last message, reused for the next one when no slot
+    // kept a copy (it is not shared) and it fits: no allocation per
+    // message, and for large messages no fresh pages to fault in. Up to
+    // KeepSmall bytes it is kept; a larger one is dropped once the pipe
+    // has been quiet for ReleaseAfterMs (releaseTimer).
+    static const int KeepSmall = 16 * 1024;
+    static const int ReleaseAfterMs = 1000;
+    QByteArray buffer;
+    QTimer *releaseTimer = nullptr; // child of the Receiver, made when needed
 
     QPointer<Router> router;
     mpr_receiver *handle = nullptr; // null once closed

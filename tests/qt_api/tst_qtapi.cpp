@@ -133,6 +133,8 @@ private Q_SLOTS:
     void messagesInOrderOnMainThread();
     void senderLost();
     void closePipeFromSlot();
+    void keptCopiesNeverChange();
+    void deleteReceiverFromSlot();
     void routeUntil();
     void variantRoundTrip_data();
     void variantRoundTrip();
@@ -351,6 +353,89 @@ void tst_QtApi::closePipeFromSlot()
     QTRY_VERIFY(markerWorker.reaped());
     QCOMPARE(router.closePipe(markerReceiver), 0);
     QCOMPARE(router.stop(), 0);
+}
+
+// The Receiver reuses its buffer for the next message when no slot kept the
+// last one. Messages of changing sizes (growing, shrinking, empty, large)
+// must each arrive intact, and copies a slot kept must never change when
+// later messages arrive.
+void tst_QtApi::keptCopiesNeverChange()
+{
+    const int sizes[] = {40, 3000, 17000, 100000, 0, 5, 2 << 20, 64, 64, 20000, 1};
+    const int nSizes = int(sizeof sizes / sizeof sizes[0]);
+    QList<QByteArray> messages;
+    for (int i = 0; i < 120; ++i) {
+        QByteArray m(sizes[i % nSizes], char('A' + i % 50));
+        const QByteArray tag = QByteArray::number(i) + ':';
+        if (m.size() >= tag.size())
+            m.replace(0, tag.size(), tag);
+        messages.append(m);
+    }
+
+    mpr::Router router;
+    QCOMPARE(router.start(), 0);
+    mpr_sender *sender = nullptr;
+    mpr::Receiver *receiver = nullptr;
+    QCOMPARE(router.pipe(&sender, &receiver), 0);
+    int next = 0, wrong = -1;
+    QList<QPair<int, QByteArray>> kept;
+    connect(receiver, &mpr::Receiver::messageReceived, this, [&](const QByteArray &m) {
+        if (wrong < 0 && (next >= messages.size() || m != messages.at(next)))
+            wrong = next;
+        if (next % 3 == 0)
+            kept.append(qMakePair(next, m)); // shares the buffer
+        ++next;
+    });
+
+    Worker worker(sender, [&](mpr_sender *s) { return sendAll(s, messages); });
+    QVERIFY(worker.started());
+    QTRY_COMPARE_WITH_TIMEOUT(next, messages.size(), 20000);
+    QTRY_VERIFY(worker.reaped());
+    QCOMPARE(worker.status(), 0);
+    QCOMPARE(wrong, -1);
+    QCOMPARE(kept.size(), (messages.size() + 2) / 3);
+    for (const auto &k : kept)
+        if (k.second != messages.at(k.first))
+            QFAIL(qPrintable(QStringLiteral("kept copy of message %1 changed").arg(k.first)));
+    QCOMPARE(router.closePipe(receiver), 0);
+    QCOMPARE(router.stop(), 0);
+}
+
+// A slot may even delete its receiver outright: the message it got stays
+// valid to the end of the emission, and nothing crashes (ASan runs this).
+void tst_QtApi::deleteReceiverFromSlot()
+{
+    mpr::Router router;
+    QCOMPARE(router.start(), 0);
+    mpr_sender *sender = nullptr;
+    mpr::Receiver *receiver = nullptr;
+    QCOMPARE(router.pipe(&sender, &receiver), 0);
+    const QByteArray big(300000, 'x'); // a buffer the receiver would keep
+    QByteArray seen;
+    connect(receiver, &mpr::Receiver::messageReceived, this, [&](const QByteArray &m) {
+        delete receiver;
+        receiver = nullptr;
+        seen = QByteArray(m.constData(), m.size()); // a deep copy, after the delete
+    });
+
+    // The second message finds the pipe closed.
+    const QString discarding = QStringLiteral("discarding message from closed pipe #%1")
+                                   .arg(receiver->id());
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression(QRegularExpression::escape(discarding)));
+    Worker worker(sender, [&](mpr_sender *s) { return sendAll(s, {big, big}); });
+    QVERIFY(worker.started());
+    QTRY_COMPARE_WITH_TIMEOUT(seen.size(), big.size(), 20000);
+    QCOMPARE(seen, big);
+    QVERIFY(!receiver);
+    QTRY_VERIFY(worker.reaped());
+    auto discarded = [&] {
+        int n = 0;
+        for (const LogRecord &r : logged())
+            n += r.message.contains(discarding);
+        return n;
+    };
+    QTRY_COMPARE(discarded(), 1);
+    QCOMPARE(router.stop(), 0); // no unclosed pipe: the delete closed it
 }
 
 void tst_QtApi::routeUntil()
