@@ -149,8 +149,10 @@ std::string runQt(QEventLoop &loop, const std::function<bool()> &done, Workers *
 /* ------------------------------------------------------------------ */
 /* (a) one write() per message                                         */
 
-bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc)
+bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc, double duration)
 {
+    if (duration < 0)
+        duration = opt.duration;
     std::vector<int> rd(nprocs, -1), wr(nprocs, -1);
     for (int i = 0; i < nprocs; i++) {
         int sv[2];
@@ -178,7 +180,7 @@ bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc)
         },
         [&](int i) {
             std::vector<char> buf(size, 'x');
-            StreamEnd end(perProc, opt.duration);
+            StreamEnd end(perProc, duration);
             for (long s = 0;; s++) {
                 bool last = end.isLast(s);
                 fillFixed(buf.data(), size, (uint32_t)i, (uint64_t)s, 0, last);
@@ -272,6 +274,44 @@ bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc)
     for (auto &s : sc)
         total += s.next;
     v[name] = (double)total / ((double)(t1 - t0) / 1e9);
+    return true;
+}
+
+/* The floor of scale_procs on this machine: the same opt.procs forked
+ * processes, released at once, each writing its opt.procMsgs 32-byte
+ * messages (with the 8-byte record header a ring adds) into fresh memory
+ * of its own and exiting; nobody reads anything. From go until every one
+ * has exited (polled every 2 ms): what starting to run, touching that
+ * much new memory and exiting cost 256 processes, with no IPC at all. */
+bool procsFloor(Values &v)
+{
+    const int n = (int)opt.procs;
+    const long per = opt.procMsgs;
+    const size_t rec = 32 + 8;
+    Workers w;
+    bool ok = w.start(n, nullptr, [&](int i) {
+        /* The zero fill faults the pages in, as a ring's first copy would. */
+        std::vector<char> buf(per * rec);
+        char msg[32];
+        volatile char sink = 0;
+        for (long s = 0; s < per; s++) {
+            fillFixed(msg, sizeof msg, (uint32_t)i, (uint64_t)s, 0, s == per - 1);
+            memcpy(buf.data() + s * rec + 8, msg, sizeof msg);
+        }
+        sink = buf[(per - 1) * rec + 8];
+        (void)sink;
+        return 0;
+    });
+    if (!ok || !w.waitReady((double)opt.timeoutS)) {
+        progress("  procs_floor: FAIL: %s", w.error().c_str());
+        return false;
+    }
+    int64_t t0 = w.go();
+    if (!w.finish((double)opt.timeoutS)) {
+        progress("  procs_floor: FAIL: %s", w.error().c_str());
+        return false;
+    }
+    v["procs_floor"] = (double)n * (double)per / ((double)(nowNs() - t0) / 1e9);
     return true;
 }
 

@@ -133,7 +133,11 @@ void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The measurements; each returns true if every message arrived in order
  * (errors are reported on stderr) and puts its figures into v. */
-bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc);
+/* duration < 0: opt.duration; 0: send perProc messages each */
+bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc,
+             double duration = -1);
+/* The scale_procs shape without messaging: the machine's floor for it. */
+bool procsFloor(Values &v);
 bool rawBulk(Values &v);
 bool qtPost(Values &v);
 bool latRaw(Values &v);

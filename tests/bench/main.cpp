@@ -93,6 +93,13 @@ std::vector<Measurement> measurements()
         }
     }
     m.push_back({"scale_pipes", "pipes open at once, one message each", scalePipes, false});
+    m.push_back({"raw_procs", "(a) the scale_procs shape, one write() per message",
+                 [](Values &v) {
+                     return rawRate(v, "raw_procs", (int)opt.procs, 32, opt.procMsgs, 0.0);
+                 },
+                 false});
+    m.push_back({"procs_floor", "the scale_procs shape, no messaging (the machine's floor)",
+                 procsFloor, false});
     m.push_back({"scale_procs", "concurrent sender processes", scaleProcs, false});
     m.push_back({"mem_flood", "4 senders, receiver spends 10 us/message, queue limit", mprMemory, true});
     return m;
@@ -149,7 +156,9 @@ std::vector<Figure> figures()
     f.push_back({"scale_pipes_setup", "ms", {}});
     f.push_back({"scale_pipes_connect", "ms", {}});
     f.push_back({"scale_pipes_deliver", "ms", {}});
-    f.push_back({"scale_procs_rate", "msg/s", {{"qt_4x32", '>', 0.5}}});
+    f.push_back({"raw_procs", "msg/s", {{"qt_4x32", 0, 0}}});
+    f.push_back({"procs_floor", "msg/s", {{"qt_4x32", 0, 0}}});
+    f.push_back({"scale_procs_rate", "msg/s", {{"qt_4x32", '>', 0.5}, {"procs_floor", 0, 0}}});
     f.push_back({"scale_procs_cpu_send", "ns/msg", {{"qt_4x32_cpu_send", 0, 0}}});
     f.push_back({"scale_procs_cpu_router", "ns/msg", {{"qt_4x32_cpu_router", 0, 0}}});
     f.push_back({"mem_flood_rss", "MiB", {{"", '<', 64}}});
