@@ -109,6 +109,15 @@ QList<LogRecord> logged()
     return logRecords;
 }
 
+// How many warnings containing text went through the "mprouter" category.
+int warningsLogged(const QString &text)
+{
+    int n = 0;
+    for (const LogRecord &r : logged())
+        n += r.message.contains(text) && r.category == "mprouter" && r.type == QtWarningMsg;
+    return n;
+}
+
 void recordMessage(QtMsgType type, const QMessageLogContext &context, const QString &message)
 {
     {
@@ -343,13 +352,7 @@ void tst_QtApi::closePipeFromSlot()
     QTRY_VERIFY(watch.isNull());
     QCOMPARE(received, 1);
     // Every dropped message was reported, through the "mprouter" category.
-    auto discarded = [&] {
-        int n = 0;
-        for (const LogRecord &r : logged())
-            n += r.message.contains(discarding) && r.category == "mprouter" && r.type == QtWarningMsg;
-        return n;
-    };
-    QTRY_COMPARE(discarded(), messages.size() - 1);
+    QTRY_COMPARE(warningsLogged(discarding), messages.size() - 1);
     QTRY_VERIFY(markerWorker.reaped());
     QCOMPARE(router.closePipe(markerReceiver), 0);
     QCOMPARE(router.stop(), 0);
@@ -428,13 +431,7 @@ void tst_QtApi::deleteReceiverFromSlot()
     QCOMPARE(seen, big);
     QVERIFY(!receiver);
     QTRY_VERIFY(worker.reaped());
-    auto discarded = [&] {
-        int n = 0;
-        for (const LogRecord &r : logged())
-            n += r.message.contains(discarding);
-        return n;
-    };
-    QTRY_COMPARE(discarded(), 1);
+    QTRY_COMPARE(warningsLogged(discarding), 1);
     QCOMPARE(router.stop(), 0); // no unclosed pipe: the delete closed it
 }
 
