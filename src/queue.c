@@ -14,8 +14,8 @@
 
 #define CHUNK_DATA (128u * 1024u)
 #define POOL_MAX 16u
-#define SPARE_MIN (1024u * 1024u) /* big chunks from this size on are kept for reuse */
-#define NSPARE 2                  /* one being filled while one is read */
+#define SPARE_MIN (1024u * 1024u) /* big chunks from this size on: mmap()ed, kept for reuse */
+#define SPARE_MAX ((size_t)128u << 20) /* larger ones are unmapped when read */
 
 struct mpr__chunk {
     mpr__chunk *next;   /* set under lock; a chunk with a next is full */
@@ -24,13 +24,12 @@ struct mpr__chunk {
     size_t published;   /* end of published records; under lock */
     size_t rpos;        /* consumer's read position */
     int pooled;         /* standard size: goes back to the pool */
-    int mapped;         /* big: mmap()ed, pre-faulted */
     alignas(16) unsigned char data[];
 };
 
 static void chunk_free(mpr__chunk *c)
 {
-    if (c && c->mapped)
+    if (c && c->cap >= SPARE_MIN)
         munmap(c, sizeof *c + c->cap);
     else
         free(c);
@@ -44,8 +43,7 @@ static size_t record_size(uint32_t len)
 static mpr__chunk *chunk_new(size_t cap, int pooled)
 {
     mpr__chunk *c;
-    int mapped = cap >= SPARE_MIN;
-    if (mapped) {
+    if (cap >= SPARE_MIN) {
         /* Pre-fault big chunks in one go: touching 64 MiB page by page
          * costs 16384 page faults, which dominate a large message. */
         void *p = mmap(NULL, sizeof *c + cap, PROT_READ | PROT_WRITE,
@@ -56,7 +54,6 @@ static mpr__chunk *chunk_new(size_t cap, int pooled)
     }
     if (!c)
         return NULL;
-    c->mapped = mapped;
     c->next = NULL;
     c->cap = cap;
     c->wpos = c->published = c->rpos = 0;
@@ -100,7 +97,7 @@ uint64_t mpr__queue_destroy(mpr__queue *q)
         free(q->pool);
         q->pool = next;
     }
-    for (int i = 0; i < NSPARE; i++)
+    for (int i = 0; i < MPR__QUEUE_SPARES; i++)
         chunk_free(q->spare[i]);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);
@@ -177,7 +174,7 @@ mpr__chunk *mpr__queue_dedicated(mpr__queue *q, uint32_t conn_id, uint32_t len,
     if (size >= SPARE_MIN) {
         /* Reuse the spare if it fits without wasting more than half. */
         pthread_mutex_lock(&q->lock);
-        for (int i = 0; i < NSPARE && !c; i++) {
+        for (int i = 0; i < MPR__QUEUE_SPARES && !c; i++) {
             if (q->spare[i] && q->spare[i]->cap >= size && q->spare[i]->cap / 2 <= size) {
                 c = q->spare[i];
                 q->spare[i] = NULL;
@@ -265,16 +262,17 @@ const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping)
                 c->wpos = c->published = c->rpos = 0;
                 q->pool = c;
                 q->pool_size++;
-            } else if (!c->pooled && c->cap >= SPARE_MIN) {
-                /* Keep it, in place of an empty or the smallest slot. */
-                int slot = !q->spare[0] ? 0 : !q->spare[1] ? 1
-                           : q->spare[0]->cap <= q->spare[1]->cap ? 0 : 1;
-                if (q->spare[slot] && q->spare[slot]->cap > c->cap) {
-                    spent = c;
-                } else {
-                    spent = q->spare[slot];
-                    q->spare[slot] = c;
-                }
+            } else if (c->cap >= SPARE_MIN && c->cap <= SPARE_MAX) {
+                /* Keep the most recent ones: a stream of large messages
+                 * of similar sizes reuses them, and one odd size does not
+                 * hold memory for long. Shift up to the first empty slot
+                 * (or out of the last one) and put this one first. */
+                int j = 0;
+                while (j < MPR__QUEUE_SPARES - 1 && q->spare[j])
+                    j++;
+                spent = q->spare[j];
+                memmove(&q->spare[1], &q->spare[0], (size_t)j * sizeof q->spare[0]);
+                q->spare[0] = c;
             } else {
                 spent = c;
             }

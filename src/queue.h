@@ -37,6 +37,8 @@ static inline const unsigned char *mpr__record_data(const mpr__record *rec)
 
 typedef struct mpr__chunk mpr__chunk;
 
+#define MPR__QUEUE_SPARES 2 /* big chunks kept: one being filled while one is read */
+
 typedef struct mpr__queue {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -54,7 +56,7 @@ typedef struct mpr__queue {
     size_t readable_end; /* consumer only: published end of head */
     mpr__chunk *pool;    /* recycled standard chunks; under lock */
     unsigned pool_size;
-    mpr__chunk *spare[2]; /* recent big chunks kept for reuse; under lock */
+    mpr__chunk *spare[MPR__QUEUE_SPARES]; /* most recent big chunks, newest first; under lock */
 } mpr__queue;
 
 /* Flags returned by mpr__queue_commit and mpr__queue_link. */
