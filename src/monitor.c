@@ -160,23 +160,30 @@ static void message_done(struct conn *c)
 
 /* ---- HELLO and socket frames (wire.c calls these) ---- */
 
+/* Does the HELLO carry the key of the pipe it names? */
+static int key_matches(const mpr_router *r, const mpr__hello *h)
+{
+    unsigned char key[MPR__SECRET_SIZE];
+    mpr__pipe_key(key, r->secret, h->conn_id);
+    int ok = mpr__secret_equal(h->key, key);
+    memset(key, 0, sizeof key);
+    return ok;
+}
+
 static int sink_hello(void *ctx, const mpr__hello *h)
 {
     struct conn *c = ctx;
     mpr_router *r = c->router;
     const char *why = NULL;
     int ring = (h->flags & MPR__HELLO_RING) != 0;
-    unsigned char key[MPR__SECRET_SIZE];
-    mpr__pipe_key(key, r->secret, h->conn_id);
     if (h->version != MPR__WIRE_VERSION || (h->flags & ~MPR__HELLO_RING) != 0)
         why = "unsupported protocol version";
     else if (h->conn_id == 0 || h->conn_id > atomic_load(&r->last_id))
         why = "connection id never issued";
-    else if (!mpr__secret_equal(h->secret, key))
+    else if (!key_matches(r, h))
         why = "wrong secret (not this pipe's key)";
     else if (ring && (c->memfd < 0 || mpr__ring_map(&c->ring, c->memfd) < 0))
         why = "invalid shared-memory ring";
-    memset(key, 0, sizeof key);
     if (c->memfd >= 0) {
         close(c->memfd); /* mapped, or not wanted */
         c->memfd = -1;

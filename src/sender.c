@@ -193,7 +193,7 @@ int mpr_sender_start(mpr_sender *s)
     mpr__hello h = {.version = MPR__WIRE_VERSION,
                     .conn_id = s->id,
                     .flags = memfd >= 0 ? MPR__HELLO_RING : 0};
-    memcpy(h.secret, s->key, MPR__SECRET_SIZE);
+    memcpy(h.key, s->key, MPR__SECRET_SIZE);
     mpr__hello_encode(hello, &h);
     rc = send_hello(fd, hello, memfd);
     memset(hello, 0, sizeof hello);
@@ -222,8 +222,7 @@ static int ring_send(mpr_sender *s, const void *data, size_t size)
     if (size <= piece)
         return mpr__ring_put(&s->ring, s->fd, MPR__RING_MSG, data, (uint32_t)size);
     unsigned char total[8];
-    mpr__put_u32(total, (uint32_t)size);
-    mpr__put_u32(total + 4, (uint32_t)((uint64_t)size >> 32));
+    mpr__put_u64(total, (uint64_t)size);
     int rc = mpr__ring_put(&s->ring, s->fd, MPR__RING_FRAG_START, total, sizeof total);
     const unsigned char *p = data;
     for (size_t done = 0; rc == 0 && done < size; done += piece) {

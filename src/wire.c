@@ -13,7 +13,7 @@ void mpr__hello_encode(unsigned char out[MPR__HELLO_SIZE], const mpr__hello *h)
     mpr__put_u32(out + 4, h->version);
     mpr__put_u32(out + 8, h->conn_id);
     mpr__put_u32(out + 12, h->flags);
-    memcpy(out + 16, h->secret, MPR__SECRET_SIZE);
+    memcpy(out + 16, h->key, MPR__SECRET_SIZE);
 }
 
 void mpr__ack_encode(unsigned char out[MPR__ACK_SIZE], uint32_t max_msg)
@@ -42,17 +42,6 @@ int mpr__secret_equal(const unsigned char *a, const unsigned char *b)
 }
 
 /* ---- SipHash-2-4 ---- */
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    return (uint64_t)mpr__get_u32(p) | (uint64_t)mpr__get_u32(p + 4) << 32;
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    mpr__put_u32(p, (uint32_t)v);
-    mpr__put_u32(p + 4, (uint32_t)(v >> 32));
-}
 
 #define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
 
@@ -83,7 +72,7 @@ void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16]
                   size_t len)
 {
     const unsigned char *p = in;
-    const uint64_t k0 = get_u64(key), k1 = get_u64(key + 8);
+    const uint64_t k0 = mpr__get_u64(key), k1 = mpr__get_u64(key + 8);
     /* "somepseudorandomlygeneratedbytes" */
     uint64_t v[4] = {k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull,
                      k0 ^ 0x6c7967656e657261ull, k1 ^ 0x7465646279746573ull};
@@ -91,18 +80,18 @@ void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16]
         v[1] ^= 0xee;
     size_t full = len & ~(size_t)7;
     for (size_t i = 0; i < full; i += 8)
-        sip_absorb(v, get_u64(p + i));
+        sip_absorb(v, mpr__get_u64(p + i));
     uint64_t last = (uint64_t)len << 56;
     for (size_t i = 0; i < (len & 7); i++)
         last |= (uint64_t)p[full + i] << (8 * i);
     sip_absorb(v, last);
     v[2] ^= outlen == 16 ? 0xee : 0xff;
     sip_rounds(v, 4);
-    put_u64(out, v[0] ^ v[1] ^ v[2] ^ v[3]);
+    mpr__put_u64(out, v[0] ^ v[1] ^ v[2] ^ v[3]);
     if (outlen == 16) {
         v[1] ^= 0xdd;
         sip_rounds(v, 4);
-        put_u64(out + 8, v[0] ^ v[1] ^ v[2] ^ v[3]);
+        mpr__put_u64(out + 8, v[0] ^ v[1] ^ v[2] ^ v[3]);
     }
 }
 
@@ -182,11 +171,11 @@ int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p
             h.version = mpr__get_u32(w->hdr + 4);
             h.conn_id = mpr__get_u32(w->hdr + 8);
             h.flags = mpr__get_u32(w->hdr + 12);
-            memcpy(h.secret, w->hdr + 16, MPR__SECRET_SIZE);
+            memcpy(h.key, w->hdr + 16, MPR__SECRET_SIZE);
             memset(w->hdr, 0, sizeof w->hdr); /* no copy of the secret lingers */
             w->hdr_have = 0;
             int rc = s->hello(s->ctx, &h);
-            memset(h.secret, 0, sizeof h.secret);
+            memset(h.key, 0, sizeof h.key);
             if (rc < 0)
                 return fail(w, rc);
             w->state = rc == MPR__WIRE_RAW_MODE ? MPR__WIRE_RAW : MPR__WIRE_HEADER;
@@ -273,7 +262,7 @@ int mpr__ring_next(const unsigned char *data, uint64_t cap, uint64_t tail, uint6
             return MPR_EPROTO;
         unsigned char t[8];
         memcpy(t, (const void *)(data + pos + 8), 8);
-        out->total = (uint64_t)mpr__get_u32(t) | (uint64_t)mpr__get_u32(t + 4) << 32;
+        out->total = mpr__get_u64(t);
         return 1;
     }
     case MPR__RING_BYE:

@@ -45,7 +45,7 @@ typedef struct mpr__hello {
     uint32_t version;
     uint32_t conn_id;
     uint32_t flags;
-    unsigned char secret[MPR__SECRET_SIZE];
+    unsigned char key[MPR__SECRET_SIZE]; /* the pipe's key, mpr__pipe_key */
 } mpr__hello;
 
 static inline void mpr__put_u32(unsigned char *p, uint32_t v)
@@ -61,12 +61,23 @@ static inline uint32_t mpr__get_u32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static inline void mpr__put_u64(unsigned char *p, uint64_t v)
+{
+    mpr__put_u32(p, (uint32_t)v);
+    mpr__put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint64_t mpr__get_u64(const unsigned char *p)
+{
+    return (uint64_t)mpr__get_u32(p) | (uint64_t)mpr__get_u32(p + 4) << 32;
+}
+
 void mpr__hello_encode(unsigned char out[MPR__HELLO_SIZE], const mpr__hello *h);
 void mpr__ack_encode(unsigned char out[MPR__ACK_SIZE], uint32_t max_msg);
 /* Returns 0 and the largest message size, or MPR_EPROTO. */
 int mpr__ack_decode(const unsigned char in[MPR__ACK_SIZE], uint32_t *max_msg);
 
-/* Constant-time comparison of two secrets: 1 if equal. */
+/* Constant-time comparison of two secrets or keys: 1 if equal. */
 int mpr__secret_equal(const unsigned char *a, const unsigned char *b);
 
 /* SipHash-2-4 (Aumasson and Bernstein, 2012) of in[0..len) under a 16-byte
