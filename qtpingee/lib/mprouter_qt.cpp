@@ -211,14 +211,23 @@ void ReceiverPrivate::onMessage(void *arg, const void *data, size_t size)
         buf = QByteArray(static_cast<const char *>(data), n);
     }
     if (buf.capacity() > KeepSmall) {
+        // Not a timer restart per message (that re-registers the timer):
+        // the running timer looks at busySinceTick when it fires.
+        d->busySinceTick = true;
         if (!d->releaseTimer) {
             d->releaseTimer = new QTimer(receiver);
-            d->releaseTimer->setSingleShot(true);
             d->releaseTimer->setInterval(ReleaseAfterMs);
-            QObject::connect(d->releaseTimer, &QTimer::timeout, receiver,
-                             [d] { d->buffer = QByteArray(); });
+            QObject::connect(d->releaseTimer, &QTimer::timeout, receiver, [d] {
+                if (d->busySinceTick) {
+                    d->busySinceTick = false;
+                } else {
+                    d->buffer = QByteArray();
+                    d->releaseTimer->stop();
+                }
+            });
         }
-        d->releaseTimer->start();
+        if (!d->releaseTimer->isActive())
+            d->releaseTimer->start();
     }
     // A shallow copy (no bytes copied): the message stays valid for every
     // slot even if one of them deletes the receiver, and nothing of the

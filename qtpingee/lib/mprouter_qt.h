@@ -122,7 +122,7 @@ Q_SIGNALS:
     /// Keeping a copy of message is cheap (implicitly shared) and safe.
     /// When no slot kept the previous message, its buffer is reused for the
     /// next one; a buffer over 16 KiB is freed after the pipe has been
-    /// quiet for a second.
+    /// quiet for one to two seconds.
     void messageReceived(const QByteArray &message);
     /// The sender's connection ended without mpr_sender_stop (the worker
     /// crashed or was killed); emitted once, after its last message.

@@ -44,12 +44,13 @@ public:
     // The buffer of the last message, reused for the next one when no slot
     // kept a copy (it is not shared) and it fits: no allocation per
     // message, and for large messages no fresh pages to fault in. Up to
-    // KeepSmall bytes it is kept; a larger one is dropped once the pipe
-    // has been quiet for ReleaseAfterMs (releaseTimer).
+    // KeepSmall bytes it is kept; a larger one is dropped after a full
+    // ReleaseAfterMs period without a large message (1 to 2 periods).
     static const int KeepSmall = 16 * 1024;
     static const int ReleaseAfterMs = 1000;
     QByteArray buffer;
     QTimer *releaseTimer = nullptr; // child of the Receiver, made when needed
+    bool busySinceTick = false;     // a large message since the timer last fired
 
     QPointer<Router> router;
     mpr_receiver *handle = nullptr; // null once closed
