@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <glib.h>
 #include <glib-unix.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -139,6 +140,8 @@ int main(int argc, char **argv)
     int ok = 1;
     for (int i = 0; i < count; i++) {
         int status = 0;
+        if (workers[i].next_step != STEPS + 1)
+            kill(workers[i].pid, SIGKILL); /* gave up on it: do not wait for a stuck worker */
         waitpid(workers[i].pid, &status, 0);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || workers[i].out_of_order ||
             workers[i].next_step != STEPS + 1) {

@@ -13,6 +13,7 @@
 #include <QtCore/QVector>
 #include <QtTest/QtTest>
 
+#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,9 +108,19 @@ void tst_Glib::mainContext()
                 return false;
         return true;
     };
+    // A 100 ms timeout source wakes the blocking iteration, so the guard is
+    // checked even if nothing arrives.
+    GSource *tick = g_timeout_source_new(100);
+    g_source_set_callback(tick, [](gpointer) { return gboolean(G_SOURCE_CONTINUE); }, nullptr, nullptr);
+    g_source_attach(tick, context);
     QDeadlineTimer guard(120 * 1000);
     while (!done() && !guard.hasExpired())
         g_main_context_iteration(context, TRUE);
+    g_source_destroy(tick);
+    g_source_unref(tick);
+    if (!done()) // the workers may be stuck: do not wait for them below
+        for (pid_t pid : pids)
+            kill(pid, SIGKILL);
 
     for (pid_t pid : pids) {
         int status = 0;

@@ -77,17 +77,23 @@ int sendAll(mpr_sender *sender, const QList<QByteArray> &messages)
     return rc == 0 ? 0 : 100;
 }
 
-QList<QByteArray> makeMessages(int count, int size)
+// count messages "i:" followed by filler; their sizes cycle through sizes.
+QList<QByteArray> makeMessages(int count, const QVector<int> &sizes)
 {
     QList<QByteArray> messages;
     for (int i = 0; i < count; ++i) {
-        QByteArray m(size, char('a' + i % 26));
+        QByteArray m(sizes.at(i % sizes.size()), char('a' + i % 26));
         const QByteArray tag = QByteArray::number(i) + ':';
-        if (size >= tag.size())
+        if (m.size() >= tag.size())
             m.replace(0, tag.size(), tag);
         messages.append(m);
     }
     return messages;
+}
+
+QList<QByteArray> makeMessages(int count, int size)
+{
+    return makeMessages(count, QVector<int>{size});
 }
 
 // Everything logged through Qt while installed, and passed on to QtTest's
@@ -364,16 +370,8 @@ void tst_QtApi::closePipeFromSlot()
 // later messages arrive.
 void tst_QtApi::keptCopiesNeverChange()
 {
-    const int sizes[] = {40, 3000, 17000, 100000, 0, 5, 2 << 20, 64, 64, 20000, 1};
-    const int nSizes = int(sizeof sizes / sizeof sizes[0]);
-    QList<QByteArray> messages;
-    for (int i = 0; i < 120; ++i) {
-        QByteArray m(sizes[i % nSizes], char('A' + i % 50));
-        const QByteArray tag = QByteArray::number(i) + ':';
-        if (m.size() >= tag.size())
-            m.replace(0, tag.size(), tag);
-        messages.append(m);
-    }
+    const QList<QByteArray> messages =
+        makeMessages(120, {40, 3000, 17000, 100000, 0, 5, 2 << 20, 64, 64, 20000, 1});
 
     mpr::Router router;
     QCOMPARE(router.start(), 0);

@@ -155,7 +155,7 @@ QByteArray readExactly(int fd, int n, int timeoutMs)
         if (::poll(&p, 1, 100) <= 0)
             continue;
         char buf[64];
-        ssize_t r = ::read(fd, buf, size_t(n - got.size()));
+        ssize_t r = ::read(fd, buf, qMin(sizeof buf, size_t(n - got.size())));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -671,7 +671,7 @@ void tst_Trust::silentOrSlowHandshake()
             for (int i = 0; i < bytes.size(); i++) {
                 if (!writeAll(fd, bytes.constData() + i, 1))
                     return 0; // closed on us: expected
-                sleepMs(100);
+                sleepMs(250); // 8 s in all: far past the 2 s deadline, even on a loaded machine
             }
             char buf[16];
             ssize_t r;
@@ -1068,13 +1068,16 @@ void tst_Trust::killedMidStream()
         // and the worker sleeps in send: then it is blocked inside message #1.
         QElapsedTimer t;
         t.start();
-        bool blocked = false;
-        while (!blocked && t.elapsed() < T_LONG) {
+        // Three polls in a row, so that a passing sleep elsewhere is not taken for it.
+        int sleeping = 0;
+        while (sleeping < 3 && t.elapsed() < T_LONG) {
             sleepMs(10);
-            blocked = sent->load() == 1
-                      && stats(router).messages_received >= before.messages_received + 1
-                      && worker.state() == 'S';
+            const bool now = sent->load() == 1
+                             && stats(router).messages_received >= before.messages_received + 1
+                             && worker.state() == 'S';
+            sleeping = now ? sleeping + 1 : 0;
         }
+        const bool blocked = sleeping == 3;
         QVERIFY2(blocked, "the worker never blocked in send");
     } else {
         QTRY_VERIFY_WITH_TIMEOUT(victim.inbox.messages.size() >= 1000, T_LONG);
