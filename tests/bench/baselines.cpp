@@ -280,14 +280,20 @@ bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc,
 /* The floor of scale_procs on this machine: the same opt.procs forked
  * processes, released at once, each writing its opt.procMsgs 32-byte
  * messages (with the 8-byte record header a ring adds) into fresh memory
- * of its own and exiting; nobody reads anything. From go until every one
- * has exited (polled every 2 ms): what starting to run, touching that
- * much new memory and exiting cost 256 processes, with no IPC at all. */
+ * of its own, then one byte to a shared pipe, and exiting; nobody reads
+ * the messages. From go to the last of those bytes, the same window as
+ * scale_procs (go to the last message): what running 256 processes and
+ * touching that much new memory cost, with no IPC at all. */
 bool procsFloor(Values &v)
 {
     const int n = (int)opt.procs;
     const long per = opt.procMsgs;
     const size_t rec = 32 + 8;
+    int donePipe[2];
+    if (pipe2(donePipe, O_CLOEXEC) < 0) {
+        progress("  procs_floor: FAIL: pipe: %s", strerror(errno));
+        return false;
+    }
     Workers w;
     bool ok = w.start(n, nullptr, [&](int i) {
         /* The zero fill faults the pages in, as a ring's first copy would. */
@@ -300,18 +306,41 @@ bool procsFloor(Values &v)
         }
         sink = buf[(per - 1) * rec + 8];
         (void)sink;
-        return 0;
+        return write(donePipe[1], "d", 1) == 1 ? 0 : 1;
     });
-    if (!ok || !w.waitReady((double)opt.timeoutS)) {
-        progress("  procs_floor: FAIL: %s", w.error().c_str());
+    close(donePipe[1]);
+    std::string err;
+    int64_t t0 = 0, t1 = 0;
+    if (ok && w.waitReady((double)opt.timeoutS)) {
+        t0 = w.go();
+        int64_t deadline = t0 + opt.timeoutS * 1000000000ll;
+        char buf[256];
+        for (int got = 0; got < n && err.empty();) {
+            struct pollfd p = {donePipe[0], POLLIN, 0};
+            if (poll(&p, 1, 100) > 0) {
+                ssize_t r = read(donePipe[0], buf, sizeof buf);
+                if (r > 0)
+                    got += (int)r;
+                else if (r == 0)
+                    err = "a worker exited without finishing";
+            }
+            if (nowNs() > deadline)
+                err = "timed out";
+        }
+        t1 = nowNs();
+    } else {
+        ok = false;
+    }
+    close(donePipe[0]);
+    if (!w.finish((double)opt.timeoutS) && err.empty())
+        err = w.error();
+    if (!ok && err.empty())
+        err = w.error();
+    if (!err.empty()) {
+        progress("  procs_floor: FAIL: %s", err.c_str());
         return false;
     }
-    int64_t t0 = w.go();
-    if (!w.finish((double)opt.timeoutS)) {
-        progress("  procs_floor: FAIL: %s", w.error().c_str());
-        return false;
-    }
-    v["procs_floor"] = (double)n * (double)per / ((double)(nowNs() - t0) / 1e9);
+    v["procs_floor"] = (double)n * (double)per / ((double)(t1 - t0) / 1e9);
     return true;
 }
 

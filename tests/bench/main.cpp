@@ -156,9 +156,10 @@ std::vector<Figure> figures()
     f.push_back({"scale_pipes_setup", "ms", {}});
     f.push_back({"scale_pipes_connect", "ms", {}});
     f.push_back({"scale_pipes_deliver", "ms", {}});
-    f.push_back({"raw_procs", "msg/s", {{"qt_4x32", 0, 0}}});
+    f.push_back({"raw_procs", "msg/s", {}});
     f.push_back({"procs_floor", "msg/s", {{"qt_4x32", 0, 0}}});
-    f.push_back({"scale_procs_rate", "msg/s", {{"qt_4x32", '>', 0.5}, {"procs_floor", 0, 0}}});
+    f.push_back({"scale_procs_rate", "msg/s",
+                 {{"qt_4x32", '>', 0.5}, {"raw_procs", 0, 0}, {"procs_floor", 0, 0}}});
     f.push_back({"scale_procs_cpu_send", "ns/msg", {{"qt_4x32_cpu_send", 0, 0}}});
     f.push_back({"scale_procs_cpu_router", "ns/msg", {{"qt_4x32_cpu_router", 0, 0}}});
     f.push_back({"mem_flood_rss", "MiB", {{"", '<', 64}}});
@@ -391,8 +392,8 @@ int main(int argc, char **argv)
                     continue;
                 got = median(rs);
                 ratios += strf("%s%.2fx %s", ratios.empty() ? "" : ", ", got, c.base.c_str());
-                bench += strf(" ratio%s=%.4g base%s=%s", k ? "2" : "", got, k ? "2" : "",
-                              c.base.c_str());
+                const std::string n = k ? std::to_string(k + 1) : std::string();
+                bench += strf(" ratio%s=%.4g base%s=%s", n.c_str(), got, n.c_str(), c.base.c_str());
                 k++;
             }
             if (c.op) {

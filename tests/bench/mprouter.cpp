@@ -72,6 +72,7 @@ struct Harness {
     bool done = false;
     std::string error;
     int64_t tFirst = 0, tDone = 0;
+    int64_t cpuDone = 0; /* this process's CPU time at tDone */
     std::vector<int64_t> lat;
 
     mpr_fd_loop *fdl = nullptr;
@@ -95,8 +96,10 @@ struct Harness {
     void finish()
     {
         done = true;
-        if (!tDone)
+        if (!tDone) {
             tDone = nowNs();
+            cpuDone = cpuNs(RUSAGE_SELF);
+        }
         if (qloop)
             qloop->quit();
     }
@@ -355,15 +358,15 @@ int64_t runOnePerPipe(Harness &h, const std::string &fig, int n,
 namespace {
 struct CpuMeter {
     int64_t children0 = cpuNs(RUSAGE_CHILDREN);
-    int64_t self0 = 0, self1 = 0;
+    int64_t self0 = 0;
     void go() { self0 = cpuNs(RUSAGE_SELF); }
-    void done() { self1 = cpuNs(RUSAGE_SELF); }
-    void put(Values &v, const std::string &fig, uint64_t messages) const
+    /* After runOnePerPipe, which reaped the senders. */
+    void put(Values &v, const std::string &fig, const Harness &h) const
     {
-        if (!messages)
+        if (!h.received)
             return;
-        v[fig + "_cpu_send"] = (double)(cpuNs(RUSAGE_CHILDREN) - children0) / (double)messages;
-        v[fig + "_cpu_router"] = (double)(self1 - self0) / (double)messages;
+        v[fig + "_cpu_send"] = (double)(cpuNs(RUSAGE_CHILDREN) - children0) / (double)h.received;
+        v[fig + "_cpu_router"] = (double)(h.cpuDone - self0) / (double)h.received;
     }
 };
 } // namespace
@@ -378,11 +381,10 @@ bool mprRate(Values &v, Mode m, const char *what, int nsenders, size_t size, lon
         h, fig, nsenders,
         [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, size, per, opt.duration); },
         (double)opt.timeoutS, [&] { cpu.go(); });
-    cpu.done();
     if (ns < 0)
         return false;
     v[fig] = (double)h.received / ((double)ns / 1e9);
-    cpu.put(v, fig, h.received);
+    cpu.put(v, fig, h);
     return true;
 }
 
@@ -684,11 +686,10 @@ bool scaleProcs(Values &v)
         h, "scale_procs", n,
         [&](int i) { return sendFixed(h.senders[i], (uint32_t)i, 32, per, 0); },
         (double)opt.timeoutS, [&] { cpu.go(); });
-    cpu.done();
     if (ns < 0)
         return false;
     v["scale_procs_rate"] = (double)h.expected / ((double)ns / 1e9);
-    cpu.put(v, "scale_procs", h.expected);
+    cpu.put(v, "scale_procs", h);
     return true;
 }
 
