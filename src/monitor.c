@@ -1,73 +1,159 @@
 /*
- * monitor.c - the router's monitor thread: accepts sender connections,
- * checks who they are, moves their messages into the local queue and pings
- * the main thread.
+ * monitor.c - the router's monitor thread: the loop over every transport's
+ * descriptors, and the life of a connection from its first byte to its
+ * end (transport.h has the map of the data path).
  *
  * A connection goes through:
- *   accept   peer uid (SO_PEERCRED) must be the router's, else closed;
- *   HELLO    within the handshake timeout: an issued connection id with
- *            that pipe's key (derived from the router's secret), and in
- *            ring mode a sealed memfd (wire.h), else closed;
- *   messages frames on the socket (wire.c parses them), or records in the
- *            shared-memory ring, drained when the sender wakes us and in
- *            rounds of RING_BUDGET bytes so no sender starves the others;
- *   end      BYE then end of stream: normal. End of stream without BYE: the
- *            receiver gets a "sender lost" record after the sender's last
- *            message, and a half-written message is discarded with a
- *            warning. Any protocol error closes only that connection.
+ *   handshake  within the handshake timeout: a HELLO naming an issued
+ *              pipe, then a PROOF of that pipe's key answering our nonce
+ *              (wire.h); a pipe takes one sender in its life. At most
+ *              MAX_HANDSHAKES wait at a time, the oldest is dropped first.
+ *              Handshakes go on while the queue is throttled.
+ *   messages   the transport hands over records or message bytes; they
+ *              are assembled here into the local queue (queue.c) and the
+ *              main thread is pinged when the queue goes from empty to
+ *              non-empty. Transports that have more take turns in rounds.
+ *   end        BYE then end of stream: normal. End of stream without BYE:
+ *              the receiver gets a "sender lost" record after the sender's
+ *              last message, and a half-written message is discarded with
+ *              a warning. Any protocol error closes only that connection.
  *
- * Everything a peer sends is validated before use; nothing here blocks on
- * a peer (all sockets are non-blocking), so stop never waits for a worker.
+ * Backpressure (with a queue limit, queue.h): while the queue is throttled
+ * no message is read, only handshakes. Throttling needs routable bytes
+ * and ends when the main thread has routed them all at the latest, so a
+ * message larger than the limit still gets through.
+ *
+ * route_until's sync: the main thread asks (sync_req) and waits; every
+ * connection notes how far its sender has sent (ops->sync_mark) and is
+ * read that far; then the queue says the sync is done.
+ *
+ * Warnings about connections that fail their handshake are rate-limited:
+ * the first few each second in full, then one summary a second.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
-#include "ring.h"
 #include "router_p.h"
 
-#define READS_PER_EVENT 4         /* fairness between socket connections */
-#define RING_BUDGET (64u * 1024u) /* ring bytes per connection per round */
-#define ACCEPT_BACKOFF_NS (100 * 1000000)
+#define RING_BUDGET (64u * 1024u) /* bytes per connection per round */
+#define MAX_HANDSHAKES 128        /* connections waiting for theirs at once */
+#define FD_HEADROOM 32            /* descriptors always left to the application */
+#define RL_FULL 5                 /* warnings of a kind in full per second */
+#define RL_WINDOW_NS 1000000000
 
-char mpr__listen_tag, mpr__wake_tag;
+/* ---- rate-limited warnings ---- */
 
-/* One sender connection; monitor thread only. */
-struct conn {
-    struct conn *prev, *next;       /* all connections */
-    struct conn *hs_prev, *hs_next; /* waiting for HELLO, oldest first */
-    struct conn *busy_next;         /* ring with data left after a round */
-    mpr_router *router;
-    int fd;
-    int memfd;                      /* received with the HELLO, until mapped */
-    int in_handshake;
-    int busy;
-    pid_t pid;
-    uint32_t id;                    /* 0 until the HELLO is accepted */
-    int64_t deadline_ns;            /* for the HELLO */
-    mpr__wire wire;
-    mpr__chunk *big;                /* dedicated chunk being filled */
-    /* ring mode (ring.hdr != NULL) */
-    mpr__ring ring;
-    unsigned char *frag;            /* payload of the fragmented message */
-    uint64_t frag_total, frag_have;
-    int bye;
-};
-
-static void warn_conn(mpr_router *r, struct conn *c, const char *what)
+int64_t mpr__rl_flush(mpr_router *r, mpr__ratelimit *rl, const char *kind, int64_t now)
 {
-    if (c->id)
-        mpr__warn("router %p: pipe #%u: %s", (void *)r, c->id, what);
-    else
-        mpr__warn("router %p: rejected connection from pid %d: %s", (void *)r, (int)c->pid, what);
+    if (now - rl->window_start < RL_WINDOW_NS)
+        return rl->suppressed ? rl->window_start + RL_WINDOW_NS : -1;
+    if (rl->suppressed) {
+        char why[320] = "";
+        size_t len = 0;
+        for (int i = 0; i < MPR__RL_REASONS && rl->reasons[i].count; i++) {
+            int n = snprintf(why + len, sizeof why - len, "%s%s: %u", i ? "; " : "",
+                             rl->reasons[i].why, rl->reasons[i].count);
+            if (n < 0 || (size_t)n >= sizeof why - len)
+                break;
+            len += (size_t)n;
+        }
+        mpr__warn("router %p: %u more %s in the last second (%s)", (void *)r, rl->suppressed, kind,
+                  why);
+    }
+    memset(rl, 0, sizeof *rl);
+    rl->window_start = now;
+    return -1;
 }
 
-static void hs_unlink(mpr_router *r, struct conn *c)
+int mpr__rl_allow(mpr_router *r, mpr__ratelimit *rl, const char *kind, const char *why)
+{
+    mpr__rl_flush(r, rl, kind, mpr__now_ns());
+    if (rl->logged < RL_FULL) {
+        rl->logged++;
+        return 1;
+    }
+    rl->suppressed++;
+    for (int i = 0; i < MPR__RL_REASONS; i++) {
+        if (!rl->reasons[i].count || strcmp(rl->reasons[i].why, why) == 0) {
+            snprintf(rl->reasons[i].why, sizeof rl->reasons[i].why, "%s", why);
+            rl->reasons[i].count++;
+            break;
+        }
+    }
+    return 0;
+}
+
+static const char *const REJECTED = "rejected connections";
+
+void mpr__reject_warn(mpr_router *r, const char *peer, uint32_t claimed, const char *why)
+{
+    atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+    if (!mpr__rl_allow(r, &r->rl_reject, REJECTED, why))
+        return;
+    if (claimed)
+        mpr__warn("router %p: rejected connection from %s claiming pipe #%u: %s", (void *)r, peer,
+                  claimed, why);
+    else
+        mpr__warn("router %p: rejected connection from %s: %s", (void *)r, peer, why);
+}
+
+/* ---- watches ---- */
+
+int mpr__watch_add(mpr_router *r, mpr__watch *w, int fd, int throttle_set)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+    w->fd = fd;
+    w->throttle_set = 0;
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return mpr__syserr();
+    if (throttle_set)
+        mpr__watch_set_throttle(r, w, 1);
+    return 0;
+}
+
+void mpr__watch_set_throttle(mpr_router *r, mpr__watch *w, int throttle_set)
+{
+    if (w->throttle_set == throttle_set)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+    if (epoll_ctl(r->throttle_epfd, throttle_set ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->fd, &ev) == 0)
+        w->throttle_set = throttle_set;
+}
+
+void mpr__watch_del(mpr_router *r, mpr__watch *w)
+{
+    /* Explicitly: a forked child may hold a copy of the descriptor, and
+     * epoll forgets it only when every copy is closed. */
+    epoll_ctl(r->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    if (w->throttle_set)
+        epoll_ctl(r->throttle_epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    w->throttle_set = 0;
+}
+
+int mpr__fd_headroom(int fd)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur == RLIM_INFINITY)
+        return 1;
+    /* Descriptors are handed out lowest first: fd is the lowest free one,
+     * so at most rlim_cur - fd are left. */
+    return (rlim_t)fd + FD_HEADROOM < lim.rlim_cur;
+}
+
+int mpr__throttled(const mpr_router *r)
+{
+    return r->throttled;
+}
+
+/* ---- the list of connections ---- */
+
+static void hs_unlink(mpr_router *r, mpr__conn *c)
 {
     if (!c->in_handshake)
         return;
@@ -80,22 +166,14 @@ static void hs_unlink(mpr_router *r, struct conn *c)
     else
         r->hs_tail = c->hs_prev;
     c->in_handshake = 0;
+    r->hs_count--;
 }
 
-static void busy_add(mpr_router *r, struct conn *c)
-{
-    if (c->busy)
-        return;
-    c->busy = 1;
-    c->busy_next = r->busy;
-    r->busy = c;
-}
-
-static void busy_remove(mpr_router *r, struct conn *c)
+static void busy_remove(mpr_router *r, mpr__conn *c)
 {
     if (!c->busy)
         return;
-    for (struct conn **p = &r->busy; *p; p = &(*p)->busy_next) {
+    for (mpr__conn **p = &r->busy; *p; p = &(*p)->busy_next) {
         if (*p == c) {
             *p = c->busy_next;
             break;
@@ -104,253 +182,214 @@ static void busy_remove(mpr_router *r, struct conn *c)
     c->busy = 0;
 }
 
-static void conn_close(mpr_router *r, struct conn *c)
+void mpr__conn_busy(mpr__conn *c)
 {
+    if (c->busy || !c->ops->drain)
+        return;
+    c->busy = 1;
+    c->busy_next = c->router->busy;
+    c->router->busy = c;
+}
+
+static void conn_free(mpr__conn *c)
+{
+    mpr_router *r = c->router;
     hs_unlink(r, c);
     busy_remove(r, c);
+    mpr__conn_synced(c);
     if (c->prev)
         c->prev->next = c->next;
     else
         r->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    /* Explicitly: a forked child may hold a copy of this descriptor, and
-     * epoll forgets it only when every copy is closed. For the same reason
-     * shut the socket down rather than only closing our copy: the sender
-     * must see EPIPE now, not when the last forked child exits. */
-    epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    shutdown(c->fd, SHUT_RDWR);
-    close(c->fd);
-    if (c->memfd >= 0)
-        close(c->memfd);
-    mpr__ring_unmap(&c->ring, 1); /* also wakes a sender waiting for room */
-    if (c->big)
+    if (c->big) {
+        mpr__queue_pending(&r->queue, -(int64_t)c->counted);
         mpr__queue_free_dedicated(c->big);
+    }
+    c->ops->close(c);
+    explicit_bzero(c->nonce_s, sizeof c->nonce_s);
     free(c);
 }
 
-/* Tell the receiver its sender went away (after its last message). */
-static void push_lost(mpr_router *r, struct conn *c)
+void mpr__conn_reject(mpr__conn *c)
+{
+    conn_free(c);
+}
+
+void mpr__conn_add(mpr_router *r, mpr__conn *c, const mpr__conn_ops *ops, const char *peer)
+{
+    c->router = r;
+    c->ops = ops;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->deadline_ns = mpr__now_ns() + r->handshake_ns;
+    c->next = r->conns;
+    if (r->conns)
+        r->conns->prev = c;
+    r->conns = c;
+    c->in_handshake = 1;
+    c->hs_prev = r->hs_tail;
+    if (r->hs_tail)
+        r->hs_tail->hs_next = c;
+    else
+        r->hs_head = c;
+    r->hs_tail = c;
+    if (++r->hs_count > MAX_HANDSHAKES) {
+        mpr__conn *oldest = r->hs_head;
+        mpr__reject_warn(r, oldest->peer, oldest->claimed,
+                         "too many connections waiting for a handshake; dropped the oldest");
+        conn_free(oldest);
+    }
+}
+
+/* ---- the handshake ---- */
+
+void mpr__router_pipe_key(const mpr_router *r, uint32_t id, unsigned char out[MPR__SECRET_SIZE])
+{
+    mpr__pipe_key(out, r->sec->secret, id);
+}
+
+int mpr__hs_hello(mpr__conn *c, const mpr__hello *h, unsigned char challenge[MPR__CHALLENGE_SIZE])
+{
+    mpr_router *r = c->router;
+    c->claimed = h->conn_id;
+    const char *why = NULL;
+    if (h->version != MPR__WIRE_VERSION || h->flags != 0)
+        why = "unsupported protocol version";
+    else if (h->conn_id == 0 || h->conn_id > atomic_load(&r->last_id))
+        why = "connection id never issued";
+    else if (mpr__random(c->nonce_r, sizeof c->nonce_r) < 0)
+        why = "no random numbers for the handshake";
+    if (why) {
+        mpr__reject_warn(r, c->peer, h->conn_id, why);
+        return MPR_EACCES;
+    }
+    memcpy(c->nonce_s, h->nonce, sizeof c->nonce_s);
+    mpr__challenge ch = {.max_msg = r->max_msg};
+    memcpy(ch.nonce, c->nonce_r, sizeof ch.nonce);
+    unsigned char key[MPR__SECRET_SIZE];
+    mpr__router_pipe_key(r, h->conn_id, key);
+    mpr__proof_tag(ch.proof, key, 'r', h->conn_id, c->nonce_s, c->nonce_r);
+    explicit_bzero(key, sizeof key);
+    mpr__challenge_encode(challenge, &ch);
+    return 0;
+}
+
+static int id_used(const mpr_router *r, uint32_t id)
+{
+    size_t word = id / 64;
+    return word < r->used_words && (r->used[word] >> (id % 64) & 1);
+}
+
+static int id_mark(mpr_router *r, uint32_t id)
+{
+    size_t word = id / 64;
+    if (word >= r->used_words) {
+        size_t n = r->used_words ? r->used_words : 16;
+        while (n <= word)
+            n *= 2;
+        uint64_t *used = realloc(r->used, n * sizeof *used);
+        if (!used)
+            return MPR_ENOMEM;
+        memset(used + r->used_words, 0, (n - r->used_words) * sizeof *used);
+        r->used = used;
+        r->used_words = n;
+    }
+    r->used[word] |= (uint64_t)1 << (id % 64);
+    return 0;
+}
+
+int mpr__hs_proof(mpr__conn *c, const mpr__proof *p, uint32_t *status)
+{
+    mpr_router *r = c->router;
+    unsigned char key[MPR__SECRET_SIZE], expected[MPR__SECRET_SIZE];
+    mpr__router_pipe_key(r, c->claimed, key);
+    mpr__proof_tag(expected, key, 's', c->claimed, c->nonce_r, c->nonce_s);
+    int ok = mpr__secret_equal(expected, p->proof);
+    explicit_bzero(key, sizeof key);
+    explicit_bzero(expected, sizeof expected);
+    if (!ok) {
+        mpr__reject_warn(r, c->peer, c->claimed, "wrong secret (not this pipe's key)");
+        return MPR_EACCES;
+    }
+    if (id_used(r, c->claimed)) {
+        /* It holds the key, so it may learn why (its start returns
+         * MPR_EALREADY). */
+        mpr__reject_warn(r, c->peer, c->claimed,
+                         "the pipe already had its sender (a pipe takes one sender; "
+                         "N workers need N pipes)");
+        *status = MPR__ACK_TAKEN;
+        return 0;
+    }
+    if (id_mark(r, c->claimed) < 0) {
+        mpr__reject_warn(r, c->peer, c->claimed, "out of memory");
+        return MPR_ENOMEM;
+    }
+    hs_unlink(r, c);
+    c->id = c->claimed;
+    atomic_fetch_add_explicit(&r->accepted, 1, memory_order_relaxed);
+    *status = MPR__ACK_OK;
+    return 0;
+}
+
+/* Close connections that did not finish their handshake in time; returns
+ * the next deadline, or -1. */
+static int64_t expire(mpr_router *r, int64_t now)
+{
+    while (r->hs_head && r->hs_head->deadline_ns <= now) {
+        char why[64];
+        snprintf(why, sizeof why, "no handshake within %.3g s", (double)r->handshake_ns / 1e9);
+        mpr__conn *c = r->hs_head;
+        mpr__reject_warn(r, c->peer, c->claimed, why);
+        conn_free(c);
+    }
+    return r->hs_head ? r->hs_head->deadline_ns : -1;
+}
+
+/* ---- the end of a connection ---- */
+
+static void push_lost(mpr_router *r, mpr__conn *c)
 {
     if (!mpr__queue_reserve(&r->queue, c->id, MPR__REC_LOST, 0))
         mpr__log(MPR_LOG_ERROR, "router %p: pipe #%u: out of memory, sender-lost notice dropped",
                  (void *)r, c->id);
 }
 
-/* Space for a complete message of len bytes: in the shared chunk if small
- * and complete now, else a dedicated chunk (c->big) linked by finish_big. */
-static unsigned char *message_space(struct conn *c, uint32_t len, int complete_now)
+static void warn_pipe(mpr_router *r, mpr__conn *c, const char *what)
 {
-    if (len <= MPR__SMALL_MAX && complete_now)
-        return mpr__queue_reserve(&c->router->queue, c->id, MPR__REC_MSG, len);
-    unsigned char *payload;
-    c->big = mpr__queue_dedicated(&c->router->queue, c->id, len, &payload);
-    return c->big ? payload : NULL;
+    mpr__warn("router %p: pipe #%u: %s", (void *)r, c->id, what);
 }
 
-static void message_done(struct conn *c)
+void mpr__conn_end(mpr__conn *c, int err)
 {
     mpr_router *r = c->router;
-    r->mon_received++;
-    if (c->big) {
-        r->mon_flags |= mpr__queue_link(&r->queue, c->big);
-        c->big = NULL;
-    }
-}
-
-/* ---- HELLO and socket frames (wire.c calls these) ---- */
-
-/* Does the HELLO carry the key of the pipe it names? */
-static int key_matches(const mpr_router *r, const mpr__hello *h)
-{
-    unsigned char key[MPR__SECRET_SIZE];
-    mpr__pipe_key(key, r->secret, h->conn_id);
-    int ok = mpr__secret_equal(h->key, key);
-    memset(key, 0, sizeof key);
-    return ok;
-}
-
-static int sink_hello(void *ctx, const mpr__hello *h)
-{
-    struct conn *c = ctx;
-    mpr_router *r = c->router;
-    const char *why = NULL;
-    int ring = (h->flags & MPR__HELLO_RING) != 0;
-    if (h->version != MPR__WIRE_VERSION || (h->flags & ~MPR__HELLO_RING) != 0)
-        why = "unsupported protocol version";
-    else if (h->conn_id == 0 || h->conn_id > atomic_load(&r->last_id))
-        why = "connection id never issued";
-    else if (!key_matches(r, h))
-        why = "wrong secret (not this pipe's key)";
-    else if (ring && (c->memfd < 0 || mpr__ring_map(&c->ring, c->memfd) < 0))
-        why = "invalid shared-memory ring";
-    if (c->memfd >= 0) {
-        close(c->memfd); /* mapped, or not wanted */
-        c->memfd = -1;
-    }
-    if (why) {
-        mpr__warn("router %p: rejected connection from pid %d claiming pipe #%u: %s", (void *)r,
-                  (int)c->pid, h->conn_id, why);
-        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-        return MPR_EACCES;
-    }
-    unsigned char ack[MPR__ACK_SIZE];
-    mpr__ack_encode(ack, r->max_msg);
-    if (send(c->fd, ack, sizeof ack, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof ack) {
-        mpr__warn("router %p: pipe #%u: could not answer the handshake", (void *)r, h->conn_id);
-        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-        return MPR_EIO;
-    }
-    hs_unlink(r, c);
-    c->id = h->conn_id;
-    atomic_fetch_add_explicit(&r->accepted, 1, memory_order_relaxed);
-    return ring ? MPR__WIRE_RAW_MODE : 0;
-}
-
-static unsigned char *sink_begin(void *ctx, uint32_t len, size_t avail)
-{
-    return message_space(ctx, len, len <= avail);
-}
-
-static void sink_end(void *ctx)
-{
-    message_done(ctx);
-}
-
-/* ---- ring records ---- */
-
-static int ring_record(struct conn *c, const mpr__ring_rec *rec)
-{
-    mpr_router *r = c->router;
-    if (c->bye)
-        return MPR_EPROTO; /* nothing may follow BYE */
-    switch (rec->type) {
-    case MPR__RING_MSG: {
-        if (c->frag)
-            return MPR_EPROTO;
-        if (rec->len > r->max_msg)
-            return MPR_EMSGSIZE;
-        unsigned char *dst = message_space(c, rec->len, 1);
-        if (!dst)
-            return MPR_ENOMEM;
-        memcpy(dst, rec->payload, rec->len);
-        message_done(c);
-        return 0;
-    }
-    case MPR__RING_FRAG_START:
-        if (c->frag)
-            return MPR_EPROTO;
-        if (rec->total > r->max_msg)
-            return MPR_EMSGSIZE;
-        c->frag = message_space(c, (uint32_t)rec->total, 0);
-        if (!c->frag)
-            return MPR_ENOMEM;
-        c->frag_total = rec->total;
-        c->frag_have = 0;
-        break;
-    case MPR__RING_FRAG_DATA:
-        if (!c->frag || rec->len > c->frag_total - c->frag_have)
-            return MPR_EPROTO;
-        memcpy(c->frag + c->frag_have, rec->payload, rec->len);
-        c->frag_have += rec->len;
-        break;
-    case MPR__RING_PAD:
-        return 0;
-    case MPR__RING_BYE:
-        if (c->frag)
-            return MPR_EPROTO;
-        c->bye = 1;
-        return 0;
-    default:
-        return MPR_EPROTO;
-    }
-    if (c->frag_have == c->frag_total) {
-        c->frag = NULL;
-        message_done(c);
-    }
-    return 0;
-}
-
-/* Drain about budget bytes of the ring (it stops after the record that
- * reaches it). Returns 1 if data is left, 0 if the ring is empty (and the
- * sender will wake us), or a negative error. */
-static int ring_drain(struct conn *c, uint64_t budget)
-{
-    mpr__ring *ring = &c->ring;
-    uint64_t start = ring->pos;
-    int rc;
-    for (;;) {
-        uint64_t head = atomic_load_explicit(&ring->hdr->head, memory_order_acquire);
-        mpr__ring_rec rec;
-        rc = mpr__ring_next(ring->data, ring->cap, ring->pos, head, &rec);
-        if (rc == 0) {
-            if (mpr__ring_try_sleep(ring))
-                break;
-            continue;
-        }
-        if (rc < 0)
-            break;
-        rc = ring_record(c, &rec);
-        if (rc < 0)
-            break;
-        ring->pos += rec.size;
-        if (ring->pos - start >= budget) {
-            rc = 1;
-            break;
-        }
-    }
-    if (ring->pos != start)
-        mpr__ring_consumed(ring);
-    return rc;
-}
-
-/* ---- the end of a connection ---- */
-
-/* Close a connection that failed (err < 0) or ended (err == 0), telling
- * the log and the receiver what happened. */
-static void conn_end(mpr_router *r, struct conn *c, int err)
-{
     if (c->in_handshake) {
-        if (err != MPR_EACCES) { /* sink_hello has already warned */
-            warn_conn(r, c, err ? mpr_strerror(err) : "closed before the handshake");
-            atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-        }
-        conn_close(r, c);
+        if (err != MPR_EACCES) /* mpr__hs_* have warned */
+            mpr__reject_warn(r, c->peer, c->claimed,
+                             err ? mpr_strerror(err) : "closed before the handshake");
+        conn_free(c);
         return;
     }
-    if (!err && c->ring.hdr) {
-        /* Everything the sender published before it went is still in the
-         * ring: deliver it. At most one ring's worth: whoever else still
-         * maps the ring cannot keep us here. */
-        int rc = ring_drain(c, c->ring.cap);
+    if (!err && c->ops->final_drain) {
+        int rc = c->ops->final_drain(c);
         if (rc < 0)
             err = rc;
     }
-    int clean = c->ring.hdr ? c->bye : c->wire.state == MPR__WIRE_CLOSED;
-    uint64_t have = 0, total = 0;
-    if (c->frag) {
-        have = c->frag_have;
-        total = c->frag_total;
-    } else if (c->wire.state == MPR__WIRE_BODY) {
-        have = c->wire.body_have;
-        total = c->wire.body_len;
-    }
-    int partial = c->frag || !mpr__wire_at_boundary(&c->wire);
-
+    int partial = c->in_message || c->mid_frame;
     if (err) {
         char what[128];
         snprintf(what, sizeof what, "closing connection: %s", mpr_strerror(err));
-        warn_conn(r, c, what);
+        warn_pipe(r, c, what);
         atomic_fetch_add_explicit(&r->broken, 1, memory_order_relaxed);
         push_lost(r, c);
-    } else if (clean) {
+    } else if (c->bye) {
         mpr__debug("router %p: pipe #%u: sender stopped", (void *)r, c->id);
     } else if (partial) {
         char what[160];
         snprintf(what, sizeof what,
                  "sender lost in the middle of a message; discarding %llu of %llu bytes",
-                 (unsigned long long)have, (unsigned long long)total);
-        warn_conn(r, c, what);
+                 (unsigned long long)c->have, (unsigned long long)c->total);
+        warn_pipe(r, c, what);
         atomic_fetch_add_explicit(&r->broken, 1, memory_order_relaxed);
         push_lost(r, c);
     } else {
@@ -358,195 +397,162 @@ static void conn_end(mpr_router *r, struct conn *c, int err)
                  (void *)r, c->id);
         push_lost(r, c);
     }
-    conn_close(r, c);
+    conn_free(c);
 }
 
-/* ---- reading a connection ---- */
+/* ---- message assembly ---- */
 
-/* recv() that also takes descriptors passed with the bytes: the first is
- * kept in c->memfd while the HELLO is awaited, every other is closed. */
-static ssize_t recv_conn(struct conn *c, void *buf, size_t len)
+unsigned char *mpr__msg_begin(mpr__conn *c, uint64_t len, int complete_now)
 {
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(4 * sizeof(int))];
-    } control;
-    struct iovec iov = {buf, len};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    ssize_t n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return n;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < nfds; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-            if (c->in_handshake && c->memfd < 0)
-                c->memfd = fd;
-            else
-                close(fd);
-        }
+    mpr__queue *q = &c->router->queue;
+    unsigned char *dst;
+    if (len <= MPR__SMALL_MAX && complete_now) {
+        dst = mpr__queue_reserve(q, c->id, MPR__REC_MSG, (uint32_t)len);
+    } else {
+        c->big = mpr__queue_dedicated(q, c->id, (uint32_t)len, &dst);
+        if (c->big)
+            mpr__queue_prefault(c->big, complete_now ? len : 0);
+        else
+            dst = NULL;
     }
-    return n;
+    c->dst = dst;
+    c->total = len;
+    c->have = c->counted = 0;
+    c->in_message = dst != NULL;
+    return dst;
 }
 
-static void conn_readable(mpr_router *r, struct conn *c)
+void mpr__msg_progress(mpr__conn *c, uint64_t have)
 {
-    mpr__wire_sink s = {c, sink_hello, sink_begin, sink_end};
-    for (int round = 0; round < READS_PER_EVENT; round++) {
-        ssize_t n;
-        if (c->wire.state == MPR__WIRE_BODY && c->big) {
-            /* A large framed message: read straight into its chunk. */
-            n = read(c->fd, c->wire.body + c->wire.body_have, c->wire.body_len - c->wire.body_have);
-            if (n > 0) {
-                mpr__wire_body_written(&c->wire, &s, (size_t)n);
-                continue;
-            }
-        } else {
-            n = recv_conn(c, r->scratch, MPR__SCRATCH_SIZE);
-            if (n > 0) {
-                int rc = mpr__wire_feed(&c->wire, &s, r->scratch, (size_t)n);
-                if (rc < 0) {
-                    conn_end(r, c, rc);
-                    return;
-                }
-                if (c->ring.hdr) {
-                    /* Wake-up bytes: the ring has data. */
-                    busy_add(r, c);
-                    return;
-                }
-                if ((size_t)n < MPR__SCRATCH_SIZE)
-                    return;
-                continue;
-            }
-        }
-        if (n == 0) {
-            conn_end(r, c, 0);
-            return;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
-        /* ECONNRESET and friends: the peer is gone, like an end of stream. */
-        conn_end(r, c, 0);
+    c->have = have;
+    if (c->big && have > c->counted) {
+        mpr__queue_prefault(c->big, have);
+        mpr__queue_pending(&c->router->queue, (int64_t)(have - c->counted));
+        c->counted = have;
+    }
+}
+
+void mpr__msg_end(mpr__conn *c)
+{
+    mpr_router *r = c->router;
+    r->mon_received++;
+    if (c->big) {
+        mpr__queue_pending(&r->queue, -(int64_t)c->counted);
+        r->mon_flags |= mpr__queue_link(&r->queue, c->big);
+        c->big = NULL;
+    }
+    c->in_message = 0;
+    c->counted = 0;
+}
+
+int mpr__conn_record(mpr__conn *c, const mpr__ring_rec *rec)
+{
+    mpr_router *r = c->router;
+    if (c->bye)
+        return MPR_EPROTO; /* nothing may follow BYE */
+    switch (rec->type) {
+    case MPR__RING_MSG: {
+        if (c->in_message)
+            return MPR_EPROTO;
+        if (rec->len > r->max_msg)
+            return MPR_EMSGSIZE;
+        unsigned char *dst = mpr__msg_begin(c, rec->len, 1);
+        if (!dst)
+            return MPR_ENOMEM;
+        memcpy(dst, rec->payload, rec->len);
+        mpr__msg_end(c);
+        return 0;
+    }
+    case MPR__RING_FRAG_START:
+        if (c->in_message)
+            return MPR_EPROTO;
+        if (rec->total > r->max_msg)
+            return MPR_EMSGSIZE;
+        if (!mpr__msg_begin(c, rec->total, 0))
+            return MPR_ENOMEM;
+        break;
+    case MPR__RING_FRAG_DATA:
+        if (!c->in_message || rec->len > c->total - c->have)
+            return MPR_EPROTO;
+        memcpy(c->dst + c->have, rec->payload, rec->len);
+        mpr__msg_progress(c, c->have + rec->len);
+        break;
+    case MPR__RING_PAD:
+        return 0;
+    case MPR__RING_BYE:
+        if (c->in_message)
+            return MPR_EPROTO;
+        c->bye = 1;
+        return 0;
+    default:
+        return MPR_EPROTO;
+    }
+    if (c->have == c->total)
+        mpr__msg_end(c);
+    return 0;
+}
+
+/* ---- route_until's sync ---- */
+
+void mpr__conn_synced(mpr__conn *c)
+{
+    if (!c->sync_owed)
         return;
-    }
+    c->sync_owed = 0;
+    c->router->sync_owed--;
 }
 
-/* One round over the rings with data left; returns 1 if any still has. */
-static int drain_busy(mpr_router *r)
+static void sync_start(mpr_router *r, uint64_t req)
 {
-    struct conn *list = r->busy;
+    r->sync_seen = req;
+    r->sync_owed = 0;
+    for (mpr__conn *c = r->conns; c; c = c->next) {
+        c->sync_owed = 0;
+        if (!c->in_handshake && c->ops->sync_mark && c->ops->sync_mark(c)) {
+            c->sync_owed = 1;
+            r->sync_owed++;
+            mpr__conn_busy(c);
+        }
+    }
+    for (int i = 0; i < r->nendpoints; i++)
+        if (r->endpoints[i]->sync)
+            r->endpoints[i]->sync(r);
+}
+
+/* ---- the loop ---- */
+
+/* One round over the connections that asked for a turn (none while
+ * throttled: every connection gets one when throttling ends). */
+static void drain_busy(mpr_router *r)
+{
+    mpr__conn *list = r->busy;
     r->busy = NULL;
     while (list) {
-        struct conn *c = list;
+        mpr__conn *c = list;
         list = c->busy_next;
         c->busy = 0;
-        int rc = ring_drain(c, RING_BUDGET);
-        if (rc < 0) {
-            conn_end(r, c, rc);
-        } else if (rc > 0) {
-            busy_add(r, c);
-        }
-    }
-    return r->busy != NULL;
-}
-
-static void accept_all(mpr_router *r)
-{
-    for (;;) {
-        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: stop accepting for a moment instead
-                 * of spinning on the ever-readable listening socket. */
-                mpr__warn("router %p: cannot accept connections: %s; retrying in 100 ms",
-                          (void *)r, mpr_strerror(-errno));
-                epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->listen_fd, NULL);
-                epoll_ctl(r->throttle_epfd, EPOLL_CTL_DEL, r->listen_fd, NULL);
-                r->accept_paused_until = mpr__now_ns() + ACCEPT_BACKOFF_NS;
-            }
-            return;
-        }
-        struct ucred cred = {0, (uid_t)-1, (gid_t)-1};
-        socklen_t len = sizeof cred;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != r->uid) {
-            mpr__warn("router %p: rejected connection from pid %d: uid %d is not the router's",
-                      (void *)r, (int)cred.pid, (int)cred.uid);
-            atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-            close(fd);
-            continue;
-        }
-        struct conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            mpr__log(MPR_LOG_ERROR, "router %p: out of memory, connection from pid %d dropped",
-                     (void *)r, (int)cred.pid);
-            close(fd);
-            continue;
-        }
-        c->router = r;
-        c->fd = fd;
-        c->memfd = -1;
-        c->pid = cred.pid;
-        c->deadline_ns = mpr__now_ns() + r->handshake_ns;
-        mpr__wire_init(&c->wire, r->max_msg);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            mpr__log(MPR_LOG_ERROR, "router %p: epoll: %s; connection from pid %d dropped",
-                     (void *)r, mpr_strerror(-errno), (int)cred.pid);
-            close(fd);
-            free(c);
-            continue;
-        }
-        c->next = r->conns;
-        if (r->conns)
-            r->conns->prev = c;
-        r->conns = c;
-        c->in_handshake = 1;
-        c->hs_prev = r->hs_tail;
-        if (r->hs_tail)
-            r->hs_tail->hs_next = c;
-        else
-            r->hs_head = c;
-        r->hs_tail = c;
+        int rc = c->ops->drain(c, RING_BUDGET);
+        if (rc < 0)
+            mpr__conn_end(c, rc);
+        else if (rc > 0)
+            mpr__conn_busy(c);
     }
 }
 
-/* Close connections that did not finish their HELLO in time; returns the
- * epoll timeout (ms) until the next deadline, or -1. */
-static int expire(mpr_router *r)
+static void set_throttled(mpr_router *r, int on)
 {
-    int64_t now = mpr__now_ns();
-    while (r->hs_head && r->hs_head->deadline_ns <= now) {
-        struct conn *c = r->hs_head;
-        char what[64];
-        snprintf(what, sizeof what, "no handshake within %.3g s", (double)r->handshake_ns / 1e9);
-        warn_conn(r, c, what);
-        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-        conn_close(r, c);
-    }
-    int64_t next = r->hs_head ? r->hs_head->deadline_ns : -1;
-    if (r->accept_paused_until) {
-        if (r->accept_paused_until <= now) {
-            r->accept_paused_until = 0;
-            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &mpr__listen_tag};
-            epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->listen_fd, &ev);
-            epoll_ctl(r->throttle_epfd, EPOLL_CTL_ADD, r->listen_fd, &ev);
-        } else if (next < 0 || r->accept_paused_until < next) {
-            next = r->accept_paused_until;
-        }
-    }
-    if (next < 0)
-        return -1;
-    int64_t ms = (next - now + 999999) / 1000000;
-    return ms > INT_MAX ? INT_MAX : (int)ms;
+    r->throttled = on;
+    if (!on)
+        for (mpr__conn *c = r->conns; c; c = c->next)
+            mpr__conn_busy(c); /* not read meanwhile: look at every one */
+}
+
+static void on_wake(mpr_router *r, mpr__watch *w)
+{
+    (void)r;
+    uint64_t v;
+    ssize_t rc = read(w->fd, &v, sizeof v);
+    (void)rc; /* only a wake-up; the flags say the rest */
 }
 
 void *mpr__monitor_main(void *arg)
@@ -554,14 +560,28 @@ void *mpr__monitor_main(void *arg)
     mpr_router *r = arg;
     const mpr_event_loop *loop = r->loop;
     loop->pinger_connect(r->monitor_pinger);
-    int throttled = 0;
+    r->wake.on_event = on_wake;
     struct epoll_event evs[64];
 
     while (!atomic_load(&r->stopping)) {
-        int timeout = expire(r);
-        if (r->busy && !throttled)
+        int64_t now = mpr__now_ns();
+        int64_t next = expire(r, now);
+        for (int i = 0; i < r->nendpoints; i++) {
+            int64_t t = r->endpoints[i]->tick(r, now);
+            if (t >= 0 && (next < 0 || t < next))
+                next = t;
+        }
+        int64_t t = mpr__rl_flush(r, &r->rl_reject, REJECTED, now);
+        if (t >= 0 && (next < 0 || t < next))
+            next = t;
+        int timeout = -1;
+        if (r->busy && !r->throttled) {
             timeout = 0;
-        int n = epoll_wait(throttled ? r->throttle_epfd : r->epfd, evs, 64, timeout);
+        } else if (next >= 0) {
+            int64_t ms = (next - now + 999999) / 1000000;
+            timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+        }
+        int n = epoll_wait(r->throttled ? r->throttle_epfd : r->epfd, evs, 64, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -570,37 +590,34 @@ void *mpr__monitor_main(void *arg)
         }
         r->mon_flags = 0;
         for (int i = 0; i < n; i++) {
-            void *tag = evs[i].data.ptr;
-            if (tag == &mpr__wake_tag) {
-                uint64_t v;
-                ssize_t rc = read(r->wake_fd, &v, sizeof v);
-                (void)rc; /* only a wake-up; the stop flag says the rest */
-            } else if (tag == &mpr__listen_tag) {
-                accept_all(r);
-            } else {
-                conn_readable(r, tag);
-            }
+            mpr__watch *w = evs[i].data.ptr;
+            w->on_event(r, w);
         }
-        if (!throttled)
+        uint64_t req = atomic_load(&r->sync_req);
+        if (req != r->sync_seen)
+            sync_start(r, req);
+        if (!r->throttled)
             drain_busy(r);
-        int flags = r->mon_flags | mpr__queue_commit(&r->queue);
+        int flags = r->mon_flags;
+        if (r->sync_seen && r->sync_owed == 0 && r->queue.sync_done != r->sync_seen)
+            flags |= mpr__queue_sync_done(&r->queue, r->sync_seen);
+        else
+            flags |= mpr__queue_commit(&r->queue);
         if ((flags & MPR__Q_PING) && !atomic_load(&r->manual)) {
             atomic_fetch_add_explicit(&r->pings, 1, memory_order_relaxed);
             loop->pinger_ping(r->monitor_pinger);
         }
-        int was_throttled = throttled;
-        throttled = (flags & MPR__Q_THROTTLED) != 0;
-        if (was_throttled && !throttled) {
-            /* Rings were not drained meanwhile: look at all of them. */
-            for (struct conn *c = r->conns; c; c = c->next)
-                if (c->ring.hdr)
-                    busy_add(r, c);
-        }
+        int throttled = (flags & MPR__Q_THROTTLED) != 0;
+        if (throttled != r->throttled)
+            set_throttled(r, throttled);
         atomic_store_explicit(&r->received, r->mon_received, memory_order_relaxed);
     }
 
     while (r->conns)
-        conn_close(r, r->conns);
+        conn_free(r->conns);
+    for (int i = 0; i < r->nendpoints; i++)
+        r->endpoints[i]->close(r);
+    r->nendpoints = 0;
     loop->pinger_disconnect(r->monitor_pinger);
     loop->pinger_free(r->monitor_pinger);
     r->monitor_pinger = NULL;

@@ -16,6 +16,10 @@
 #define POOL_MAX 16u
 #define SPARE_MIN (1024u * 1024u) /* big chunks from this size on: mmap()ed, kept for reuse */
 #define SPARE_MAX ((size_t)128u << 20) /* larger ones are unmapped when read */
+#define PREFAULT_STEP ((size_t)4u << 20) /* committed ahead of a large message's bytes */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 struct mpr__chunk {
     mpr__chunk *next;   /* set under lock; a chunk with a next is full */
@@ -24,6 +28,7 @@ struct mpr__chunk {
     size_t published;   /* end of published records; under lock */
     size_t rpos;        /* consumer's read position */
     int pooled;         /* standard size: goes back to the pool */
+    size_t faulted;     /* bytes of data known to be committed (prefault) */
     alignas(16) unsigned char data[];
 };
 
@@ -44,10 +49,10 @@ static mpr__chunk *chunk_new(size_t cap, int pooled)
 {
     mpr__chunk *c;
     if (cap >= SPARE_MIN) {
-        /* Pre-fault big chunks in one go: touching 64 MiB page by page
-         * costs 16384 page faults, which dominate a large message. */
+        /* Address space only: pages are committed ahead of the message's
+         * bytes in steps (mpr__queue_prefault). */
         void *p = mmap(NULL, sizeof *c + cap, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         c = p == MAP_FAILED ? NULL : p;
     } else {
         c = malloc(sizeof *c + cap);
@@ -58,7 +63,27 @@ static mpr__chunk *chunk_new(size_t cap, int pooled)
     c->cap = cap;
     c->wpos = c->published = c->rpos = 0;
     c->pooled = pooled;
+    c->faulted = cap >= SPARE_MIN ? 0 : cap;
     return c;
+}
+
+void mpr__queue_prefault(mpr__chunk *c, size_t upto)
+{
+    /* One step at a time, as the bytes come: a message that is only
+     * announced costs no memory, and no call takes long. Touching a fresh
+     * page one fault at a time costs more than committing a step of them
+     * at once (MADV_POPULATE_WRITE, Linux 5.14; older kernels fault). */
+    upto += sizeof(mpr__record);
+    if (upto + PREFAULT_STEP / 2 < c->faulted || c->faulted >= c->cap)
+        return; /* at least half a step ahead still */
+    size_t end = c->faulted + PREFAULT_STEP;
+    if (end > c->cap)
+        end = c->cap;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)c->data + c->faulted) & ~(uintptr_t)(page - 1);
+    uintptr_t to = ((uintptr_t)c->data + end + page - 1) & ~(uintptr_t)(page - 1);
+    madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    c->faulted = end;
 }
 
 int mpr__queue_init(mpr__queue *q, size_t limit, int wake_fd)
@@ -116,6 +141,8 @@ static int publish_locked(mpr__queue *q)
 {
     int flags = 0;
     q->tail->published = q->tail->wpos;
+    q->pending = (size_t)((int64_t)q->pending + q->pending_delta);
+    q->pending_delta = 0;
     if (q->unpublished > 0) {
         q->bytes += q->unpublished;
         q->unpublished = 0;
@@ -125,9 +152,10 @@ static int publish_locked(mpr__queue *q)
             q->ping_pending = 1;
             flags |= MPR__Q_PING;
         }
-        if (q->limit && q->bytes >= q->limit)
-            q->throttled = 1;
     }
+    /* Never throttled with nothing to route: the consumer could not end it. */
+    if (q->limit && q->bytes > 0 && q->bytes + q->pending >= q->limit)
+        q->throttled = 1;
     if (q->throttled)
         flags |= MPR__Q_THROTTLED;
     return flags;
@@ -215,6 +243,26 @@ int mpr__queue_link(mpr__queue *q, mpr__chunk *c)
     return flags;
 }
 
+int mpr__queue_sync_done(mpr__queue *q, uint64_t gen)
+{
+    pthread_mutex_lock(&q->lock);
+    int flags = publish_locked(q) | q->carried_flags;
+    q->carried_flags = 0;
+    q->sync_done = gen;
+    if (q->waiting)
+        pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+    return flags;
+}
+
+int mpr__queue_synced(mpr__queue *q, uint64_t gen)
+{
+    pthread_mutex_lock(&q->lock);
+    int done = q->sync_done >= gen;
+    pthread_mutex_unlock(&q->lock);
+    return done;
+}
+
 int mpr__queue_commit(mpr__queue *q)
 {
     pthread_mutex_lock(&q->lock);
@@ -224,13 +272,12 @@ int mpr__queue_commit(mpr__queue *q)
     return flags;
 }
 
-/* Give back consumed bytes and end throttling when half the limit is free;
- * q->lock held. */
+/* Give back consumed bytes and end throttling (see queue.h); q->lock held. */
 static void settle_locked(mpr__queue *q)
 {
     q->bytes -= q->consumed;
     q->consumed = 0;
-    if (q->throttled && q->bytes <= q->limit / 2) {
+    if (q->throttled && (q->bytes == 0 || q->bytes + q->pending <= q->limit / 2)) {
         q->throttled = 0;
         uint64_t one = 1;
         ssize_t rc = write(q->wake_fd, &one, sizeof one);
@@ -287,13 +334,13 @@ const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping)
     }
 }
 
-int mpr__queue_wait(mpr__queue *q, int64_t deadline_ns)
+int mpr__queue_wait(mpr__queue *q, int64_t deadline_ns, uint64_t sync_gen)
 {
     int ready;
     pthread_mutex_lock(&q->lock);
     for (;;) {
         ready = q->head->rpos < q->head->published || q->head->next != NULL;
-        if (ready)
+        if (ready || (sync_gen && q->sync_done >= sync_gen))
             break;
         if (deadline_ns >= 0 && mpr__now_ns() >= deadline_ns)
             break;

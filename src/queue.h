@@ -11,7 +11,17 @@
  * and takes it only to learn of new ones.
  *
  * The queue also holds the ping flag (one wake-up of the main thread for
- * many messages) and the backpressure state.
+ * many messages) and the backpressure state. With a limit, the producer is
+ * THROTTLED (it reads no new messages) while routable bytes are waiting
+ * and they, with the bytes of messages still arriving ("pending"), reach
+ * the limit; it goes on when the consumer has brought them down to half
+ * the limit, or has read every routable byte (then waiting longer could
+ * not help: only the pending messages can complete).
+ *
+ * A dedicated chunk of a large message is address space only until bytes
+ * arrive: its pages are committed a few MiB ahead of them
+ * (mpr__queue_prefault), so an announced size costs nothing until the bytes
+ * come, and nothing is pre-faulted in one go on the producer's thread.
  */
 #ifndef MPR_QUEUE_H
 #define MPR_QUEUE_H
@@ -45,12 +55,15 @@ typedef struct mpr__queue {
     mpr__chunk *head;    /* the consumer reads here */
     mpr__chunk *tail;    /* the producer writes here */
     size_t bytes;        /* published and not yet consumed; under lock */
+    size_t pending;      /* arrived in messages not yet complete; under lock */
     size_t limit;        /* 0: no backpressure */
     int throttled;       /* the producer has stopped reading; under lock */
     int waiting;         /* the consumer sleeps in mpr__queue_wait; under lock */
     int ping_pending;    /* a ping is on its way to the consumer; under lock */
     int wake_fd;         /* eventfd written to end throttling */
     size_t unpublished;  /* producer only: bytes written since last commit */
+    int64_t pending_delta; /* producer only: change of pending since last commit */
+    uint64_t sync_done;  /* the last route_until sync the producer finished; under lock */
     int carried_flags;   /* flags of a publish made inside reserve; under lock */
     size_t consumed;     /* consumer only: bytes read, not yet subtracted */
     size_t readable_end; /* consumer only: published end of head */
@@ -78,8 +91,20 @@ unsigned char *mpr__queue_reserve(mpr__queue *q, uint32_t conn_id, uint32_t type
 mpr__chunk *mpr__queue_dedicated(mpr__queue *q, uint32_t conn_id, uint32_t len,
                                  unsigned char **payload);
 void mpr__queue_free_dedicated(mpr__chunk *c);
+/* The producer has written upto bytes of a dedicated chunk's payload:
+ * keep its pages committed a few MiB ahead (one step at a time). */
+void mpr__queue_prefault(mpr__chunk *c, size_t upto);
 /* Append a complete dedicated chunk, then publish like mpr__queue_commit. */
 int mpr__queue_link(mpr__queue *q, mpr__chunk *c);
+/* Bytes of incomplete messages arrived (delta > 0) or gone (linked or
+ * discarded: delta < 0); counted against the limit at the next commit. */
+static inline void mpr__queue_pending(mpr__queue *q, int64_t delta)
+{
+    q->pending_delta += delta;
+}
+/* Publish like mpr__queue_commit, and tell a consumer waiting in
+ * mpr__queue_wait that route_until sync number gen is done. */
+int mpr__queue_sync_done(mpr__queue *q, uint64_t gen);
 /* Publish everything written so far; returns MPR__Q_ flags: PING if the
  * consumer must be pinged (it was not already), THROTTLED if the limit is
  * reached and the producer must stop reading until woken. */
@@ -90,8 +115,11 @@ int mpr__queue_commit(mpr__queue *q);
  * until the next call. If clear_ping and the queue is empty, the ping flag
  * is cleared (the next commit will ping). */
 const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping);
-/* Sleep until a record is published or deadline_ns (CLOCK_MONOTONIC,
- * < 0: none) passes. Returns 1 if a record may be there, 0 on timeout. */
-int mpr__queue_wait(mpr__queue *q, int64_t deadline_ns);
+/* Sleep until a record is published, sync number sync_gen is done (if
+ * sync_gen > 0), or deadline_ns (CLOCK_MONOTONIC, < 0: none) passes.
+ * Returns 1 if a record may be there, 0 otherwise. */
+int mpr__queue_wait(mpr__queue *q, int64_t deadline_ns, uint64_t sync_gen);
+/* Is sync number gen done? */
+int mpr__queue_synced(mpr__queue *q, uint64_t gen);
 
 #endif /* MPR_QUEUE_H */

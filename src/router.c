@@ -1,6 +1,5 @@
 /*
- * router.c - the router: main-thread API, routing table, dispatch, and the
- * monitor thread that serves the senders' connections.
+ * router.c - the router: main-thread API, routing table, dispatch.
  *
  * Threads:
  *   main thread     start/stop/pipe/close_pipe/route_until, on_ping
@@ -10,9 +9,14 @@
  *                   when the queue goes from "nothing pending" to "something
  *                   pending".
  * They share only the queue (its own lock), the stop flag, the last issued
- * connection id and some counters (atomics). This file is the main
- * thread's side; monitor.c is the monitor thread.
+ * connection id, route_until's sync requests and some counters (atomics).
+ * This file is the main thread's side; monitor.c is the monitor thread.
+ *
+ * A router freed from inside one of its callbacks is freed when dispatch
+ * has unwound (free_requested); one that a forked child inherited is
+ * released there without touching its parent's sockets or threads.
  */
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,8 +26,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <mprouter/router.h>
@@ -41,7 +43,7 @@ static size_t slot_of(const mpr_router *r, uint32_t id)
     return id & (r->nslots - 1); /* ids are sequential: no hashing needed */
 }
 
-static mpr_receiver *table_get(const mpr_router *r, uint32_t id)
+static struct receiver *table_get(const mpr_router *r, uint32_t id)
 {
     if (!r->nslots)
         return NULL;
@@ -53,7 +55,7 @@ static mpr_receiver *table_get(const mpr_router *r, uint32_t id)
     }
 }
 
-static void table_put_unchecked(struct slot *slots, size_t nslots, mpr_receiver *rc)
+static void table_put_unchecked(struct slot *slots, size_t nslots, struct receiver *rc)
 {
     size_t i = rc->id & (nslots - 1);
     while (slots[i].id != 0)
@@ -62,7 +64,7 @@ static void table_put_unchecked(struct slot *slots, size_t nslots, mpr_receiver 
     slots[i].receiver = rc;
 }
 
-static int table_put(mpr_router *r, mpr_receiver *rc)
+static int table_put(mpr_router *r, struct receiver *rc)
 {
     if ((r->nreceivers + 1) * 2 > r->nslots) {
         size_t n = r->nslots ? r->nslots * 2 : 64;
@@ -115,7 +117,7 @@ static int route_one(mpr_router *r, int clear_ping)
     const mpr__record *rec = mpr__queue_next(&r->queue, clear_ping);
     if (!rec)
         return 0;
-    mpr_receiver *rc = table_get(r, rec->conn_id);
+    struct receiver *rc = table_get(r, rec->conn_id);
     if (rec->type == MPR__REC_LOST) {
         r->stats.senders_lost++;
         if (rc && rc->lost_cb)
@@ -134,6 +136,19 @@ static int route_one(mpr_router *r, int clear_ping)
     return 1;
 }
 
+static void router_release(mpr_router *r);
+
+/* After a callback: did it stop (or free) the router? Then dispatch must
+ * return at once; a free asked for meanwhile happens now. */
+static int stopped_by_callback(mpr_router *r, unsigned epoch)
+{
+    if (r->epoch == epoch)
+        return 0;
+    if (r->free_requested)
+        router_release(r);
+    return 1;
+}
+
 static void on_ping(void *arg)
 {
     mpr_router *r = arg;
@@ -144,8 +159,8 @@ static void on_ping(void *arg)
     r->dispatching = 1;
     for (unsigned i = 1;; i++) {
         int routed = route_one(r, 1);
-        if (r->epoch != epoch)
-            return; /* a callback stopped the router */
+        if (stopped_by_callback(r, epoch))
+            return;
         if (!routed)
             break;
         if ((i & 15) == 0 && mpr__now_ns() >= end) {
@@ -180,10 +195,17 @@ int mpr_router_new(mpr_router **out, const mpr_event_loop *loop)
     mpr_router *r = calloc(1, sizeof *r);
     if (!r)
         return MPR_ENOMEM;
+    r->sec = mpr__secure_alloc(sizeof *r->sec);
+    if (!r->sec) {
+        free(r);
+        return MPR_ENOMEM;
+    }
     r->loop = loop;
+    r->token = mpr__process_token();
     r->max_msg = (uint32_t)MPR_MAX_MESSAGE_SIZE;
     r->handshake_ns = 5 * (int64_t)1000000000;
-    r->listen_fd = r->epfd = r->throttle_epfd = r->wake_fd = -1;
+    r->remote_window_ns = 10 * (int64_t)1000000000;
+    r->epfd = r->throttle_epfd = r->wake.fd = -1;
     *out = r;
     return 0;
 }
@@ -194,11 +216,14 @@ static void teardown(mpr_router *r)
     if (r->have_thread) {
         atomic_store(&r->stopping, 1);
         uint64_t one = 1;
-        ssize_t rc = write(r->wake_fd, &one, sizeof one);
+        ssize_t rc = write(r->wake.fd, &one, sizeof one);
         (void)rc;
-        pthread_join(r->thread, NULL);
+        pthread_join(r->thread, NULL); /* it closed the connections and endpoints */
         r->have_thread = 0;
     }
+    for (int i = 0; i < r->nendpoints; i++) /* start failed before the thread ran */
+        r->endpoints[i]->close(r);
+    r->nendpoints = 0;
     if (r->monitor_pinger) { /* start failed before the thread ran */
         r->loop->pinger_free(r->monitor_pinger);
         r->monitor_pinger = NULL;
@@ -212,11 +237,7 @@ static void teardown(mpr_router *r)
         r->loop->pingee_free(r->pingee);
         r->pingee = NULL;
     }
-    /* A child forked while the router ran holds a copy of the listening
-     * socket; shut it down so that connecting after stop is refused. */
-    if (r->listen_fd >= 0)
-        shutdown(r->listen_fd, SHUT_RDWR);
-    int *fds[] = {&r->listen_fd, &r->epfd, &r->throttle_epfd, &r->wake_fd};
+    int *fds[] = {&r->epfd, &r->throttle_epfd, &r->wake.fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -228,52 +249,42 @@ static void teardown(mpr_router *r)
     }
     free(r->scratch);
     r->scratch = NULL;
-    memset(r->secret, 0, sizeof r->secret);
+    free(r->used);
+    r->used = NULL;
+    r->used_words = 0;
+    explicit_bzero(r->sec, sizeof *r->sec);
+    r->remote_endpoint[0] = '\0';
     atomic_store(&r->stopping, 0);
     atomic_store(&r->manual, 0);
 }
 
-static int epoll_add(int epfd, int fd, void *tag)
+static int open_monitor_fds(mpr_router *r)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
-    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? mpr__syserr() : 0;
-}
-
-static int open_endpoint(mpr_router *r)
-{
-    unsigned char rnd[8];
-    int rc = mpr__random(r->secret, sizeof r->secret);
-    if (rc == 0)
-        rc = mpr__random(rnd, sizeof rnd);
-    if (rc < 0)
-        return rc;
-    snprintf(r->name, sizeof r->name, "mprouter-%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int)getpid(),
-             rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-
-    r->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (r->listen_fd < 0)
-        return mpr__syserr();
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    size_t len = strlen(r->name);
-    memcpy(addr.sun_path + 1, r->name, len); /* abstract: sun_path[0] == 0 */
-    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
-    if (bind(r->listen_fd, (struct sockaddr *)&addr, alen) < 0 || listen(r->listen_fd, SOMAXCONN) < 0)
-        return mpr__syserr();
-
     r->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (r->epfd < 0)
         return mpr__syserr();
     r->throttle_epfd = epoll_create1(EPOLL_CLOEXEC);
     if (r->throttle_epfd < 0)
         return mpr__syserr();
-    r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (r->wake_fd < 0)
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
         return mpr__syserr();
-    if ((rc = epoll_add(r->epfd, r->listen_fd, &mpr__listen_tag)) < 0 ||
-        (rc = epoll_add(r->epfd, r->wake_fd, &mpr__wake_tag)) < 0 ||
-        (rc = epoll_add(r->throttle_epfd, r->listen_fd, &mpr__listen_tag)) < 0 ||
-        (rc = epoll_add(r->throttle_epfd, r->wake_fd, &mpr__wake_tag)) < 0)
-        return rc;
+    return mpr__watch_add(r, &r->wake, fd, 1);
+}
+
+/* Open every endpoint: the local one, and the remote one if asked for. */
+static int open_endpoints(mpr_router *r)
+{
+    r->endpoints[r->nendpoints++] = &mpr__socket_endpoint;
+#ifdef MPR_HAVE_ZMQ
+    if (r->remote_bind)
+        r->endpoints[r->nendpoints++] = &mpr__zmq_endpoint;
+#endif
+    for (int i = 0; i < r->nendpoints; i++) {
+        int rc = r->endpoints[i]->open(r);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -286,7 +297,7 @@ static int start_monitor(mpr_router *r)
     int rc = pthread_create(&r->thread, NULL, mpr__monitor_main, r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
-        return -rc;
+        return mpr__errno_code(rc);
     r->have_thread = 1;
     return 0;
 }
@@ -295,18 +306,30 @@ int mpr_router_start(mpr_router *r)
 {
     if (!r)
         return MPR_EINVAL;
+    if (mpr__forked(r->token))
+        return MPR_EOWNER;
     if (r->running)
         return MPR_EALREADY;
     const mpr_event_loop *loop = r->loop;
-    int rc = open_endpoint(r);
+    int rc = mpr__random(r->sec->secret, sizeof r->sec->secret);
+    if (rc == 0)
+        rc = open_monitor_fds(r);
     if (rc == 0) {
-        rc = mpr__queue_init(&r->queue, r->queue_limit, r->wake_fd);
+        rc = mpr__queue_init(&r->queue, r->queue_limit, r->wake.fd);
         r->have_queue = rc == 0;
     }
     if (rc == 0) {
         r->scratch = malloc(MPR__SCRATCH_SIZE);
         if (!r->scratch)
             rc = MPR_ENOMEM;
+    }
+    if (rc == 0) {
+        r->uid = geteuid();
+        r->throttled = 0;
+        r->sync_seen = 0;
+        r->sync_owed = 0;
+        atomic_store(&r->sync_req, 0);
+        rc = open_endpoints(r);
     }
     if (rc == 0)
         rc = loop->pingee_new(loop, on_ping, r, &r->pingee);
@@ -319,11 +342,8 @@ int mpr_router_start(mpr_router *r)
         loop->pinger_connect(r->self_pinger);
         rc = loop->pinger_new(r->pingee, &r->monitor_pinger);
     }
-    if (rc == 0) {
-        r->uid = geteuid();
-        r->accept_paused_until = 0;
+    if (rc == 0)
         rc = start_monitor(r);
-    }
     if (rc < 0) {
         teardown(r);
         return rc;
@@ -352,20 +372,31 @@ static void warn_unclosed(const mpr_router *r)
               listed < r->nreceivers ? ", ..." : "");
 }
 
+static void free_receivers(mpr_router *r)
+{
+    for (size_t i = 0; i < r->nslots; i++) {
+        if (r->slots[i].receiver) {
+            mpr__handle_free(r->slots[i].receiver->handle);
+            free(r->slots[i].receiver);
+        }
+    }
+    free(r->slots);
+    r->slots = NULL;
+    r->nslots = r->nreceivers = 0;
+}
+
 int mpr_router_stop(mpr_router *r)
 {
     if (!r)
         return MPR_EINVAL;
+    if (mpr__forked(r->token))
+        return MPR_EOWNER;
     if (!r->running)
         return MPR_ESTATE;
     if (r->nreceivers)
         warn_unclosed(r);
     teardown(r);
-    for (size_t i = 0; i < r->nslots; i++)
-        free(r->slots[i].receiver);
-    free(r->slots);
-    r->slots = NULL;
-    r->nslots = r->nreceivers = 0;
+    free_receivers(r);
     r->running = 0;
     r->dispatching = 0;
     r->epoch++;
@@ -373,13 +404,46 @@ int mpr_router_stop(mpr_router *r)
     return 0;
 }
 
+/* A forked child's copy of a router: its descriptors are copies of the
+ * parent's and its threads do not exist here. Shut nothing down (the
+ * sockets are the parent's too), join nothing, lock nothing (a lock may
+ * have been held by a thread that is not here): free the router's own
+ * memory and leave the rest to the child's exit. The descriptor copies are
+ * close-on-exec, so a child that execs keeps none of them. */
+static void release_forked_copy(mpr_router *r)
+{
+    free(r);
+}
+
+static void router_release(mpr_router *r)
+{
+    if (r->running)
+        mpr_router_stop(r);
+    mpr__secure_free(r->sec, sizeof *r->sec);
+    free(r->remote_bind);
+    free(r->remote_host);
+    free(r);
+}
+
 void mpr_router_free(mpr_router *r)
 {
     if (!r)
         return;
-    if (r->running)
-        mpr_router_stop(r);
-    free(r);
+    if (mpr__forked(r->token)) {
+        release_forked_copy(r);
+        return;
+    }
+    if (r->dispatching) {
+        /* From inside a callback (or route_until's condition): stop now,
+         * free when dispatch has unwound. */
+        r->free_requested = 1;
+        if (r->running)
+            mpr_router_stop(r);
+        else
+            r->epoch++;
+        return;
+    }
+    router_release(r);
 }
 
 int mpr_router_pipe(mpr_router *r, mpr_sender **sender, mpr_receiver **receiver)
@@ -391,15 +455,21 @@ int mpr_router_pipe(mpr_router *r, mpr_sender **sender, mpr_receiver **receiver)
     uint32_t id = atomic_load(&r->last_id) + 1;
     if (id > 0x7fffffffu)
         return MPR_ENOMEM; /* two billion pipes: out of ids */
-    mpr_receiver *rc = calloc(1, sizeof *rc);
+    struct receiver *rc = calloc(1, sizeof *rc);
     mpr_sender *s = NULL;
     unsigned char key[MPR__SECRET_SIZE];
-    mpr__pipe_key(key, r->secret, id);
+    mpr__router_pipe_key(r, id, key);
     int err = rc ? mpr__sender_new(&s, r->name, id, key, r->max_msg) : MPR_ENOMEM;
-    memset(key, 0, sizeof key);
+    explicit_bzero(key, sizeof key);
     if (err == 0) {
         rc->id = id;
+        rc->router = r;
+        err = mpr__handle_new(rc, &rc->handle);
+    }
+    if (err == 0) {
         err = table_put(r, rc);
+        if (err < 0)
+            mpr__handle_free(rc->handle);
     }
     if (err < 0) {
         free(rc);
@@ -409,7 +479,7 @@ int mpr_router_pipe(mpr_router *r, mpr_sender **sender, mpr_receiver **receiver)
     atomic_store(&r->last_id, id);
     mpr__debug("router %p: created pipe #%u", (void *)r, id);
     *sender = s;
-    *receiver = rc;
+    *receiver = rc->handle;
     return 0;
 }
 
@@ -419,18 +489,33 @@ int mpr_router_close_pipe(mpr_router *r, mpr_receiver *receiver)
         return MPR_EINVAL;
     if (!r->running)
         return MPR_ESTATE;
-    if (table_get(r, receiver->id) != receiver)
+    struct receiver *rc = mpr__handle_get(receiver);
+    if (!rc || rc->router != r || table_get(r, rc->id) != rc)
         return MPR_ENOENT;
-    table_remove(r, receiver->id);
-    mpr__debug("router %p: closed pipe #%u", (void *)r, receiver->id);
-    free(receiver);
+    table_remove(r, rc->id);
+    mpr__handle_free(receiver);
+    mpr__debug("router %p: closed pipe #%u", (void *)r, rc->id);
+    free(rc);
     return 0;
+}
+
+/* Ask the monitor to read every connection as far as its sender has sent
+ * (monitor.c); returns the request's number. */
+static uint64_t request_sync(mpr_router *r)
+{
+    uint64_t gen = atomic_fetch_add(&r->sync_req, 1) + 1;
+    uint64_t one = 1;
+    ssize_t rc = write(r->wake.fd, &one, sizeof one);
+    (void)rc; /* an eventfd write fails only on counter overflow */
+    return gen;
 }
 
 int mpr_router_route_until(mpr_router *r, int (*condition)(void *arg), void *arg, double timeout_s)
 {
-    if (!r || !condition)
+    if (!r || !condition || isnan(timeout_s))
         return MPR_EINVAL;
+    if (mpr__forked(r->token))
+        return MPR_EOWNER;
     if (!r->running || r->dispatching)
         return MPR_ESTATE;
     /* Manual mode for good: pings are ignored from now on. */
@@ -439,21 +524,40 @@ int mpr_router_route_until(mpr_router *r, int (*condition)(void *arg), void *arg
 
     int64_t deadline = -1;
     if (timeout_s >= 0)
-        deadline = mpr__now_ns() + (int64_t)(timeout_s * 1e9);
+        deadline = mpr__now_ns() + (timeout_s > 1e9 ? (int64_t)1e18 : (int64_t)(timeout_s * 1e9));
     unsigned epoch = r->epoch;
+    uint64_t sync = 0; /* asked for once the deadline has passed */
     int rc = 0;
     r->dispatching = 1;
-    while (!condition(arg)) {
+    for (;;) {
+        int done = condition(arg);
+        if (stopped_by_callback(r, epoch))
+            return done ? 0 : MPR_ESTATE;
+        if (done)
+            break;
+        /* Seen before routing: what the sync published is then routable. */
+        int synced = sync && mpr__queue_synced(&r->queue, sync);
         if (route_one(r, 0)) {
-            if (r->epoch != epoch) /* a callback stopped the router */
-                return condition(arg) ? 0 : MPR_ESTATE;
+            if (stopped_by_callback(r, epoch))
+                return MPR_ESTATE;
             continue;
         }
-        if (deadline >= 0 && mpr__now_ns() >= deadline) {
+        if (deadline < 0 || mpr__now_ns() < deadline) {
+            mpr__queue_wait(&r->queue, deadline, 0);
+            continue;
+        }
+        /* Out of time, and the queue is empty. Before saying so, make sure
+         * every message sent before now has been read: a sender's send may
+         * have returned with its message still in a ring or a socket. */
+        if (!sync) {
+            sync = request_sync(r);
+            continue;
+        }
+        if (synced) {
             rc = MPR_ETIMEDOUT;
             break;
         }
-        mpr__queue_wait(&r->queue, deadline);
+        mpr__queue_wait(&r->queue, -1, sync);
     }
     r->dispatching = 0;
     return rc;
@@ -495,23 +599,27 @@ void mpr_router_get_stats(const mpr_router *r, mpr_router_stats *out)
     out->messages_received = atomic_load_explicit(&r->received, memory_order_relaxed);
 }
 
-void mpr_receiver_set_callback(mpr_receiver *rc, void (*cb)(void *, const void *, size_t), void *arg)
+void mpr_receiver_set_callback(mpr_receiver *receiver, void (*cb)(void *, const void *, size_t),
+                               void *arg)
 {
+    struct receiver *rc = mpr__handle_get(receiver);
     if (!rc)
         return;
     rc->cb = cb;
     rc->arg = cb ? arg : NULL;
 }
 
-void mpr_receiver_set_lost_callback(mpr_receiver *rc, void (*cb)(void *), void *arg)
+void mpr_receiver_set_lost_callback(mpr_receiver *receiver, void (*cb)(void *), void *arg)
 {
+    struct receiver *rc = mpr__handle_get(receiver);
     if (!rc)
         return;
     rc->lost_cb = cb;
     rc->lost_arg = cb ? arg : NULL;
 }
 
-uint32_t mpr_receiver_id(const mpr_receiver *rc)
+uint32_t mpr_receiver_id(const mpr_receiver *receiver)
 {
+    struct receiver *rc = mpr__handle_get(receiver);
     return rc ? rc->id : 0;
 }

@@ -1,5 +1,6 @@
 /*
- * wire.c - encoding of HELLO/ACK and the frame parser (see wire.h).
+ * wire.c - the handshake messages, the pipe keys and proofs, the frame
+ * parser and the record parsers (see wire.h).
  */
 #include <string.h>
 
@@ -13,22 +14,76 @@ void mpr__hello_encode(unsigned char out[MPR__HELLO_SIZE], const mpr__hello *h)
     mpr__put_u32(out + 4, h->version);
     mpr__put_u32(out + 8, h->conn_id);
     mpr__put_u32(out + 12, h->flags);
-    memcpy(out + 16, h->key, MPR__SECRET_SIZE);
+    memcpy(out + 16, h->nonce, MPR__NONCE_SIZE);
 }
 
-void mpr__ack_encode(unsigned char out[MPR__ACK_SIZE], uint32_t max_msg)
+int mpr__hello_decode(const unsigned char in[MPR__HELLO_SIZE], mpr__hello *h)
+{
+    if (mpr__get_u32(in) != MPR__HELLO_MAGIC)
+        return MPR_EPROTO;
+    h->version = mpr__get_u32(in + 4);
+    h->conn_id = mpr__get_u32(in + 8);
+    h->flags = mpr__get_u32(in + 12);
+    memcpy(h->nonce, in + 16, MPR__NONCE_SIZE);
+    return 0;
+}
+
+void mpr__challenge_encode(unsigned char out[MPR__CHALLENGE_SIZE], const mpr__challenge *c)
+{
+    mpr__put_u32(out, MPR__CHALLENGE_MAGIC);
+    mpr__put_u32(out + 4, 0);
+    mpr__put_u32(out + 8, c->max_msg);
+    mpr__put_u32(out + 12, 0);
+    memcpy(out + 16, c->nonce, MPR__NONCE_SIZE);
+    memcpy(out + 32, c->proof, MPR__SECRET_SIZE);
+}
+
+int mpr__challenge_decode(const unsigned char in[MPR__CHALLENGE_SIZE], mpr__challenge *c)
+{
+    if (mpr__get_u32(in) != MPR__CHALLENGE_MAGIC || mpr__get_u32(in + 4) != 0 ||
+        mpr__get_u32(in + 12) != 0)
+        return MPR_EPROTO;
+    c->max_msg = mpr__get_u32(in + 8);
+    memcpy(c->nonce, in + 16, MPR__NONCE_SIZE);
+    memcpy(c->proof, in + 32, MPR__SECRET_SIZE);
+    return 0;
+}
+
+void mpr__proof_encode(unsigned char out[MPR__PROOF_SIZE], const mpr__proof *p)
+{
+    mpr__put_u32(out, MPR__PROOF_MAGIC);
+    mpr__put_u32(out + 4, p->flags);
+    mpr__put_u32(out + 8, 0);
+    mpr__put_u32(out + 12, 0);
+    memcpy(out + 16, p->proof, MPR__SECRET_SIZE);
+}
+
+int mpr__proof_decode(const unsigned char in[MPR__PROOF_SIZE], mpr__proof *p)
+{
+    if (mpr__get_u32(in) != MPR__PROOF_MAGIC || mpr__get_u32(in + 8) != 0 ||
+        mpr__get_u32(in + 12) != 0)
+        return MPR_EPROTO;
+    p->flags = mpr__get_u32(in + 4);
+    memcpy(p->proof, in + 16, MPR__SECRET_SIZE);
+    return 0;
+}
+
+void mpr__ack_encode(unsigned char out[MPR__ACK_SIZE], const mpr__ack *a)
 {
     mpr__put_u32(out, MPR__ACK_MAGIC);
-    mpr__put_u32(out + 4, 0);
-    mpr__put_u32(out + 8, max_msg);
+    mpr__put_u32(out + 4, a->status);
+    mpr__put_u32(out + 8, a->mode);
     mpr__put_u32(out + 12, 0);
 }
 
-int mpr__ack_decode(const unsigned char in[MPR__ACK_SIZE], uint32_t *max_msg)
+int mpr__ack_decode(const unsigned char in[MPR__ACK_SIZE], mpr__ack *a)
 {
-    if (mpr__get_u32(in) != MPR__ACK_MAGIC || mpr__get_u32(in + 4) != 0)
+    if (mpr__get_u32(in) != MPR__ACK_MAGIC || mpr__get_u32(in + 12) != 0)
         return MPR_EPROTO;
-    *max_msg = mpr__get_u32(in + 8);
+    a->status = mpr__get_u32(in + 4);
+    a->mode = mpr__get_u32(in + 8);
+    if (a->status > MPR__ACK_TAKEN || a->mode > MPR__MODE_REMOTE)
+        return MPR_EPROTO;
     return 0;
 }
 
@@ -72,10 +127,11 @@ void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16]
                   size_t len)
 {
     const unsigned char *p = in;
-    const uint64_t k0 = mpr__get_u64(key), k1 = mpr__get_u64(key + 8);
     /* "somepseudorandomlygeneratedbytes" */
-    uint64_t v[4] = {k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull,
-                     k0 ^ 0x6c7967656e657261ull, k1 ^ 0x7465646279746573ull};
+    uint64_t v[4] = {mpr__get_u64(key) ^ 0x736f6d6570736575ull,
+                     mpr__get_u64(key + 8) ^ 0x646f72616e646f6dull,
+                     mpr__get_u64(key) ^ 0x6c7967656e657261ull,
+                     mpr__get_u64(key + 8) ^ 0x7465646279746573ull};
     if (outlen == 16)
         v[1] ^= 0xee;
     size_t full = len & ~(size_t)7;
@@ -93,6 +149,9 @@ void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16]
         sip_rounds(v, 4);
         mpr__put_u64(out + 8, v[0] ^ v[1] ^ v[2] ^ v[3]);
     }
+    /* The state holds the key (xored with constants): leave no copy on
+     * the stack for a forked child to find. */
+    explicit_bzero(v, sizeof v);
 }
 
 void mpr__pipe_key(unsigned char out[MPR__SECRET_SIZE], const unsigned char secret[MPR__SECRET_SIZE],
@@ -101,6 +160,18 @@ void mpr__pipe_key(unsigned char out[MPR__SECRET_SIZE], const unsigned char secr
     unsigned char msg[8] = {'M', 'P', 'R', 'K'};
     mpr__put_u32(msg + 4, id);
     mpr__siphash(out, MPR__SECRET_SIZE, secret, msg, sizeof msg);
+}
+
+void mpr__proof_tag(unsigned char out[MPR__SECRET_SIZE], const unsigned char key[MPR__SECRET_SIZE],
+                    char role, uint32_t id, const unsigned char answered[MPR__NONCE_SIZE],
+                    const unsigned char own[MPR__NONCE_SIZE])
+{
+    unsigned char msg[12 + 2 * MPR__NONCE_SIZE] = {'M', 'P', 'R', 'P'};
+    msg[4] = (unsigned char)role;
+    mpr__put_u32(msg + 8, id);
+    memcpy(msg + 12, answered, MPR__NONCE_SIZE);
+    memcpy(msg + 12 + MPR__NONCE_SIZE, own, MPR__NONCE_SIZE);
+    mpr__siphash(out, MPR__SECRET_SIZE, key, msg, sizeof msg);
 }
 
 void mpr__wire_init(mpr__wire *w, uint32_t max_msg)
@@ -151,34 +222,52 @@ static int on_header(mpr__wire *w, const mpr__wire_sink *s, size_t avail)
     return 0;
 }
 
+/* Collect a fixed-size handshake message of size bytes into w->hdr; returns
+ * how many bytes of p it took (the message is whole if hdr_have == size). */
+static size_t collect(mpr__wire *w, const unsigned char *p, size_t n, uint32_t size)
+{
+    size_t take = size - w->hdr_have;
+    if (take > n)
+        take = n;
+    memcpy(w->hdr + w->hdr_have, p, take);
+    w->hdr_have += (uint32_t)take;
+    return take;
+}
+
 int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p, size_t n)
 {
     while (n > 0) {
         switch (w->state) {
         case MPR__WIRE_HELLO: {
-            size_t take = MPR__HELLO_SIZE - w->hdr_have;
-            if (take > n)
-                take = n;
-            memcpy(w->hdr + w->hdr_have, p, take);
-            w->hdr_have += (uint32_t)take;
+            size_t take = collect(w, p, n, MPR__HELLO_SIZE);
             p += take;
             n -= take;
             if (w->hdr_have < MPR__HELLO_SIZE)
                 break;
-            if (mpr__get_u32(w->hdr) != MPR__HELLO_MAGIC)
-                return fail(w, MPR_EPROTO);
             mpr__hello h;
-            h.version = mpr__get_u32(w->hdr + 4);
-            h.conn_id = mpr__get_u32(w->hdr + 8);
-            h.flags = mpr__get_u32(w->hdr + 12);
-            memcpy(h.key, w->hdr + 16, MPR__SECRET_SIZE);
-            memset(w->hdr, 0, sizeof w->hdr); /* no copy of the secret lingers */
+            int rc = mpr__hello_decode(w->hdr, &h);
             w->hdr_have = 0;
-            int rc = s->hello(s->ctx, &h);
-            memset(h.key, 0, sizeof h.key);
+            if (rc == 0)
+                rc = s->hello(s->ctx, &h);
             if (rc < 0)
                 return fail(w, rc);
-            w->state = rc == MPR__WIRE_RAW_MODE ? MPR__WIRE_RAW : MPR__WIRE_HEADER;
+            w->state = MPR__WIRE_PROOF;
+            break;
+        }
+        case MPR__WIRE_PROOF: {
+            size_t take = collect(w, p, n, MPR__PROOF_SIZE);
+            p += take;
+            n -= take;
+            if (w->hdr_have < MPR__PROOF_SIZE)
+                break;
+            mpr__proof pr;
+            int rc = mpr__proof_decode(w->hdr, &pr);
+            w->hdr_have = 0;
+            if (rc == 0)
+                rc = s->proof(s->ctx, &pr);
+            if (rc < 0)
+                return fail(w, rc);
+            w->state = rc == MPR__MODE_RING ? MPR__WIRE_RAW : MPR__WIRE_HEADER;
             break;
         }
         case MPR__WIRE_HEADER: {
@@ -188,11 +277,7 @@ int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p
                 p += 4;
                 n -= 4;
             } else {
-                size_t take = 4 - w->hdr_have;
-                if (take > n)
-                    take = n;
-                memcpy(w->hdr + w->hdr_have, p, take);
-                w->hdr_have += (uint32_t)take;
+                size_t take = collect(w, p, n, 4);
                 p += take;
                 n -= take;
                 if (w->hdr_have < 4)
@@ -269,5 +354,35 @@ int mpr__ring_next(const unsigned char *data, uint64_t cap, uint64_t tail, uint6
         return len == 0 ? 1 : MPR_EPROTO;
     default:
         return MPR_EPROTO;
+    }
+}
+
+int mpr__record_next(const unsigned char *buf, size_t n, mpr__ring_rec *out)
+{
+    if (n == 0)
+        return 0;
+    if (n < 8)
+        return MPR_EPROTO;
+    uint32_t type = mpr__get_u32(buf), len = mpr__get_u32(buf + 4);
+    out->type = type;
+    out->len = len;
+    out->total = 0;
+    out->payload = buf + 8;
+    out->size = mpr__ring_rec_size(len);
+    if (out->size > n)
+        return MPR_EPROTO;
+    switch (type) {
+    case MPR__RING_MSG:
+    case MPR__RING_FRAG_DATA:
+        return 1;
+    case MPR__RING_FRAG_START:
+        if (len != 8)
+            return MPR_EPROTO;
+        out->total = mpr__get_u64(buf + 8);
+        return 1;
+    case MPR__RING_BYE:
+        return len == 0 ? 1 : MPR_EPROTO;
+    default:
+        return MPR_EPROTO; /* PAD too: a frame has no end of ring */
     }
 }

@@ -1,27 +1,40 @@
 /*
- * wire.h - the bytes a sender writes on its connection, and the parser the
- * monitor thread runs over them. Pure code without I/O, so it can be fuzzed
- * (tests/fuzz).
+ * wire.h - the bytes senders and the router exchange, and the parsers the
+ * monitor thread runs over them. Pure code without I/O, so it can be
+ * fuzzed (tests/fuzz).
  *
- * A connection carries, in order:
- *   HELLO  32 bytes: "MPR1", u32 version (2), u32 connection id, u32 flags,
- *          16 bytes: the pipe's key, mpr__pipe_key(router's secret, id).
- *          A sender holds only its own pipe's key, so it cannot claim
- *          another pipe; the router recomputes the key from the id.
- *   (router answers ACK, 16 bytes: "MPRA", u32 status 0, u32 largest
- *    message size, u32 reserved 0; on rejection it closes instead)
- *   FRAMES each: u32 header, then the body.
- *          header bit 31 clear: a message of (header) bytes follows.
- *          header bit 31 set:   a control word without body; the only one
- *                               is MPR__WIRE_BYE (the sender stopped).
+ * THE HANDSHAKE (every transport; version 3). Both sides prove that they
+ * hold the pipe's key, mpr__pipe_key(router's secret, id), without sending
+ * it: each answers the other's fresh nonce with a SipHash-2-4-128 tag under
+ * that key (mpr__proof). A sender holds only its own pipe's key, so it
+ * cannot claim another pipe; the router recomputes the key from the id.
+ *
+ *   HELLO      sender -> router, 32 bytes: "MPR1", u32 version (3),
+ *              u32 pipe id, u32 flags (0), 16 bytes nonce_s.
+ *   CHALLENGE  router -> sender, 48 bytes: "MPRC", u32 0, u32 largest
+ *              message size, u32 0, 16 bytes nonce_r,
+ *              16 bytes proof_r = mpr__proof(key, 'r', id, nonce_s, nonce_r).
+ *              The sender checks proof_r: only the real router can make it.
+ *   PROOF      sender -> router, 32 bytes: "MPRP", u32 flags (PROOF_RING:
+ *              a ring's memfd comes with it), u32 0, u32 0,
+ *              16 bytes proof_s = mpr__proof(key, 's', id, nonce_r, nonce_s).
+ *   ACK        router -> sender, 16 bytes: "MPRA", u32 status (ACK_OK, or
+ *              ACK_TAKEN: the pipe already had its sender), u32 mode (how
+ *              messages travel from now on: MODE_FRAMES, MODE_RING,
+ *              MODE_REMOTE), u32 0.
+ * A peer that fails a check gets no answer: the connection is closed.
+ *
+ * THE LOCAL TRANSPORTS (AF_UNIX stream, transport_socket.c): after the
+ * ACK the connection carries FRAMES, each a u32 header, then the body:
+ *   header bit 31 clear: a message of (header) bytes follows;
+ *   header bit 31 set:   a control word without body; the only one is
+ *                        MPR__WIRE_BYE (the sender stopped).
+ * In MODE_RING (transport_ring.c) messages go through the shared-memory
+ * ring handed over with the PROOF instead, and the socket carries only
+ * wake-up bytes (any byte: "the ring has data and you were asleep") and
+ * the end of stream.
+ *
  * All integers are little-endian.
- *
- * RING MODE (HELLO flag MPR__HELLO_RING, the default): the HELLO carries a
- * sealed memfd (SCM_RIGHTS) holding a single-producer ring that the sender
- * writes without system calls; see "ring" below. The socket then carries
- * only wake-up bytes (any byte: "the ring has data and you were asleep")
- * and the end of stream. Without the flag, messages travel as frames on
- * the socket.
  */
 #ifndef MPR_WIRE_H
 #define MPR_WIRE_H
@@ -29,24 +42,50 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MPR__SECRET_SIZE 16
+#define MPR__SECRET_SIZE 16 /* the router's secret and each pipe's key */
+#define MPR__NONCE_SIZE 16
+#define MPR__WIRE_VERSION 3u /* 1: the secret in the HELLO; 2: the pipe's key in the HELLO */
+
 #define MPR__HELLO_SIZE 32
+#define MPR__CHALLENGE_SIZE 48
+#define MPR__PROOF_SIZE 32
 #define MPR__ACK_SIZE 16
-#define MPR__WIRE_VERSION 2u /* 1: the router's secret in every HELLO */
-#define MPR__HELLO_MAGIC 0x3152504du /* "MPR1" */
-#define MPR__ACK_MAGIC 0x4152504du   /* "MPRA" */
+
+#define MPR__HELLO_MAGIC 0x3152504du     /* "MPR1" */
+#define MPR__CHALLENGE_MAGIC 0x4352504du /* "MPRC" */
+#define MPR__PROOF_MAGIC 0x5052504du     /* "MPRP" */
+#define MPR__ACK_MAGIC 0x4152504du       /* "MPRA" */
+
+#define MPR__PROOF_RING 1u /* PROOF flag: a memfd is attached */
+
+enum { MPR__ACK_OK = 0, MPR__ACK_TAKEN = 1 };
+enum { MPR__MODE_FRAMES = 0, MPR__MODE_RING = 1, MPR__MODE_REMOTE = 2 };
+
 #define MPR__WIRE_CONTROL 0x80000000u
 #define MPR__WIRE_BYE (MPR__WIRE_CONTROL | 1u)
-#define MPR__HELLO_RING 1u
-
-#define MPR__WIRE_RAW_MODE 1
 
 typedef struct mpr__hello {
     uint32_t version;
     uint32_t conn_id;
     uint32_t flags;
-    unsigned char key[MPR__SECRET_SIZE]; /* the pipe's key, mpr__pipe_key */
+    unsigned char nonce[MPR__NONCE_SIZE];
 } mpr__hello;
+
+typedef struct mpr__challenge {
+    uint32_t max_msg;
+    unsigned char nonce[MPR__NONCE_SIZE];
+    unsigned char proof[MPR__SECRET_SIZE];
+} mpr__challenge;
+
+typedef struct mpr__proof {
+    uint32_t flags;
+    unsigned char proof[MPR__SECRET_SIZE];
+} mpr__proof;
+
+typedef struct mpr__ack {
+    uint32_t status;
+    uint32_t mode;
+} mpr__ack;
 
 static inline void mpr__put_u32(unsigned char *p, uint32_t v)
 {
@@ -72,31 +111,48 @@ static inline uint64_t mpr__get_u64(const unsigned char *p)
     return (uint64_t)mpr__get_u32(p) | (uint64_t)mpr__get_u32(p + 4) << 32;
 }
 
+/* Encoders, and decoders that check the magic (and the zero fields):
+ * 0 or MPR_EPROTO. */
 void mpr__hello_encode(unsigned char out[MPR__HELLO_SIZE], const mpr__hello *h);
-void mpr__ack_encode(unsigned char out[MPR__ACK_SIZE], uint32_t max_msg);
-/* Returns 0 and the largest message size, or MPR_EPROTO. */
-int mpr__ack_decode(const unsigned char in[MPR__ACK_SIZE], uint32_t *max_msg);
+int mpr__hello_decode(const unsigned char in[MPR__HELLO_SIZE], mpr__hello *h);
+void mpr__challenge_encode(unsigned char out[MPR__CHALLENGE_SIZE], const mpr__challenge *c);
+int mpr__challenge_decode(const unsigned char in[MPR__CHALLENGE_SIZE], mpr__challenge *c);
+void mpr__proof_encode(unsigned char out[MPR__PROOF_SIZE], const mpr__proof *p);
+int mpr__proof_decode(const unsigned char in[MPR__PROOF_SIZE], mpr__proof *p);
+void mpr__ack_encode(unsigned char out[MPR__ACK_SIZE], const mpr__ack *a);
+int mpr__ack_decode(const unsigned char in[MPR__ACK_SIZE], mpr__ack *a);
 
-/* Constant-time comparison of two secrets or keys: 1 if equal. */
+/* Constant-time comparison of two 16-byte secrets, keys or tags: 1 if equal. */
 int mpr__secret_equal(const unsigned char *a, const unsigned char *b);
 
 /* SipHash-2-4 (Aumasson and Bernstein, 2012) of in[0..len) under a 16-byte
- * key, with an 8- or 16-byte tag (outlen 8 or 16): a keyed PRF. */
+ * key, with an 8- or 16-byte tag (outlen 8 or 16): a keyed PRF. Leaves no
+ * copy of the key or its state on the stack. */
 void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16],
                   const void *in, size_t len);
 /* The key of pipe id: SipHash-2-4-128 of "MPRK" and the id (little-endian)
  * under the router's secret. */
 void mpr__pipe_key(unsigned char out[MPR__SECRET_SIZE], const unsigned char secret[MPR__SECRET_SIZE],
                    uint32_t id);
+/* A handshake tag: SipHash-2-4-128 under the pipe's key of "MPRP", the
+ * role ('r' router, 's' sender), the id, then the answered nonce and the
+ * answerer's own nonce. */
+void mpr__proof_tag(unsigned char out[MPR__SECRET_SIZE], const unsigned char key[MPR__SECRET_SIZE],
+                    char role, uint32_t id, const unsigned char answered[MPR__NONCE_SIZE],
+                    const unsigned char own[MPR__NONCE_SIZE]);
+
+/* ---- the frame parser of the socket transport ---- */
 
 /* What the parser hands to its user. */
 typedef struct mpr__wire_sink {
     void *ctx;
-    /* A HELLO arrived (magic already checked). Return 0 to accept with
-     * frames to follow, MPR__WIRE_RAW_MODE to accept with the socket carrying
-     * only wake-up bytes from now on (ring mode), < 0 to reject (the
-     * parser then fails with that code). */
+    /* A HELLO arrived (magic checked). Return 0 to go on (the user answers
+     * with a CHALLENGE), < 0 to reject (the parser fails with that code). */
     int (*hello)(void *ctx, const mpr__hello *h);
+    /* The PROOF arrived (magic checked). Return MPR__MODE_FRAMES for frames
+     * to follow, MPR__MODE_RING for wake-up bytes only (ring mode), < 0 to
+     * reject. */
+    int (*proof)(void *ctx, const mpr__proof *p);
     /* A message of len bytes starts; avail of its bytes are in the buffer
      * being fed now. Return where its len bytes go, or NULL (out of
      * memory: the parser fails with MPR_ENOMEM). */
@@ -107,6 +163,7 @@ typedef struct mpr__wire_sink {
 
 enum mpr__wire_state {
     MPR__WIRE_HELLO,  /* waiting for the HELLO */
+    MPR__WIRE_PROOF,  /* waiting for the PROOF */
     MPR__WIRE_HEADER, /* between messages, or inside a frame header */
     MPR__WIRE_BODY,   /* inside a message body */
     MPR__WIRE_RAW,    /* ring mode: bytes are wake-ups, consumed unread */
@@ -118,7 +175,7 @@ typedef struct mpr__wire {
     enum mpr__wire_state state;
     uint32_t max_msg;
     uint32_t hdr_have;
-    unsigned char hdr[MPR__HELLO_SIZE];
+    unsigned char hdr[MPR__HELLO_SIZE]; /* HELLO and PROOF are 32 bytes */
     uint32_t body_len;
     uint32_t body_have;
     unsigned char *body;
@@ -127,8 +184,8 @@ typedef struct mpr__wire {
 void mpr__wire_init(mpr__wire *w, uint32_t max_msg);
 
 /* Parse n bytes. Returns 0 when all were consumed, or a negative error
- * (MPR_EPROTO, MPR_EMSGSIZE, MPR_EACCES from hello, MPR_ENOMEM) after which
- * the state is FAILED. */
+ * (MPR_EPROTO, MPR_EMSGSIZE, a hello/proof rejection, MPR_ENOMEM) after
+ * which the state is FAILED. */
 int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p, size_t n);
 
 /* In BODY state the caller may read straight into the body: it writes n
@@ -143,26 +200,29 @@ static inline int mpr__wire_at_boundary(const mpr__wire *w)
 }
 
 /*
- * The ring: a memfd of MPR__RING_HDR + cap bytes (cap a power of two,
- * MPR__RING_MIN..MPR__RING_MAX), sealed against shrinking and growing so the
- * router can never fault on it. The header holds the shared indices; the
- * data area holds records, each 8-byte aligned and never wrapping:
+ * RECORDS: the shared-memory ring (transport_ring.c) and the frames of the
+ * remote transport (transport_zmq.c) carry the same records, each 8-byte
+ * aligned:
  *
  *   u32 type, u32 len, then len bytes, padded to 8.
  *   MSG        a whole message of len bytes
  *   FRAG_START len == 8: a u64 total length follows; the message arrives
  *              as FRAG_DATA records until total bytes are there
  *   FRAG_DATA  len bytes of the message begun by FRAG_START
- *   PAD        the rest of the ring up to its end is unused
+ *   PAD        (ring only) the rest of the ring up to its end is unused
  *   BYE        the sender stopped; nothing follows
  *
- * head and tail count bytes since the start (they never wrap). The sender
- * advances head after writing a record; the router advances tail after
- * reading. Wake-ups: before sleeping the router sets reader_sleeping and
- * re-checks head; after publishing, the sender clears reader_sleeping and, if
- * it was set, writes one byte on the socket. A sender waiting for room sets
- * writer_waiting and sleeps on the futex tail_seq, which the router bumps
- * and wakes after advancing tail; closed tells it the router is gone.
+ * The ring is a memfd of MPR__RING_HDR + cap bytes (cap a power of two,
+ * MPR__RING_MIN..MPR__RING_MAX), sealed against shrinking and growing so
+ * the router can never fault on it. The header holds the shared indices;
+ * records never wrap. head and tail count bytes since the start (they
+ * never wrap). The sender advances head after writing a record; the router
+ * advances tail after reading. Wake-ups: before sleeping the router sets
+ * reader_sleeping and re-checks head; after publishing, the sender clears
+ * reader_sleeping and, if it was set, writes one byte on the socket. A
+ * sender waiting for room sets writer_waiting and sleeps on the futex
+ * tail_seq, which the router bumps and wakes after advancing tail; closed
+ * tells it the router is gone.
  *
  * The router trusts nothing in the ring: every length and index is read
  * once and checked (mpr__ring_next).
@@ -203,5 +263,9 @@ typedef struct mpr__ring_rec {
  * area of cap bytes. Reads each shared field once. */
 int mpr__ring_next(const unsigned char *data, uint64_t cap, uint64_t tail, uint64_t head,
                    mpr__ring_rec *out);
+
+/* The record at the start of buf[0..n) (a remote frame: no PAD, nothing
+ * shared). Returns 1 with *out filled, 0 if n == 0, or MPR_EPROTO. */
+int mpr__record_next(const unsigned char *buf, size_t n, mpr__ring_rec *out);
 
 #endif /* MPR_WIRE_H */

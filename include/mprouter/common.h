@@ -27,9 +27,15 @@ extern "C" {
  *
  * Every fallible call returns an int: 0 on success or one of the negative
  * codes below. The codes are negated errno values, so a system error that
- * mprouter passes through keeps its usual meaning. mpr_strerror() gives a
- * short English description of every code in this map, and "unknown error"
- * for any other value.
+ * mprouter passes through keeps its usual meaning. Every call returns only
+ * codes of this map: a system error outside it is reported as MPR_EIO
+ * (ECONNRESET and ENOTCONN as MPR_EPIPE, ENOBUFS as MPR_ENOMEM).
+ * mpr_strerror() gives a short English description of every code in this
+ * map, and "unknown error" for any other value.
+ *
+ * MPR_EOWNER (EPERM) is never a system error here: it means a sender was
+ * used from a thread other than the one that started it, or from a process
+ * that inherited a started sender through fork() (see <mprouter/sender.h>).
  */
 #define MPR_ERRNO_MAP(XX)                                                       \
     XX(EINVAL, EINVAL, "invalid argument")                                      \
@@ -46,7 +52,9 @@ extern "C" {
     XX(EMFILE, EMFILE, "too many open files")                                   \
     XX(ENFILE, ENFILE, "too many open files in system")                         \
     XX(EAGAIN, EAGAIN, "resource temporarily unavailable")                      \
-    XX(EIO, EIO, "input/output error")
+    XX(EIO, EIO, "input/output error")                                          \
+    XX(EOWNER, EPERM, "the sender was started by another thread or process")   \
+    XX(ENOTSUP, ENOTSUP, "not supported by this build of mprouter")
 
 /** MPR_EINVAL, MPR_ENOMEM, ... : the public names of the codes, one
  * MPR_name = -(errno value) for each row XX(name, errno, text) of

@@ -1,6 +1,13 @@
 # Shared by the router test programs: the suite, its helpers and the worker.
 include($$MPR_ROOT/mprouter.pri)
 INCLUDEPATH += $$PWD
-HEADERS += $$PWD/testsupport.h $$PWD/routersuite.h $$PWD/payload.h
+HEADERS += $$PWD/testsupport.h $$PWD/routersuite.h $$PWD/payload.h $$PWD/rawpeer.h
 SOURCES += $$PWD/testsupport.cpp $$PWD/routersuite.cpp
+# The hand-made peer (rawpeer.c) speaks src/wire.h; its handshake tags come
+# from src/wire.c, compiled in (the library hides its internal symbols).
+mpr_rawpeer {
+    INCLUDEPATH += $$MPR_ROOT/src
+    QMAKE_CFLAGS += -D_GNU_SOURCE
+    SOURCES += $$PWD/rawpeer.c $$MPR_ROOT/src/wire.c
+}
 DEFINES += MPR_TEST_WORKER=\\\"$$MPR_BUILD/tests/worker/mpr_test_worker\\\"

@@ -402,14 +402,15 @@ void RouterSuite::badSenderStrings_data()
     const QString secret(32, QChar('a'));
     QTest::newRow("empty") << QString();
     QTest::newRow("wrong prefix") << "mpr9:name:1:" + secret;
-    QTest::newRow("no id") << "mpr1:name::" + secret;
-    QTest::newRow("id zero") << "mpr1:name:0:" + secret;
-    QTest::newRow("id too big") << "mpr1:name:99999999999:" + secret;
-    QTest::newRow("short secret") << "mpr1:name:1:" + secret.left(31);
-    QTest::newRow("long secret") << "mpr1:name:1:" + secret + "0";
-    QTest::newRow("bad hex") << "mpr1:name:1:" + secret.left(31) + "g";
-    QTest::newRow("bad name") << "mpr1:na/me:1:" + secret;
-    QTest::newRow("long name") << "mpr1:" + QString(200, QChar('n')) + ":1:" + secret;
+    QTest::newRow("an older version's string") << "mpr1:name:1:" + secret;
+    QTest::newRow("no id") << "mpr3:name::" + secret;
+    QTest::newRow("id zero") << "mpr3:name:0:" + secret;
+    QTest::newRow("id too big") << "mpr3:name:99999999999:" + secret;
+    QTest::newRow("short secret") << "mpr3:name:1:" + secret.left(31);
+    QTest::newRow("long secret") << "mpr3:name:1:" + secret + "0";
+    QTest::newRow("bad hex") << "mpr3:name:1:" + secret.left(31) + "g";
+    QTest::newRow("bad name") << "mpr3:na/me:1:" + secret;
+    QTest::newRow("long name") << "mpr3:" + QString(200, QChar('n')) + ":1:" + secret;
 }
 
 void RouterSuite::badSenderStrings()

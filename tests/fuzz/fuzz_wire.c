@@ -1,14 +1,16 @@
 /*
  * fuzz_wire - libFuzzer target for the socket frame parser of src/wire.c
  * (mpr__wire_feed, mpr__wire_body_written): everything a peer sends on its
- * connection before and after the HELLO.
+ * connection: the HELLO, the PROOF and the frames after them.
  *
  * fuzz-sources: src/wire.c
  *
  * Input: 4 control bytes, then the byte stream of one connection.
  *   [0] largest message (index into max_sizes)
- *   [1] bits 0-1: what the HELLO callback answers (accept frames, reject,
- *       accept raw/ring mode, accept odd connection ids only);
+ *   [1] bits 0-1: what the callbacks answer: 0 HELLO accepted, PROOF
+ *       accepted for frames; 1 HELLO rejected; 2 PROOF accepted for ring
+ *       mode; 3 HELLO accepted for odd connection ids only, PROOF rejected
+ *       unless its flags are 0;
  *       bit 2: fail the Nth begin (out of memory); bit 3: read bodies
  *       "straight into the buffer" with mpr__wire_body_written as the
  *       router does for large messages
@@ -50,6 +52,7 @@ struct ref_msg {
 struct ref {
     int err;
     int raw;
+    size_t base; /* the offset of what pos counts from */
     size_t nmsgs;
     struct ref_msg msgs[MAX_MSGS];
 };
@@ -58,7 +61,7 @@ struct ctx {
     mpr__wire *w;
     uint32_t max_msg;
     int policy, oom, oom_at;
-    int hellos, begins, open;
+    int hellos, proofs, begins, open;
     unsigned char *body;
     uint32_t body_len;
     const unsigned char *stream;
@@ -68,18 +71,20 @@ struct ctx {
     int frozen;   /* after an error: no callback may run */
 };
 
-static int policy_answer(int policy, uint32_t conn_id)
+static int hello_answer(int policy, uint32_t conn_id)
 {
-    switch (policy) {
-    case 0:
-        return 0;
-    case 1:
+    if (policy == 1 || (policy == 3 && !(conn_id & 1)))
         return MPR_EACCES;
-    case 2:
-        return MPR__WIRE_RAW_MODE;
-    default:
-        return (conn_id & 1) ? 0 : MPR_EACCES;
-    }
+    return 0;
+}
+
+static int proof_answer(int policy, uint32_t flags)
+{
+    if (policy == 2)
+        return MPR__MODE_RING;
+    if (policy == 3 && flags != 0)
+        return MPR_EACCES;
+    return MPR__MODE_FRAMES;
 }
 
 /* The reference: the format of wire.h applied to the whole stream at once. */
@@ -93,16 +98,31 @@ static void ref_parse(struct ref *r, const unsigned char *p, size_t n, uint32_t 
         r->err = MPR_EPROTO;
         return;
     }
-    int rc = policy_answer(policy, mpr__get_u32(p + 8));
+    int rc = hello_answer(policy, mpr__get_u32(p + 8));
     if (rc < 0) {
         r->err = rc;
         return;
     }
-    if (rc == MPR__WIRE_RAW_MODE) {
+    p += MPR__HELLO_SIZE;
+    n -= MPR__HELLO_SIZE;
+    if (n < MPR__PROOF_SIZE)
+        return;
+    if (mpr__get_u32(p) != MPR__PROOF_MAGIC || mpr__get_u32(p + 8) != 0 ||
+        mpr__get_u32(p + 12) != 0) {
+        r->err = MPR_EPROTO;
+        return;
+    }
+    rc = proof_answer(policy, mpr__get_u32(p + 4));
+    if (rc < 0) {
+        r->err = rc;
+        return;
+    }
+    if (rc == MPR__MODE_RING) {
         r->raw = 1;
         return;
     }
-    size_t pos = MPR__HELLO_SIZE;
+    r->base = MPR__HELLO_SIZE; /* offsets below are from the PROOF on */
+    size_t pos = MPR__PROOF_SIZE;
     int begins = 0;
     while (n - pos >= 4) {
         uint32_t word = mpr__get_u32(p + pos);
@@ -124,7 +144,7 @@ static void ref_parse(struct ref *r, const unsigned char *p, size_t n, uint32_t 
         if (n - pos < word)
             return; /* the stream ends inside this body */
         CHECK(r->nmsgs < MAX_MSGS);
-        r->msgs[r->nmsgs].off = pos;
+        r->msgs[r->nmsgs].off = r->base + pos;
         r->msgs[r->nmsgs].len = word;
         r->nmsgs++;
         pos += word;
@@ -136,14 +156,24 @@ static int sink_hello(void *arg, const mpr__hello *h)
     struct ctx *c = arg;
     CHECK(!c->frozen);
     CHECK(c->hellos++ == 0);
-    return policy_answer(c->policy, h->conn_id);
+    CHECK(c->proofs == 0);
+    return hello_answer(c->policy, h->conn_id);
+}
+
+static int sink_proof(void *arg, const mpr__proof *p)
+{
+    struct ctx *c = arg;
+    CHECK(!c->frozen);
+    CHECK(c->hellos == 1);
+    CHECK(c->proofs++ == 0);
+    return proof_answer(c->policy, p->flags);
 }
 
 static unsigned char *sink_begin(void *arg, uint32_t len, size_t avail)
 {
     struct ctx *c = arg;
     CHECK(!c->frozen);
-    CHECK(c->hellos == 1);
+    CHECK(c->hellos == 1 && c->proofs == 1);
     CHECK(!c->open);
     CHECK(len <= c->max_msg);
     CHECK(avail < c->chunk);
@@ -199,7 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mpr__wire w;
     mpr__wire_init(&w, c.max_msg);
     c.w = &w;
-    mpr__wire_sink s = {&c, sink_hello, sink_begin, sink_end};
+    mpr__wire_sink s = {&c, sink_hello, sink_proof, sink_begin, sink_end};
     int err = 0;
     size_t pos = 0;
     while (pos < n && !err) {

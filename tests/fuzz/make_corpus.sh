@@ -3,22 +3,27 @@
 # run again only to change the seeds). One folder per target.
 set -eu
 cd "$(dirname "$0")/corpus"
-hello='MPR1\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00SSSSSSSSSSSSSSSS'
+hello='MPR1\x03\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00NNNNNNNNNNNNNNNN'
+proof='MPRP\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00TTTTTTTTTTTTTTTT'
+ringproof='MPRP\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00TTTTTTTTTTTTTTTT'
 msg5='\x05\x00\x00\x00hello'
 bye='\x01\x00\x00\x80'
 w() { printf "$2" >"wire/$1"; }
 # control bytes: [max size index][policy/flags][oom at][chunk seed]
 w hello-only            "\x06\x00\x00\x01$hello"
-w messages-bye          "\x06\x00\x00\x02$hello$msg5\x00\x00\x00\x00$msg5$bye"
-w direct-bodies         "\x05\x08\x00\x03$hello\x10\x00\x00\x000123456789abcdef$msg5"
-w over-max              "\x03\x00\x00\x04$hello\x41\x00\x00\x00"
-w huge-length           "\x06\x00\x00\x05$hello\xff\xff\xff\x7f"
-w bad-control           "\x06\x00\x00\x06$hello\x02\x00\x00\x80"
-w after-bye             "\x06\x00\x00\x07$hello$bye$msg5"
-w truncated-body        "\x06\x00\x00\x08$hello\x64\x00\x00\x00abc"
+w messages-bye          "\x06\x00\x00\x02$hello$proof$msg5\x00\x00\x00\x00$msg5$bye"
+w direct-bodies         "\x05\x08\x00\x03$hello$proof\x10\x00\x00\x000123456789abcdef$msg5"
+w over-max              "\x03\x00\x00\x04$hello$proof\x41\x00\x00\x00"
+w huge-length           "\x06\x00\x00\x05$hello$proof\xff\xff\xff\x7f"
+w bad-control           "\x06\x00\x00\x06$hello$proof\x02\x00\x00\x80"
+w after-bye             "\x06\x00\x00\x07$hello$proof$bye$msg5"
+w truncated-body        "\x06\x00\x00\x08$hello$proof\x64\x00\x00\x00abc"
 w rejected              "\x06\x01\x00\x09$hello$msg5"
-w raw-mode              "\x06\x02\x00\x0a${hello}wake"
-w out-of-memory         "\x06\x04\x01\x0b$hello$msg5$msg5"
+w raw-mode              "\x06\x02\x00\x0a${hello}${ringproof}wake"
+w proof-only            "\x06\x00\x00\x0d$hello$proof"
+w proof-bad-magic       "\x06\x00\x00\x0e${hello}XPRP\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00TTTTTTTTTTTTTTTT$msg5"
+w proof-rejected        "\x06\x03\x00\x0f\x4d\x50\x52\x31\x03\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00NNNNNNNNNNNNNNNN${ringproof}$msg5"
+w out-of-memory         "\x06\x04\x01\x0b$hello$proof$msg5$msg5"
 w bad-magic             "\x06\x00\x00\x0cGET / HTTP/1.1\r\nHost: x\r\n\r\n....."
 # ring: [size][head u64][tail u64][contents]
 r() { printf "$2" >"ring/$1"; }

@@ -3,7 +3,7 @@
 
 #include <unistd.h>
 
-#include "hostile.h"
+#include "rawpeer.h"
 #include "testsupport.h"
 
 using namespace mprtest;
@@ -81,8 +81,9 @@ bool tst_Ring::connectRing(int *fd, hp_ring **ring)
 {
     *ring = hp_ring_new(CAP, 1, 0);
     *fd = hp_connect(name);
-    return *ring && *fd >= 0 && hp_hello(*fd, id, secret, RING_FLAG, hp_ring_fd(*ring)) == 0
-           && hp_read_ack(*fd, 10000) == 1;
+    uint32_t mode = 0;
+    return *ring && *fd >= 0 && hp_handshake(*fd, id, secret, RING_FLAG, hp_ring_fd(*ring), &mode) == 1
+           && mode == 1; // MPR__MODE_RING
 }
 
 void tst_Ring::checkGoodPipeUnharmed()
@@ -146,8 +147,8 @@ void tst_Ring::badHandshake()
     QVERIFY(!withFd || ring);
     int fd = hp_connect(name);
     QVERIFY(fd >= 0);
-    QCOMPARE(hp_hello(fd, id, secret, RING_FLAG, ring ? hp_ring_fd(ring) : -1), 0);
-    QCOMPARE(hp_read_ack(fd, 10000), 0); // closed, no ACK
+    // Closed after the PROOF that came with the ring, without an ACK.
+    QCOMPARE(hp_handshake(fd, id, secret, RING_FLAG, ring ? hp_ring_fd(ring) : -1, nullptr), 0);
     QTRY_COMPARE(log.count("invalid shared-memory ring"), 1);
     QCOMPARE(stats(router).connections_rejected, quint64(1));
     QCOMPARE(stats(router).connections_accepted, quint64(0));

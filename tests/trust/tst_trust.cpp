@@ -5,8 +5,9 @@
 //
 // Every peer is a real process or a real socket: hostile peers speak the
 // wire protocol of src/wire.h through raw AF_UNIX sockets, written out here
-// independently of src/ so the test does not trust the code under test to
-// encode it. Each hostile case checks four things: the warning was logged,
+// and in tests/common/rawpeer.c independently of src/ so the test does not
+// trust the code under test to encode it (only SipHash comes from
+// src/wire.c). Each hostile case checks four things: the warning was logged,
 // the counter in mpr_router_get_stats moved, nothing reached any receiver,
 // and a well-behaved worker that is connected at the same time (a
 // "bystander") still delivers every message, in order.
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "payload.h"
+#include "rawpeer.h"
 #include "testsupport.h"
 // From src/wire.h (C11 atomics there keep it out of C++); src/wire.c is
 // compiled into this test.
@@ -43,8 +45,11 @@ namespace {
 // ---- the wire protocol, as documented in src/wire.h ---------------------
 
 const uint32_t HelloMagic = 0x3152504du; // "MPR1"
-const uint32_t AckMagic = 0x4152504du;   // "MPRA"
+const uint32_t ProofMagic = 0x5052504du; // "MPRP"
 const uint32_t Bye = 0x80000001u;
+const uint32_t Version = 3;
+const uint32_t ProofRing = 1;
+const int ChallengeSize = 48;
 const int AckSize = 16;
 
 void putU32(QByteArray &b, uint32_t v)
@@ -61,7 +66,7 @@ uint32_t getU32(const QByteArray &b, int at)
     return v;
 }
 
-// What a sender string (mpr1:NAME:ID:KEYHEX, src/sender.c) holds; secret
+// What a sender string (mpr3:NAME:ID:KEYHEX, src/sender.c) holds; secret
 // is the pipe's key, the only credential a worker ever has.
 struct Credentials
 {
@@ -77,7 +82,7 @@ bool parseSender(const mpr_sender *sender, Credentials *out)
     if (n <= 0 || n >= int(sizeof buf))
         return false;
     const QList<QByteArray> parts = QByteArray(buf, n).split(':');
-    if (parts.size() != 4 || parts[0] != "mpr1")
+    if (parts.size() != 4 || parts[0] != "mpr3")
         return false;
     out->name = parts[1];
     out->id = parts[2].toUInt();
@@ -85,15 +90,43 @@ bool parseSender(const mpr_sender *sender, Credentials *out)
     return out->id > 0 && out->secret.size() == 16;
 }
 
-QByteArray hello(uint32_t id, const QByteArray &secret, uint32_t version = 2, uint32_t flags = 0)
+// A HELLO with a fresh nonce (returned in *nonce if asked for).
+QByteArray hello(uint32_t id, uint32_t version = Version, uint32_t flags = 0,
+                 QByteArray *nonce = nullptr)
 {
     QByteArray b;
     putU32(b, HelloMagic);
     putU32(b, version);
     putU32(b, id);
     putU32(b, flags);
-    b.append(secret);
-    return b;
+    QByteArray n(16, '\0');
+    for (int i = 0; i < 16; i++)
+        n[i] = char(QRandomGenerator::global()->bounded(256));
+    if (nonce)
+        *nonce = n;
+    return b + n;
+}
+
+// A handshake tag (src/wire.h) made with key, as the role would make it.
+QByteArray tag(const QByteArray &key, char role, uint32_t id, const QByteArray &answered,
+               const QByteArray &own)
+{
+    QByteArray t(16, '\0');
+    hp_tag(reinterpret_cast<unsigned char *>(t.data()),
+           reinterpret_cast<const unsigned char *>(key.constData()), role, id,
+           reinterpret_cast<const unsigned char *>(answered.constData()),
+           reinterpret_cast<const unsigned char *>(own.constData()));
+    return t;
+}
+
+QByteArray proof(const QByteArray &t, uint32_t flags = 0)
+{
+    QByteArray b;
+    putU32(b, ProofMagic);
+    putU32(b, flags);
+    putU32(b, 0);
+    putU32(b, 0);
+    return b + t;
 }
 
 QByteArray payload(uint32_t seq, uint32_t tag, size_t size)
@@ -177,18 +210,34 @@ public:
     }
     bool ok() const { return fd >= 0; }
     bool send(const QByteArray &b) { return writeAll(fd, b.constData(), size_t(b.size())); }
-    // Handshake with good credentials; true if the router answered ACK.
-    bool handshake(const Credentials &c, uint32_t *maxMsg = nullptr)
+    // HELLO, then the CHALLENGE: its nonce, checked against the pipe's
+    // key. False if the router closed or did not prove the key.
+    bool hello(const Credentials &c, QByteArray *nonceR, uint32_t *maxMsg = nullptr)
     {
-        if (!send(hello(c.id, c.secret)))
+        QByteArray nonceS;
+        if (!send(::hello(c.id, Version, 0, &nonceS)))
             return false;
-        QByteArray ack = readExactly(fd, AckSize, 30000);
-        if (ack.size() != AckSize || getU32(ack, 0) != AckMagic || getU32(ack, 4) != 0)
+        QByteArray ch = readExactly(fd, ChallengeSize, 30000);
+        if (ch.size() != ChallengeSize || getU32(ch, 0) != 0x4352504du)
             return false;
         if (maxMsg)
-            *maxMsg = getU32(ack, 8);
-        return true;
+            *maxMsg = getU32(ch, 8);
+        *nonceR = ch.mid(16, 16);
+        this->nonceS = nonceS;
+        return ch.mid(32, 16) == tag(c.secret, 'r', c.id, nonceS, *nonceR);
     }
+    // Handshake with good credentials; true if the router answered ACK
+    // with status 0 for frames.
+    bool handshake(const Credentials &c, uint32_t *maxMsg = nullptr)
+    {
+        QByteArray nonceR;
+        if (!hello(c, &nonceR, maxMsg) || !send(proof(tag(c.secret, 's', c.id, nonceR, nonceS))))
+            return false;
+        QByteArray ack = readExactly(fd, AckSize, 30000);
+        return ack.size() == AckSize && getU32(ack, 0) == 0x4152504du && getU32(ack, 4) == 0
+               && getU32(ack, 8) == 0;
+    }
+    QByteArray nonceS;
     // Non-blocking: true once the router has closed the connection. What
     // the router sent before (it must send nothing to a rejected peer)
     // collects in received.
@@ -490,25 +539,35 @@ void tst_Trust::badHandshake_data()
 {
     QTest::addColumn<QString>("kind");
     QTest::addColumn<QString>("reason"); // in the warning
-    QTest::newRow("forged secret (one bit)") << "forged" << "wrong secret";
-    QTest::newRow("all-zero secret") << "zero secret" << "wrong secret";
-    QTest::newRow("id never issued") << "unissued id" << "connection id never issued";
-    QTest::newRow("id zero") << "id zero" << "connection id never issued";
-    QTest::newRow("id far away") << "id huge" << "connection id never issued";
-    QTest::newRow("unknown version") << "version" << "unsupported protocol version";
-    QTest::newRow("version 1 (one secret for all)") << "version 1" << "unsupported protocol version";
-    QTest::newRow("another pipe's key") << "other key" << "wrong secret";
-    QTest::newRow("unknown flag") << "flags" << "unsupported protocol version";
-    QTest::newRow("ring flag without a memfd") << "ring" << "invalid shared-memory ring";
-    QTest::newRow("random bytes") << "random" << "protocol error";
-    QTest::newRow("bad magic, right secret") << "magic" << "protocol error";
-    QTest::newRow("text protocol") << "http" << "protocol error";
+    QTest::addColumn<bool>("challenged"); // the HELLO was good: a CHALLENGE came back
+    QTest::newRow("forged key (one bit)") << "forged" << "wrong secret" << true;
+    QTest::newRow("all-zero key") << "zero secret" << "wrong secret" << true;
+    QTest::newRow("another pipe's key") << "other key" << "wrong secret" << true;
+    QTest::newRow("the key itself as the proof") << "key as proof" << "wrong secret" << true;
+    QTest::newRow("proof for another challenge (replay)") << "replay" << "wrong secret" << true;
+    QTest::newRow("proof of the router's role (reflection)") << "reflect" << "wrong secret" << true;
+    QTest::newRow("id never issued") << "unissued id" << "connection id never issued" << false;
+    QTest::newRow("id zero") << "id zero" << "connection id never issued" << false;
+    QTest::newRow("id far away") << "id huge" << "connection id never issued" << false;
+    QTest::newRow("unknown version") << "version" << "unsupported protocol version" << false;
+    QTest::newRow("version 1 (one secret for all)") << "version 1" << "unsupported protocol version"
+                                                    << false;
+    QTest::newRow("version 2 (the key in the HELLO)") << "version 2"
+                                                      << "unsupported protocol version" << false;
+    QTest::newRow("unknown HELLO flag") << "flags" << "unsupported protocol version" << false;
+    QTest::newRow("unknown PROOF flag") << "proof flags" << "unsupported protocol version" << true;
+    QTest::newRow("ring flag without a memfd") << "ring" << "invalid shared-memory ring" << true;
+    QTest::newRow("random bytes") << "random" << "protocol error" << false;
+    QTest::newRow("bad magic") << "magic" << "protocol error" << false;
+    QTest::newRow("bad PROOF magic") << "proof magic" << "protocol error" << true;
+    QTest::newRow("text protocol") << "http" << "protocol error" << false;
 }
 
 void tst_Trust::badHandshake()
 {
     QFETCH(QString, kind);
     QFETCH(QString, reason);
+    QFETCH(bool, challenged);
     LogCapture log;
     Pipe victim; // the pipe the hostile peer claims
     OPEN_PIPE(victim);
@@ -517,36 +576,51 @@ void tst_Trust::badHandshake()
     const mpr_router_stats before = stats(router);
 
     const Credentials &c = victim.cred;
-    QByteArray secret = c.secret;
+    RawPeer peer(c.name);
+    QVERIFY(peer.ok());
     QByteArray bytes;
-    if (kind == "forged") {
-        secret[7] = char(secret[7] ^ 0x10);
-        bytes = hello(c.id, secret);
-    } else if (kind == "zero secret") {
-        bytes = hello(c.id, QByteArray(16, '\0'));
+    if (challenged) {
+        // A good HELLO, then a bad PROOF.
+        QByteArray nonceR;
+        QVERIFY(peer.hello(c, &nonceR));
+        const QByteArray &nonceS = peer.nonceS;
+        QByteArray key = c.secret;
+        if (kind == "forged")
+            key[7] = char(key[7] ^ 0x10);
+        else if (kind == "zero secret")
+            key = QByteArray(16, '\0');
+        else if (kind == "other key") // a worker holding the bystander's string
+            key = good.pipe.cred.secret;
+        QByteArray t = tag(key, 's', c.id, nonceR, nonceS);
+        if (kind == "key as proof")
+            t = c.secret;
+        else if (kind == "replay") // a proof made for a challenge it saw elsewhere
+            t = tag(c.secret, 's', c.id, QByteArray(16, 'r'), nonceS);
+        else if (kind == "reflect") // the router's own tag sent back
+            t = tag(c.secret, 'r', c.id, nonceS, nonceR);
+        bytes = proof(t, kind == "ring" ? ProofRing : kind == "proof flags" ? 4 : 0);
+        if (kind == "proof magic")
+            bytes[3] = 'Q';
     } else if (kind == "unissued id") {
-        bytes = hello(good.pipe.cred.id + 1, secret); // the next id, not issued yet
+        bytes = hello(good.pipe.cred.id + 1); // the next id, not issued yet
     } else if (kind == "id zero") {
-        bytes = hello(0, secret);
+        bytes = hello(0);
     } else if (kind == "id huge") {
-        bytes = hello(0xfffffff0u, secret);
+        bytes = hello(0xfffffff0u);
     } else if (kind == "version") {
-        bytes = hello(c.id, secret, 3);
+        bytes = hello(c.id, 4);
     } else if (kind == "version 1") {
-        bytes = hello(c.id, secret, 1);
+        bytes = hello(c.id, 1);
+    } else if (kind == "version 2") {
+        bytes = hello(c.id, 2);
     } else if (kind == "flags") {
-        bytes = hello(c.id, secret, 2, 2);
-    } else if (kind == "ring") {
-        bytes = hello(c.id, secret, 2, 1);
-    } else if (kind == "other key") {
-        // A worker holding the bystander's string claims the victim's pipe.
-        bytes = hello(c.id, good.pipe.cred.secret);
+        bytes = hello(c.id, Version, 2);
     } else if (kind == "random") {
         for (int i = 0; i < 64; i++)
             bytes.append(char(QRandomGenerator::global()->bounded(256)));
         bytes[0] = 'X'; // never the magic by chance
     } else if (kind == "magic") {
-        bytes = hello(c.id, secret);
+        bytes = hello(c.id);
         bytes[3] = '2';
     } else if (kind == "http") {
         bytes = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -554,8 +628,6 @@ void tst_Trust::badHandshake()
     // A message for the victim right behind: it must never be routed.
     bytes += frame(payload(0, 99, 16));
 
-    RawPeer peer(c.name);
-    QVERIFY(peer.ok());
     peer.send(bytes); // the router may close before all is written
     QTRY_VERIFY_WITH_TIMEOUT(peer.closedByRouter(), T_LONG);
     QVERIFY2(peer.received.isEmpty(), "a rejected peer got an answer");
@@ -574,7 +646,10 @@ void tst_Trust::badHandshake()
 
 void tst_Trust::forgedSenderString()
 {
-    // The public way in, with a forged string: start fails with EACCES.
+    // The public way in, with a forged string. The router's CHALLENGE
+    // proves a key the forged sender does not hold, so to that sender it is
+    // not its router: start fails with ECONNREFUSED, and the sender goes
+    // without showing a proof of its own.
     LogCapture log;
     Pipe victim;
     OPEN_PIPE(victim);
@@ -585,10 +660,10 @@ void tst_Trust::forgedSenderString()
     last = last == '0' ? '1' : '0';
     mpr_sender *forged = nullptr;
     QCOMPARE(mpr_sender_from_string(&forged, text), 0);
-    QCOMPARE(mpr_sender_start(forged), int(MPR_EACCES));
+    QCOMPARE(mpr_sender_start(forged), int(MPR_ECONNREFUSED));
     QCOMPARE(mpr_sender_send(forged, "x", 1), int(MPR_ESTATE));
     mpr_sender_free(forged);
-    QTRY_COMPARE(log.count("wrong secret"), 1);
+    QTRY_COMPARE(log.count("closed before the handshake"), 1);
     QCOMPARE(stats(router).connections_rejected, quint64(1));
     // The real sender still gets in.
     QCOMPARE(sendSequence(victim.sender, 3, 8, 5), 0);
@@ -607,8 +682,7 @@ void tst_Trust::peerOfAnotherUser()
     const mpr_router_stats before = stats(router);
 
     // Right secret, right id, wrong uid: only SO_PEERCRED can tell.
-    const QByteArray bytes = hello(victim.cred.id, victim.cred.secret)
-                             + frame(payload(0, 99, 16));
+    const QByteArray bytes = hello(victim.cred.id) + frame(payload(0, 99, 16));
     const QByteArray name = victim.cred.name;
     Child other;
     other.pid = forkWorker([&] {
@@ -659,7 +733,7 @@ void tst_Trust::silentOrSlowHandshake()
     START_BYSTANDER(good, 3);
     const mpr_router_stats before = stats(router);
 
-    const QByteArray bytes = hello(victim.cred.id, victim.cred.secret);
+    const QByteArray bytes = hello(victim.cred.id);
     const QByteArray name = victim.cred.name;
     Child loris;
     std::unique_ptr<RawPeer> peer;
@@ -943,8 +1017,10 @@ void tst_Trust::hostileRing()
 
     RawPeer peer(victim.cred.name);
     QVERIFY(peer.ok());
-    // HELLO with the ring flag, the memfd attached.
-    QByteArray h = hello(victim.cred.id, victim.cred.secret, 2, 1);
+    // The PROOF with the ring flag, the memfd attached.
+    QByteArray nonceR;
+    QVERIFY(peer.hello(victim.cred, &nonceR));
+    QByteArray h = proof(tag(victim.cred.secret, 's', victim.cred.id, nonceR, peer.nonceS), ProofRing);
     iovec iov = {h.data(), size_t(h.size())};
     union {
         cmsghdr align;
@@ -974,7 +1050,8 @@ void tst_Trust::hostileRing()
     } else {
         QByteArray ack = readExactly(peer.fd, AckSize, T_LONG);
         QCOMPARE(ack.size(), AckSize);
-        QCOMPARE(getU32(ack, 0), AckMagic);
+        QCOMPARE(getU32(ack, 0), 0x4152504du); // "MPRA"
+        QCOMPARE(getU32(ack, 8), 1u);          // ring mode
         // One good message, then the bad part, then one more good message.
         uint64_t h64 = 0;
         putRecord(data, h64, RecMsg, 64, payload(0, 14, 64));

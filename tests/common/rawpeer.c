@@ -1,5 +1,5 @@
-/* hostile.c - see hostile.h. */
-#include "hostile.h"
+/* rawpeer.c - see rawpeer.h. */
+#include "rawpeer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -22,9 +23,12 @@ struct hp_ring {
     uint64_t head;
 };
 
+void mpr__proof_tag(unsigned char out[16], const unsigned char key[16], char role, uint32_t id,
+                    const unsigned char answered[16], const unsigned char own[16]);
+
 int hp_parse(const char *text, char *name, size_t name_size, uint32_t *id, unsigned char secret[16])
 {
-    if (strncmp(text, "mpr1:", 5) != 0)
+    if (strncmp(text, "mpr3:", 5) != 0)
         return -1;
     const char *p = text + 5, *colon = strchr(p, ':');
     if (!colon || (size_t)(colon - p) >= name_size)
@@ -56,15 +60,9 @@ int hp_connect(const char *name)
     return fd;
 }
 
-int hp_hello(int fd, uint32_t id, const unsigned char secret[16], uint32_t flags, int memfd)
+static int send_with_fd(int fd, const unsigned char *bytes, size_t n, int memfd)
 {
-    unsigned char hello[MPR__HELLO_SIZE];
-    mpr__put_u32(hello, MPR__HELLO_MAGIC);
-    mpr__put_u32(hello + 4, MPR__WIRE_VERSION);
-    mpr__put_u32(hello + 8, id);
-    mpr__put_u32(hello + 12, flags);
-    memcpy(hello + 16, secret, 16);
-    struct iovec iov = {hello, sizeof hello};
+    struct iovec iov = {(void *)bytes, n};
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int))];
@@ -80,23 +78,109 @@ int hp_hello(int fd, uint32_t id, const unsigned char secret[16], uint32_t flags
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &memfd, sizeof memfd);
     }
-    return sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)sizeof hello ? 0 : -1;
+    return sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
 }
 
-int hp_read_ack(int fd, int timeout_ms)
+/* 1: n bytes read; 0: closed; -1: timeout or error. */
+static int read_exact(int fd, unsigned char *buf, size_t n, int timeout_ms)
 {
-    unsigned char ack[MPR__ACK_SIZE];
     size_t have = 0;
-    while (have < sizeof ack) {
+    while (have < n) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, timeout_ms) != 1)
+        int rc = poll(&p, 1, timeout_ms);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc != 1)
             return -1;
-        ssize_t n = recv(fd, ack + have, sizeof ack - have, 0);
-        if (n <= 0)
+        ssize_t got = recv(fd, buf + have, n - have, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
             return 0;
-        have += (size_t)n;
+        have += (size_t)got;
     }
-    return mpr__get_u32(ack) == MPR__ACK_MAGIC ? 1 : -1;
+    return 1;
+}
+
+int hp_send_hello(int fd, uint32_t id, uint32_t version, uint32_t flags, unsigned char nonce_s[16])
+{
+    unsigned char hello[32];
+    if (getrandom(nonce_s, 16, 0) != 16)
+        return -1;
+    mpr__put_u32(hello, MPR__HELLO_MAGIC);
+    mpr__put_u32(hello + 4, version);
+    mpr__put_u32(hello + 8, id);
+    mpr__put_u32(hello + 12, flags);
+    memcpy(hello + 16, nonce_s, 16);
+    return send_with_fd(fd, hello, sizeof hello, -1);
+}
+
+int hp_read_challenge(int fd, int timeout_ms, uint32_t *max_msg, unsigned char nonce_r[16],
+                      unsigned char proof_r[16])
+{
+    unsigned char c[48];
+    int rc = read_exact(fd, c, sizeof c, timeout_ms);
+    if (rc != 1)
+        return rc;
+    if (mpr__get_u32(c) != MPR__CHALLENGE_MAGIC)
+        return -1;
+    if (max_msg)
+        *max_msg = mpr__get_u32(c + 8);
+    memcpy(nonce_r, c + 16, 16);
+    memcpy(proof_r, c + 32, 16);
+    return 1;
+}
+
+void hp_tag(unsigned char out[16], const unsigned char key[16], char role, uint32_t id,
+            const unsigned char answered[16], const unsigned char own[16])
+{
+    mpr__proof_tag(out, key, role, id, answered, own);
+}
+
+int hp_send_proof(int fd, uint32_t flags, const unsigned char tag[16], int memfd)
+{
+    unsigned char proof[32] = {0};
+    mpr__put_u32(proof, MPR__PROOF_MAGIC);
+    mpr__put_u32(proof + 4, flags);
+    memcpy(proof + 16, tag, 16);
+    return send_with_fd(fd, proof, sizeof proof, memfd);
+}
+
+int hp_read_ack(int fd, int timeout_ms, uint32_t *status, uint32_t *mode)
+{
+    unsigned char ack[16];
+    int rc = read_exact(fd, ack, sizeof ack, timeout_ms);
+    if (rc != 1)
+        return rc;
+    if (mpr__get_u32(ack) != MPR__ACK_MAGIC)
+        return -1;
+    if (status)
+        *status = mpr__get_u32(ack + 4);
+    if (mode)
+        *mode = mpr__get_u32(ack + 8);
+    return 1;
+}
+
+int hp_handshake(int fd, uint32_t id, const unsigned char key[16], uint32_t proof_flags, int memfd,
+                 uint32_t *mode)
+{
+    unsigned char nonce_s[16], nonce_r[16], proof_r[16], tag[16];
+    if (hp_send_hello(fd, id, MPR__WIRE_VERSION, 0, nonce_s) < 0)
+        return -1;
+    int rc = hp_read_challenge(fd, 30000, NULL, nonce_r, proof_r);
+    if (rc != 1)
+        return rc;
+    hp_tag(tag, key, 'r', id, nonce_s, nonce_r);
+    if (memcmp(tag, proof_r, 16) != 0)
+        return -1; /* not our router */
+    hp_tag(tag, key, 's', id, nonce_r, nonce_s);
+    if (hp_send_proof(fd, proof_flags, tag, memfd) < 0)
+        return -1;
+    uint32_t status;
+    rc = hp_read_ack(fd, 30000, &status, mode);
+    if (rc != 1)
+        return rc;
+    return status == MPR__ACK_OK ? 1 : -1;
 }
 
 int hp_closed(int fd)
