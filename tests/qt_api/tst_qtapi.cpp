@@ -500,9 +500,11 @@ QVariant nested(int depth, const QVariant &inner)
     return value;
 }
 
-// Julian days: QDate's last valid day, and 1970-01-01.
+// Julian days: QDate's last valid day, 1970-01-01, and how far from it a
+// QDateTime's date may lie (mprouter_qt.h).
 const qint64 MaxJulianDay = Q_INT64_C(784354017364);
 const qint64 EpochJulianDay = 2440588;
+const qint64 DateTimeMaxDays = Q_INT64_C(100000000000);
 
 } // namespace
 
@@ -561,6 +563,10 @@ void tst_QtApi::variantRoundTrip_data()
     QTest::newRow("date-time, year -200000000")
         << QVariant(QDateTime(QDate::fromJulianDay(EpochJulianDay - Q_INT64_C(73048500000)),
                               QTime(1, 2), Qt::UTC));
+    QTest::newRow("date-time, the last day accepted")
+        << QVariant(QDateTime(QDate::fromJulianDay(EpochJulianDay + DateTimeMaxDays), QTime(23, 59), Qt::UTC));
+    QTest::newRow("date-time, the first day accepted")
+        << QVariant(QDateTime(QDate::fromJulianDay(EpochJulianDay - DateTimeMaxDays), QTime(0, 1), Qt::UTC));
     QTest::newRow("null date-time") << QVariant(QDateTime());
     QTest::newRow("url") << QVariant(QUrl(QStringLiteral("https://user@example.org:8080/a%20b?q=1#f")));
     QTest::newRow("url, international host") << QVariant(QUrl(QString::fromUtf8("http://b\xc3\xbc" "cher.example/")));
@@ -653,6 +659,10 @@ void tst_QtApi::decodeRejects_data()
         deep += hex("00000009 00 00000001");
     QTest::newRow("lists nested 30,000 deep") << deep + fortyTwo;
     QTest::newRow("65 nested lists") << mpr::encodeVariant(nested(65, QVariantList{42}));
+    QTest::newRow("65 nested, a string list innermost")
+        << mpr::encodeVariant(nested(65, QStringList{QStringLiteral("s")}));
+    QTest::newRow("65 nested, a hash innermost")
+        << mpr::encodeVariant(nested(65, QVariantHash{{QStringLiteral("k"), 1}}));
     QTest::newRow("string list claiming 0x7fffffff strings") << hex("0000000b 00 7fffffff");
     QTest::newRow("string list claiming 3 strings, holding 2") << hex("0000000b 00 00000003 00000000 ffffffff");
     QTest::newRow("map claiming 0x7fffffff entries") << hex("00000008 00 7fffffff");
@@ -678,7 +688,9 @@ void tst_QtApi::decodeRejects_data()
             s << quint32(QMetaType::QDateTime) << qint8(0) << julianDay << quint32(0) << spec;
         });
     };
-    QTest::newRow("date-time after QDateTime's range") << dateTime(MaxJulianDay, 1);
+    QTest::newRow("date-time a day after the range") << dateTime(EpochJulianDay + DateTimeMaxDays + 1, 1);
+    QTest::newRow("date-time a day before the range") << dateTime(EpochJulianDay - DateTimeMaxDays - 1, 0);
+    QTest::newRow("date-time on QDate's last valid day") << dateTime(MaxJulianDay, 1);
     QTest::newRow("date-time with a time zone") << dateTime(EpochJulianDay, 3) + hex("00000006 00550054 0043");
     QTest::newRow("date-time with an unknown spec") << dateTime(EpochJulianDay, 4);
     QTest::newRow("date-time with an offset over 16 h") << dateTime(EpochJulianDay, 2) + hex("0000e101");
