@@ -148,8 +148,8 @@ MPR_QT_EXPORT QByteArray encodeVariant(const QVariant &value);
 /// it never crashes, nests at most 64 containers deep (a container at the
 /// top counts as 1), and holds at most 32 times bytes.size() in memory,
 /// plus a few KiB, the decoded value included (lists of small values take
-/// 2 to 12 times their size, a list of empty QUrls about 25). Its time is
-/// linear in the size. Any thread.
+/// 2 to 12 times their size, a list of empty QUrls about 25). The check
+/// before decoding takes time linear in the size. Any thread.
 ///
 /// Accepted, and nothing else:
 ///  - bool, int, uint, qlonglong, qulonglong, double, float, long, ulong,
