@@ -1,13 +1,12 @@
 /*
- * mprouter_qt.cpp - mpr::Router, mpr::Receiver and the QVariant helpers.
+ * mprouter_qt.cpp - mpr::Router, mpr::Receiver and the log handler
+ * (encodeVariant/decodeVariant are in variantcodec.cpp).
  */
 #include "mprouter_qt.h"
 #include "mprouter_qt_p.h"
 
 #include <mprouter/qt.h>
 
-#include <QtCore/QDataStream>
-#include <QtCore/QIODevice>
 #include <QtCore/QTimer>
 
 namespace mpr {
@@ -44,26 +43,6 @@ int callCondition(void *arg)
 void installLogHandler()
 {
     mpr_set_log_handler(forwardLog, nullptr);
-}
-
-QByteArray encodeVariant(const QVariant &value)
-{
-    QByteArray bytes;
-    QDataStream out(&bytes, QIODevice::WriteOnly);
-    out.setVersion(QDataStream::Qt_5_12);
-    out << value;
-    return bytes;
-}
-
-QVariant decodeVariant(const QByteArray &bytes)
-{
-    QDataStream in(bytes);
-    in.setVersion(QDataStream::Qt_5_12);
-    QVariant value;
-    in >> value;
-    if (in.status() != QDataStream::Ok || !in.atEnd())
-        return QVariant();
-    return value;
 }
 
 // ---------------------------------------------------------------- Router

@@ -137,11 +137,39 @@ private:
     friend class RouterPrivate;
 };
 
-/// A QVariant as bytes (QDataStream, version Qt_5_12), and back. decodeVariant
-/// returns an invalid QVariant for bytes that are not a whole encoded
-/// variant. Any thread.
+/// A QVariant as bytes (QDataStream, version Qt_5_12), for a worker to send;
+/// decodeVariant() reads them back. Bytes written by Qt 5 are read by Qt 6
+/// and the other way round. Any thread.
 MPR_QT_EXPORT QByteArray encodeVariant(const QVariant &value);
-/// The QVariant encoded in bytes by encodeVariant(); see encodeVariant().
+
+/// The QVariant encoded in bytes by encodeVariant(), or an invalid QVariant
+/// for bytes that are not exactly one encoded variant of the types below.
+/// Made for bytes from a worker that may be hostile: whatever the bytes,
+/// it never crashes, nests at most 64 containers deep (a container at the
+/// top counts as 1), and holds at most 32 times bytes.size() in memory,
+/// plus a few KiB, the decoded value included (lists of small values take
+/// 2 to 12 times their size, a list of empty QUrls about 25). The check
+/// before decoding takes time linear in the size. Any thread.
+///
+/// Accepted, and nothing else:
+///  - bool, int, uint, qlonglong, qulonglong, double, float, long, ulong,
+///    short, ushort, char, signed char, uchar, QChar, std::nullptr_t,
+///    QString, QByteArray; an invalid QVariant inside a container;
+///  - QBitArray, QDate, QTime, QUrl, QUuid, QPoint, QPointF, QSize, QSizeF,
+///    QRect, QRectF, QLine, QLineF;
+///  - QDateTime in local time, in UTC or at an offset from UTC of at most
+///    16 hours, with a null date or one within 100,000,000,000 days
+///    (about 274 million years) of 1970; not one with a QTimeZone;
+///  - QVariantList, QVariantMap and QVariantHash of these, QStringList and
+///    QByteArrayList.
+///
+/// Refused even though encodeVariant() writes them: user types (they travel
+/// by name), GUI and widget types (QColor, QFont, ...), QLocale, QRegExp,
+/// QRegularExpression, QEasingCurve, QJsonValue/Object/Array/Document,
+/// QCborValue/Array/Map, QVariantPair, char16_t, char32_t. Refused too:
+/// bytes that encodeVariant() never writes but Qt would read (a null flag
+/// or bool other than 0 or 1, a date outside QDate's range, a time of day
+/// of 24:00 or later, an unknown time spec).
 MPR_QT_EXPORT QVariant decodeVariant(const QByteArray &bytes);
 
 /// Send mprouter's log messages (the C library's, from any thread) to the

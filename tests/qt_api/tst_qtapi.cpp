@@ -6,16 +6,25 @@
  */
 #include "mprouter_qt.h"
 
+#include <QtCore/QBitArray>
+#include <QtCore/QDataStream>
 #include <QtCore/QDateTime>
+#include <QtCore/QLine>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QMutex>
+#include <QtCore/QPoint>
 #include <QtCore/QPointer>
+#include <QtCore/QRect>
 #include <QtCore/QRegularExpression>
+#include <QtCore/QSize>
 #include <QtCore/QThread>
+#include <QtCore/QUrl>
+#include <QtCore/QUuid>
 #include <QtTest/QSignalSpy>
 #include <QtTest/QtTest>
 
 #include <functional>
+#include <limits>
 
 #include <signal.h>
 #include <sys/types.h>
@@ -153,7 +162,10 @@ private Q_SLOTS:
     void routeUntil();
     void variantRoundTrip_data();
     void variantRoundTrip();
-    void decodeGarbage();
+    void decodeTruncatedOrExtended_data();
+    void decodeTruncatedOrExtended();
+    void decodeRejects_data();
+    void decodeRejects();
     void warningsGoToLoggingCategory_data();
     void warningsGoToLoggingCategory();
     void loggingRulesSilenceWarnings();
@@ -457,21 +469,148 @@ void tst_QtApi::routeUntil()
     QCOMPARE(router.stop(), 0);
 }
 
+// ------------------------------------------------------------ QVariant codec
+
+namespace {
+
+// Bytes written by hand in a QDataStream of encodeVariant's settings
+// (version Qt_5_12, big-endian, doubles of 8 bytes).
+QByteArray streamed(const std::function<void(QDataStream &)> &write)
+{
+    QByteArray bytes;
+    QDataStream out(&bytes, QIODevice::WriteOnly);
+    out.setVersion(QDataStream::Qt_5_12);
+    write(out);
+    return bytes;
+}
+
+// Bytes from hex digits (spaces, for reading, are skipped).
+QByteArray hex(const char *digits)
+{
+    return QByteArray::fromHex(digits);
+}
+
+// depth - 1 QVariantLists of one element around inner: with a container
+// inner, depth containers nested one in another.
+QVariant nested(int depth, const QVariant &inner)
+{
+    QVariant value = inner;
+    for (int i = 1; i < depth; ++i)
+        value = QVariantList{value};
+    return value;
+}
+
+// Julian days: QDate's last valid day, 1970-01-01, and how far from it a
+// QDateTime's date may lie (mprouter_qt.h).
+const qint64 MaxJulianDay = Q_INT64_C(784354017364);
+const qint64 EpochJulianDay = 2440588;
+const qint64 DateTimeMaxDays = Q_INT64_C(100000000000);
+
+} // namespace
+
+// One value of every type decodeVariant accepts (mprouter_qt.h), and
+// containers of them; the truncation test uses these rows too.
 void tst_QtApi::variantRoundTrip_data()
 {
     QTest::addColumn<QVariant>("value");
 
     QTest::newRow("int") << QVariant(42);
+    QTest::newRow("int min") << QVariant(std::numeric_limits<int>::min());
+    QTest::newRow("uint") << QVariant(4000000000u);
+    QTest::newRow("qlonglong") << QVariant(Q_INT64_C(-1234567890123));
+    QTest::newRow("qulonglong") << QVariant(std::numeric_limits<qulonglong>::max());
+    QTest::newRow("bool true") << QVariant(true);
+    QTest::newRow("bool false") << QVariant(false);
     QTest::newRow("double") << QVariant(2.5);
+    QTest::newRow("double -0") << QVariant(-0.0);
+    QTest::newRow("double inf") << QVariant(std::numeric_limits<double>::infinity());
+    QTest::newRow("double denormal") << QVariant(std::numeric_limits<double>::denorm_min());
+    QTest::newRow("float") << QVariant::fromValue(1.25f);
+    QTest::newRow("long") << QVariant::fromValue(-5L);
+    QTest::newRow("ulong") << QVariant::fromValue(5UL);
+    QTest::newRow("short") << QVariant::fromValue(short(-300));
+    QTest::newRow("ushort") << QVariant::fromValue(ushort(60000));
+    QTest::newRow("char") << QVariant::fromValue('x');
+    QTest::newRow("signed char") << QVariant::fromValue(static_cast<signed char>(-100));
+    QTest::newRow("uchar") << QVariant::fromValue(static_cast<uchar>(200));
+    QTest::newRow("QChar") << QVariant(QChar(0x263a));
+    QTest::newRow("nullptr") << QVariant::fromValue(nullptr);
     QTest::newRow("string") << QVariant(QStringLiteral("h\u00e9llo"));
+    QTest::newRow("string beyond the BMP") << QVariant(QString::fromUtf8("\xf0\x9f\x98\x80 ok"));
+    QTest::newRow("null string") << QVariant(QString());
+    QTest::newRow("empty string") << QVariant(QString(QLatin1String("")));
     QTest::newRow("bytes") << QVariant(QByteArray("\0\1\2", 3));
+    QTest::newRow("null bytes") << QVariant(QByteArray());
+    QTest::newRow("empty bytes") << QVariant(QByteArray(""));
+    QBitArray bits(11);
+    bits.setBit(0);
+    bits.setBit(10);
+    QTest::newRow("bit array") << QVariant(bits);
+    QTest::newRow("bit array of 16") << QVariant(QBitArray(16, true));
+    QTest::newRow("empty bit array") << QVariant(QBitArray());
+    QTest::newRow("date") << QVariant(QDate(2024, 2, 29));
+    QTest::newRow("date, first valid day") << QVariant(QDate::fromJulianDay(Q_INT64_C(-784350574879)));
+    QTest::newRow("date, last valid day") << QVariant(QDate::fromJulianDay(MaxJulianDay));
+    QTest::newRow("null date") << QVariant(QDate());
+    QTest::newRow("time") << QVariant(QTime(23, 59, 59, 999));
+    QTest::newRow("null time") << QVariant(QTime());
+    QTest::newRow("date-time") << QVariant(QDateTime::fromMSecsSinceEpoch(1234567890123, Qt::UTC));
+    QTest::newRow("date-time, local") << QVariant(QDateTime(QDate(1999, 12, 31), QTime(12, 0)));
+    QTest::newRow("date-time, offset") << QVariant(QDateTime(QDate(2001, 2, 3), QTime(4, 5, 6),
+                                                             Qt::OffsetFromUTC, -(3 * 3600 + 1800)));
+    QTest::newRow("date-time, offset 16 h") << QVariant(QDateTime(QDate(2001, 2, 3), QTime(4, 5),
+                                                                  Qt::OffsetFromUTC, 16 * 3600));
+    QTest::newRow("date-time, year -200000000")
+        << QVariant(QDateTime(QDate::fromJulianDay(EpochJulianDay - Q_INT64_C(73048500000)),
+                              QTime(1, 2), Qt::UTC));
+    QTest::newRow("date-time, the last day accepted")
+        << QVariant(QDateTime(QDate::fromJulianDay(EpochJulianDay + DateTimeMaxDays), QTime(23, 59), Qt::UTC));
+    QTest::newRow("date-time, the first day accepted")
+        << QVariant(QDateTime(QDate::fromJulianDay(EpochJulianDay - DateTimeMaxDays), QTime(0, 1), Qt::UTC));
+    QTest::newRow("null date-time") << QVariant(QDateTime());
+    QTest::newRow("url") << QVariant(QUrl(QStringLiteral("https://user@example.org:8080/a%20b?q=1#f")));
+    QTest::newRow("url, international host") << QVariant(QUrl(QString::fromUtf8("http://b\xc3\xbc" "cher.example/")));
+    QTest::newRow("empty url") << QVariant(QUrl());
+    QTest::newRow("uuid") << QVariant(QUuid(0x01020304, 0x0506, 0x0708, 9, 10, 11, 12, 13, 14, 15, 16));
+    QTest::newRow("point") << QVariant(QPoint(-1, 2));
+    QTest::newRow("pointf") << QVariant(QPointF(1.5, -2.25));
+    QTest::newRow("size") << QVariant(QSize(640, 480));
+    QTest::newRow("sizef") << QVariant(QSizeF(0.5, 1e300));
+    QTest::newRow("rect") << QVariant(QRect(1, 2, 3, 4));
+    QTest::newRow("rectf") << QVariant(QRectF(1.5, 2, 3, 4.25));
+    QTest::newRow("line") << QVariant(QLine(1, 2, -3, 4));
+    QTest::newRow("linef") << QVariant(QLineF(1, 2.5, 3, 4));
     QTest::newRow("list") << QVariant(QVariantList{1, QStringLiteral("two"), 3.0});
+    QTest::newRow("empty list") << QVariant(QVariantList());
+    QTest::newRow("list holding an invalid variant") << QVariant(QVariantList{QVariant(), 1});
     QTest::newRow("map") << QVariant(QVariantMap{{QStringLiteral("progress"), 0.5},
                                                  {QStringLiteral("state"), QStringLiteral("running")}});
-    QTest::newRow("date-time") << QVariant(QDateTime::fromMSecsSinceEpoch(1234567890123, Qt::UTC));
-    QTest::newRow("null string") << QVariant(QString());
+    QTest::newRow("empty map") << QVariant(QVariantMap());
+    QTest::newRow("map with a null key") << QVariant(QVariantMap{{QString(), 1}});
+    QTest::newRow("hash") << QVariant(QVariantHash{{QStringLiteral("a"), QByteArray("x")},
+                                                   {QStringLiteral("b"), QVariantList{true}}});
+    QTest::newRow("string list") << QVariant(QStringList{QStringLiteral("a"), QString(), QString(QLatin1String(""))});
+    QTest::newRow("empty string list") << QVariant(QStringList());
+    QTest::newRow("byte array list") << QVariant::fromValue(QByteArrayList{"a", QByteArray(), ""});
+    QTest::newRow("every type in a list") << QVariant(QVariantList{
+        true, 1, 2u, Q_INT64_C(3), Q_UINT64_C(4), 5.5, QVariant::fromValue(6.5f),
+        QVariant::fromValue(7L), QVariant::fromValue(8UL), QVariant::fromValue(short(9)),
+        QVariant::fromValue(ushort(10)), QVariant::fromValue('k'),
+        QVariant::fromValue(static_cast<signed char>(12)), QVariant::fromValue(static_cast<uchar>(13)),
+        QChar(u'n'), QVariant::fromValue(nullptr), QStringLiteral("p"), QByteArray("q"),
+        QBitArray(3, true), QDate(2000, 1, 1), QTime(1, 2), QDateTime(QDate(2000, 1, 1), QTime(1, 2), Qt::UTC),
+        QUrl(QStringLiteral("file:///tmp")), QUuid(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), QPoint(1, 2),
+        QPointF(1, 2), QSize(1, 2), QSizeF(1, 2), QRect(1, 2, 3, 4), QRectF(1, 2, 3, 4),
+        QLine(1, 2, 3, 4), QLineF(1, 2, 3, 4), QVariantList{1}, QVariantMap{{QStringLiteral("m"), 1}},
+        QVariantHash{{QStringLiteral("h"), 1}}, QStringList{QStringLiteral("s")},
+        QVariant::fromValue(QByteArrayList{"b"}), QVariant()});
+    QTest::newRow("64 nested lists") << nested(64, QVariantList{42});
+    QTest::newRow("64 nested, a map innermost") << nested(64, QVariantMap{{QStringLiteral("k"), 1}});
+    QTest::newRow("64 nested, a string list innermost") << nested(64, QStringList{QStringLiteral("s")});
 }
 
+// decodeVariant gives back the same value (and type), and encoding that
+// gives the same bytes again.
 void tst_QtApi::variantRoundTrip()
 {
     QFETCH(QVariant, value);
@@ -480,16 +619,107 @@ void tst_QtApi::variantRoundTrip()
     const QVariant back = mpr::decodeVariant(bytes);
     QCOMPARE(back.userType(), value.userType());
     QCOMPARE(back, value);
+    QCOMPARE(mpr::encodeVariant(back), bytes);
 }
 
-void tst_QtApi::decodeGarbage()
+void tst_QtApi::decodeTruncatedOrExtended_data()
 {
-    QVERIFY(!mpr::decodeVariant(QByteArray()).isValid());
-    QByteArray truncated = mpr::encodeVariant(QStringLiteral("a long enough string"));
-    truncated.chop(3);
-    QVERIFY(!mpr::decodeVariant(truncated).isValid());
-    QByteArray trailing = mpr::encodeVariant(7) + "x";
-    QVERIFY(!mpr::decodeVariant(trailing).isValid());
+    variantRoundTrip_data();
+}
+
+// Every prefix of a valid encoding, and the encoding with a byte more, is
+// not a whole encoded variant.
+void tst_QtApi::decodeTruncatedOrExtended()
+{
+    QFETCH(QVariant, value);
+    const QByteArray bytes = mpr::encodeVariant(value);
+    QVERIFY(mpr::decodeVariant(bytes).isValid());
+    for (int n = 0; n < bytes.size(); ++n) {
+        if (mpr::decodeVariant(bytes.left(n)).isValid())
+            QFAIL(qPrintable(QStringLiteral("the first %1 of %2 bytes decoded").arg(n).arg(bytes.size())));
+    }
+    QVERIFY(!mpr::decodeVariant(bytes + '\0').isValid());
+    QVERIFY(!mpr::decodeVariant(bytes + bytes).isValid());
+}
+
+// Bytes a hostile worker may send: each gives an invalid QVariant, and
+// none may crash (before the decoder validated its input, the huge counts
+// ended in std::bad_alloc and the deep nesting in a stack overflow).
+void tst_QtApi::decodeRejects_data()
+{
+    QTest::addColumn<QByteArray>("bytes");
+
+    const QByteArray fortyTwo = hex("00000002 00 0000002a"); // QVariant(42)
+    QTest::newRow("empty") << QByteArray();
+    QTest::newRow("list claiming 0x7fffffff elements") << hex("00000009 00 7fffffff");
+    QTest::newRow("list claiming 0xffffffff elements") << hex("00000009 00 ffffffff");
+    QTest::newRow("list claiming 2 elements, holding 1") << hex("00000009 00 00000002") + fortyTwo;
+    QByteArray deep;
+    for (int i = 0; i < 30000; ++i)
+        deep += hex("00000009 00 00000001");
+    QTest::newRow("lists nested 30,000 deep") << deep + fortyTwo;
+    QTest::newRow("65 nested lists") << mpr::encodeVariant(nested(65, QVariantList{42}));
+    QTest::newRow("65 nested, a string list innermost")
+        << mpr::encodeVariant(nested(65, QStringList{QStringLiteral("s")}));
+    QTest::newRow("65 nested, a hash innermost")
+        << mpr::encodeVariant(nested(65, QVariantHash{{QStringLiteral("k"), 1}}));
+    QTest::newRow("string list claiming 0x7fffffff strings") << hex("0000000b 00 7fffffff");
+    QTest::newRow("string list claiming 3 strings, holding 2") << hex("0000000b 00 00000003 00000000 ffffffff");
+    QTest::newRow("map claiming 0x7fffffff entries") << hex("00000008 00 7fffffff");
+    QTest::newRow("hash claiming 0x7fffffff entries") << hex("0000001c 00 7fffffff");
+    QTest::newRow("byte array list claiming 0x7fffffff arrays") << hex("00000031 00 7fffffff");
+    QTest::newRow("string claiming 0x7ffffffe bytes") << hex("0000000a 00 7ffffffe 0041");
+    QTest::newRow("string with an odd byte count") << hex("0000000a 00 00000003 004100");
+    QTest::newRow("map key with an odd byte count") << hex("00000008 00 00000001 00000001 41") + fortyTwo;
+    QTest::newRow("byte array claiming 0x7fffffff bytes") << hex("0000000c 00 7fffffff 41");
+    QTest::newRow("byte array claiming 0xfffffffe bytes") << hex("0000000c 00 fffffffe 41");
+    QTest::newRow("url claiming 16 bytes, holding 2") << hex("00000011 00 00000010 6874");
+    QTest::newRow("bit array claiming 17 bits in 2 bytes") << hex("0000000d 00 00000011 ffff");
+    QTest::newRow("bit array claiming 0xffffffff bits") << hex("0000000d 00 ffffffff");
+    QTest::newRow("bit array with a padding bit set") << hex("0000000d 00 00000001 03");
+    QTest::newRow("null flag 2") << hex("00000002 02 0000002a");
+    QTest::newRow("bool 2") << hex("00000001 00 02");
+    QTest::newRow("time past the end of the day") << hex("0000000f 00 05265c00");
+    QTest::newRow("date after the last valid day") << streamed([](QDataStream &s) {
+        s << quint32(QMetaType::QDate) << qint8(0) << qint64(MaxJulianDay + 1);
+    });
+    const auto dateTime = [](qint64 julianDay, qint8 spec) {
+        return streamed([=](QDataStream &s) {
+            s << quint32(QMetaType::QDateTime) << qint8(0) << julianDay << quint32(0) << spec;
+        });
+    };
+    QTest::newRow("date-time a day after the range") << dateTime(EpochJulianDay + DateTimeMaxDays + 1, 1);
+    QTest::newRow("date-time a day before the range") << dateTime(EpochJulianDay - DateTimeMaxDays - 1, 0);
+    QTest::newRow("date-time on QDate's last valid day") << dateTime(MaxJulianDay, 1);
+    QTest::newRow("date-time with a time zone") << dateTime(EpochJulianDay, 3) + hex("00000006 00550054 0043");
+    QTest::newRow("date-time with an unknown spec") << dateTime(EpochJulianDay, 4);
+    QTest::newRow("date-time with an offset over 16 h") << dateTime(EpochJulianDay, 2) + hex("0000e101");
+    QTest::newRow("date-time with an offset under -16 h") << dateTime(EpochJulianDay, 2) + hex("ffff1eff");
+    QTest::newRow("unknown type id") << hex("00001234 00");
+    QTest::newRow("type id 0xffffffff") << hex("ffffffff 00");
+    QTest::newRow("void* (31)") << hex("0000001f 00 0000000000000000");
+    QTest::newRow("QObject* (39)") << hex("00000027 00 0000000000000000");
+    QTest::newRow("QVariant in a QVariant (41)") << hex("00000029 00") + fortyTwo;
+    QTest::newRow("char16_t, a Qt 6 id (56)") << hex("00000038 00 0041");
+    QTest::newRow("user type naming QString") << hex("00000400 00 00000008 51537472696e6700 00000002 0041");
+    QTest::newRow("user type naming char16_t") << hex("00000400 00 00000009 6368617231365f7400 0041");
+    QTest::newRow("user type of an unknown name") << hex("00000400 00 00000008 4e6f537563685400");
+    QTest::newRow("GUI type (QColor)") << hex("00000043 00 01 ffff 0000 0000 0000 0000");
+    QTest::newRow("QSizePolicy (121)") << hex("00000079 00 00000000");
+    QTest::newRow("QRegExp (27)") << hex("0000001b 00 00000002 0061 00 00 00");
+    QTest::newRow("QRegularExpression") << hex("0000002c 00 00000002 0061 00000000");
+    QTest::newRow("QLocale") << hex("00000012 00 0000000a 00640065005f00440045");
+    QTest::newRow("QEasingCurve") << hex("0000001d 00 00000000 3ff0000000000000 3ff0000000000000 3ff0000000000000 00");
+    QTest::newRow("QJsonValue") << hex("0000002d 00 02 3ff0000000000000");
+    QTest::newRow("QCborMap") << hex("00000037 00 00000001 a0");
+    QTest::newRow("a byte after the variant") << mpr::encodeVariant(7) + 'x';
+    QTest::newRow("two variants") << mpr::encodeVariant(1) + mpr::encodeVariant(2);
+}
+
+void tst_QtApi::decodeRejects()
+{
+    QFETCH(QByteArray, bytes);
+    QVERIFY(!mpr::decodeVariant(bytes).isValid());
 }
 
 void tst_QtApi::warningsGoToLoggingCategory_data()
