@@ -16,7 +16,8 @@
 #define POOL_MAX 16u
 #define SPARE_MIN (1024u * 1024u) /* big chunks from this size on: mmap()ed, kept for reuse */
 #define SPARE_MAX ((size_t)128u << 20) /* larger ones are unmapped when read */
-#define PREFAULT_STEP ((size_t)4u << 20) /* committed ahead of a large message's bytes */
+#define PREFAULT_MIN ((size_t)256u << 10) /* committed ahead of a large message's bytes: */
+#define PREFAULT_STEP ((size_t)4u << 20)  /* from this much up to this much */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -70,13 +71,15 @@ static mpr__chunk *chunk_new(size_t cap, int pooled)
 void mpr__queue_prefault(mpr__chunk *c, size_t upto)
 {
     /* One step at a time, as the bytes come: a message that is only
-     * announced costs no memory, and no call takes long. Touching a fresh
-     * page one fault at a time costs more than committing a step of them
-     * at once (MADV_POPULATE_WRITE, Linux 5.14; older kernels fault). */
+     * announced costs next to no memory, and no call takes long. Touching
+     * a fresh page one fault at a time costs more than committing a step
+     * of them at once (MADV_POPULATE_WRITE, Linux 5.14; older kernels
+     * fault). The step grows with what has arrived, up to PREFAULT_STEP. */
     upto += sizeof(mpr__record);
-    if (upto + PREFAULT_STEP / 2 < c->faulted || c->faulted >= c->cap)
+    size_t step = upto < PREFAULT_MIN ? PREFAULT_MIN : upto > PREFAULT_STEP ? PREFAULT_STEP : upto;
+    if (upto + step / 2 < c->faulted || c->faulted >= c->cap)
         return; /* at least half a step ahead still */
-    size_t end = c->faulted + PREFAULT_STEP;
+    size_t end = upto + step;
     if (end > c->cap)
         end = c->cap;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);

@@ -240,6 +240,12 @@ void hp_ring_set_head(hp_ring *r, uint64_t head)
     atomic_store(&h->head, head);
 }
 
+uint64_t hp_ring_tail(const hp_ring *r)
+{
+    const mpr__ring_hdr *h = r->base;
+    return atomic_load(&h->tail);
+}
+
 uint64_t hp_ring_head(const hp_ring *r)
 {
     return r->head;

@@ -49,6 +49,8 @@ void hp_ring_put(hp_ring *ring, uint32_t type, uint32_t len, const void *payload
 /* Publish an arbitrary head (and write on from there). */
 void hp_ring_set_head(hp_ring *ring, uint64_t head);
 uint64_t hp_ring_head(const hp_ring *ring);
+/* The reader's position, as the router published it. */
+uint64_t hp_ring_tail(const hp_ring *ring);
 void hp_ring_free(hp_ring *ring);
 /* Send a wake-up byte. */
 void hp_wake(int fd);
