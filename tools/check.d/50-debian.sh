@@ -1,5 +1,6 @@
 # Stage (sourced by tools/check): the Debian packages (debian/). From a
-# copy of the source (the files git knows, in a temporary folder):
+# copy of the source (the files git knows) in build-deb/, where the
+# packages and the logs stay:
 # dpkg-buildpackage -us -uc -b (only the libraries, the plugins and their
 # files are built, no tests: see debian/rules), lintian (any error fails),
 # `apt-get install ./*.deb` into this machine, then tests/install against
@@ -28,27 +29,22 @@ deb_remove() {
     [ -z "$(deb_installed)" ] && [ ! -e /usr/include/mprouter ]
 }
 
-# deb_stage: runs in a subshell, whose EXIT trap removes the packages and
-# the temporary folder (the trap needs passed, failed and work: not local).
+# deb_stage: runs in a subshell, whose EXIT trap removes the packages (and
+# needs passed and failed: not local).
 deb_stage() {
-    passed=0 failed=0 work=
-    local src version multiarch
+    passed=0 failed=0
+    local work=$root/build-deb src version multiarch
     deb_pass() { passed=$((passed + 1)); }
     deb_fail() { echo "== $1 FAILED${2:+ (see $2)}"; failed=$((failed + 1)); }
     deb_cleanup() {
         trap - EXIT INT TERM
         if deb_remove; then deb_pass; else deb_fail "removing the packages"; fi
         echo "Totals: $passed passed, $failed failed, 0 skipped (Debian packages)" >>"$log"
-        if [ "$failed" -eq 0 ]; then
-            rm -rf "$work"
-        else
-            echo "== the package build is kept in $work"
-        fi
     }
 
     version=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' debian/changelog)
     multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
-    work=$(mktemp -d /tmp/mprouter-deb.XXXXXX)
+    rm -rf "$work"
     src=$work/mprouter-${version%-*}
     # Packages of an earlier run whose removal did not happen (killed):
     # ours, from this source; go.
