@@ -139,7 +139,8 @@ private:
     QTemporaryDir m_work;   // consumer builds
 };
 
-// Staged: copies of the installed .pc files whose prefix is below
+// Staged: copies of the installed .pc files whose folders (prefix, and
+// libdir and includedir when they are not below it) are below
 // INSTALL_ROOT, as a user relocates a moved installation. (Not
 // PKG_CONFIG_SYSROOT_DIR: it would move Qt's flags too.)
 bool tst_Install::relocatePkgConfigFiles(QString *error)
@@ -150,7 +151,8 @@ bool tst_Install::relocatePkgConfigFiles(QString *error)
         *error = QStringLiteral("cannot make ") + m_pkgConfigDir;
         return false;
     }
-    const QRegularExpression prefix(QStringLiteral("^prefix=/"), QRegularExpression::MultilineOption);
+    const QRegularExpression prefix(QStringLiteral("^(prefix|libdir|includedir)=/"),
+                                    QRegularExpression::MultilineOption);
     for (const QString &name : from.entryList({ QStringLiteral("*.pc") }, QDir::Files)) {
         QFile in(from.filePath(name));
         QFile out(m_pkgConfigDir + QLatin1Char('/') + name);
@@ -159,11 +161,12 @@ bool tst_Install::relocatePkgConfigFiles(QString *error)
             return false;
         }
         QString text = QString::fromUtf8(in.readAll());
-        if (!text.contains(prefix)) {
+        if (!text.contains(QRegularExpression(QStringLiteral("^prefix=/"),
+                                              QRegularExpression::MultilineOption))) {
             *error = in.fileName() + QStringLiteral(" has no prefix=/...");
             return false;
         }
-        text.replace(prefix, QStringLiteral("prefix=") + m_root.path() + QLatin1Char('/'));
+        text.replace(prefix, QStringLiteral("\\1=") + m_root.path() + QLatin1Char('/'));
         out.write(text.toUtf8());
     }
     return true;
