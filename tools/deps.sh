@@ -32,3 +32,7 @@ MPR_QT6_PACKAGES=(qt6-base-dev qt6-base-dev-tools qmake6)
 # runtimes (libFuzzer) for the fuzz targets. The valgrind stage (20-valgrind.sh).
 MPR_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev)
 MPR_VALGRIND_PACKAGES=(valgrind)
+# The Debian packages (tools/check.d/50-debian.sh): the tools that build
+# and check them, and the Build-Depends of debian/control besides the
+# build's and Qt 6's packages above.
+MPR_DEB_PACKAGES=(build-essential debhelper dpkg-dev fakeroot lintian libzmq3-dev)

@@ -11,7 +11,8 @@
  *   router.h      the router and its receivers (main thread)
  *   sender.h      the sending end, used in workers
  *
- * The Qt event loop is in <mprouter/qt.h> (library mprouter-qt).
+ * The Qt event loop is in <mprouter/qt.h> (library mprouter-qt5 or
+ * mprouter-qt6).
  */
 #ifndef MPROUTER_MPROUTER_H
 #define MPROUTER_MPROUTER_H

@@ -2,10 +2,10 @@
  * @file mprouter/qt.h
  * @brief The Qt event loop, as a C entry point.
  *
- * Link with the mprouter-qt library (or load the Qt plugin, see
- * qtpingee/lib/eventloopprovider.h). Pingees are QObjects created on the thread
- * that asks for them; pingers post QEvents to them, and on_ping runs in
- * that thread's Qt event loop.
+ * Link with the mprouter-qt5 or mprouter-qt6 library (or load the Qt
+ * plugin, see qtpingee/lib/eventloopprovider.h). Pingees are QObjects
+ * created on the thread that asks for them; pingers post QEvents to them,
+ * and on_ping runs in that thread's Qt event loop.
  */
 #ifndef MPROUTER_QT_H
 #define MPROUTER_QT_H

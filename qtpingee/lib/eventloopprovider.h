@@ -5,7 +5,7 @@
  * An application that links only the C core can get the Qt event loop at
  * run time by loading the plugin (qtpingee/plugin, built into
  * BUILD/plugins/mprouter/, installed into Qt's plugin folder, in
- * QT_INSTALL_PLUGINS/mprouter/) with QPluginLoader:
+ * QT_INSTALL_PLUGINS/mprouter-qt5/ or mprouter-qt6/) with QPluginLoader:
  *
  *     QPluginLoader loader(path);
  *     auto *provider = qobject_cast<mpr::EventLoopProvider *>(loader.instance());

@@ -1,6 +1,6 @@
 /*
  * qteventloopplugin.cpp - the mprouter Qt plugin: hands out the Qt event
- * loop of libmprouter-qt.
+ * loop of libmprouter-qt5 or libmprouter-qt6.
  */
 #include "qteventloopplugin.h"
 

@@ -2,7 +2,7 @@
  * tst_version - mpr_version() and the MPR_VERSION_* macros agree with each
  * other and with every place that repeats the number: the build
  * (MPR_VERSION of .qmake.conf, which reads version.h), the Qt plugin's
- * metadata and CHANGELOG.md.
+ * metadata, CHANGELOG.md and the Debian packages' version (debian/changelog).
  */
 #include <QtCore/QFile>
 #include <QtCore/QJsonDocument>
@@ -21,6 +21,7 @@ private Q_SLOTS:
     void build();
     void pluginMetadata();
     void changelog();
+    void debianChangelog();
 };
 
 void tst_Version::library()
@@ -58,6 +59,17 @@ void tst_Version::changelog()
     const QByteArray text = f.readAll();
     QVERIFY2(text.contains("\n## [" MPR_VERSION_STRING "]"),
              "CHANGELOG.md has no section for " MPR_VERSION_STRING);
+}
+
+void tst_Version::debianChangelog()
+{
+    // The newest entry, "mprouter (UPSTREAM-REVISION) ...", packages this version.
+    QFile f(QStringLiteral(MPR_SOURCE_ROOT "/debian/changelog"));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QByteArray first = f.readLine();
+    QVERIFY2(first.startsWith("mprouter (" MPR_VERSION_STRING "-"),
+             qPrintable(QStringLiteral("debian/changelog packages another version: ") +
+                        QString::fromUtf8(first)));
 }
 
 QTEST_GUILESS_MAIN(tst_Version)

@@ -3,13 +3,22 @@
  * an installed mprouter-qt: a fork()ed worker sends one message, an
  * mpr::Receiver emits it on the main thread.
  *
- * Prints "library: PATH" (the libmprouter-qt it runs with), "version: ..."
- * and "received: hello from worker"; exits 0 on success.
+ * Then it looks for the mprouter Qt plugin where Qt looks for plugins
+ * (QCoreApplication::libraryPaths(), QT_PLUGIN_PATH first), in the folder
+ * named after the Qt layer (mprouter-qt5 or mprouter-qt6), loads it and
+ * asks it for the event loop.
+ *
+ * Prints "library: PATH" (the libmprouter-qtN it runs with), "version:
+ * ...", "received: hello from worker" and "plugin: PATH"; exits 0 on
+ * success.
  */
 #include <QtCore/QCoreApplication>
+#include <QtCore/QDir>
 #include <QtCore/QFile>
+#include <QtCore/QPluginLoader>
 #include <QtCore/QTimer>
 
+#include <eventloopprovider.h>
 #include <mprouter_qt.h>
 
 #include <cstdio>
@@ -17,7 +26,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-// The file the loaded libmprouter-qt comes from, from /proc/self/maps.
+static const QByteArray qtLayer = "mprouter-qt" + QByteArray::number(QT_VERSION_MAJOR);
+
+// The file the loaded libmprouter-qtN comes from, from /proc/self/maps.
 static void printLibrary()
 {
     QFile maps(QStringLiteral("/proc/self/maps"));
@@ -25,11 +36,37 @@ static void printLibrary()
         return;
     for (const QByteArray &line : maps.readAll().split('\n')) {
         const int slash = line.indexOf('/');
-        if (slash >= 0 && line.contains("/libmprouter-qt.so")) {
+        if (slash >= 0 && line.contains("/lib" + qtLayer + ".so")) {
             std::printf("library: %s\n", line.mid(slash).constData());
             return;
         }
     }
+}
+
+// The first plugin in a plugin folder's mprouter-qtN/ that gives the event
+// loop; false if there is none.
+static bool findPlugin()
+{
+    for (const QString &path : QCoreApplication::libraryPaths()) {
+        const QDir dir(path + QLatin1Char('/') + QString::fromLatin1(qtLayer));
+        for (const QString &file : dir.entryList(QDir::Files)) {
+            QPluginLoader loader(dir.absoluteFilePath(file));
+            if (loader.metaData().value(QStringLiteral("IID")).toString()
+                != QLatin1String(MPR_EVENT_LOOP_PROVIDER_IID))
+                continue;
+            auto *provider = qobject_cast<mpr::EventLoopProvider *>(loader.instance());
+            if (!provider || !provider->eventLoop()) {
+                std::fprintf(stderr, "%s: %s\n", qPrintable(loader.fileName()),
+                             qPrintable(loader.errorString()));
+                return false;
+            }
+            std::printf("plugin: %s\n", qPrintable(loader.fileName()));
+            return true;
+        }
+    }
+    std::fprintf(stderr, "no %s plugin in %s\n", qtLayer.constData(),
+                 qPrintable(QCoreApplication::libraryPaths().join(QLatin1Char(':'))));
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -74,7 +111,8 @@ int main(int argc, char **argv)
     router.stop();
     if (!received)
         std::fprintf(stderr, "no message\n");
-    return received && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+    const bool plugin = findPlugin();
+    return received && plugin && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
                    std::strcmp(mpr_version(), MPR_VERSION_STRING) == 0
                ? 0
                : 1;
