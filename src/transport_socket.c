@@ -375,8 +375,18 @@ static void socket_close(mpr_router *r)
     if (ep->listen.fd >= 0) {
         /* A child forked while the router ran holds a copy of the
          * listening socket; shut it down so that connecting after stop is
-         * refused. */
+         * refused. Connections still in the backlog would then wait there
+         * for as long as that copy lives: take them and hang up, so their
+         * senders learn at once. */
         shutdown(ep->listen.fd, SHUT_RDWR);
+        int fd;
+        while ((fd = accept4(ep->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 ||
+               errno == EINTR) {
+            if (fd >= 0) {
+                shutdown(fd, SHUT_RDWR);
+                close(fd);
+            }
+        }
         close(ep->listen.fd);
     }
     free(ep);

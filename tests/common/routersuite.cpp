@@ -4,6 +4,8 @@
 #include <QProcess>
 #include <QtTest>
 
+#include <atomic>
+#include <cmath>
 #include <csignal>
 #include <sys/wait.h>
 #include <thread>
@@ -669,4 +671,313 @@ void RouterSuite::eventLoopAfterRouteUntil()
     QCOMPARE(mpr_router_route_until(router, Counter::reached, &until, 5.0), 0);
     QVERIFY(pipe.inbox.isSequence(10, 8, 8));
     QCOMPARE(pipe.inbox.messages.size(), 10);
+}
+
+// ---- route_until at its edges ----------------------------------------------
+
+void RouterSuite::routeUntilTimeoutZeroAfterSends_data()
+{
+    QTest::addColumn<QString>("from");
+    QTest::newRow("threads") << "threads";
+    QTest::newRow("processes") << "processes";
+    QTest::newRow("the main thread, right before the call") << "main";
+}
+
+// Every message whose send returned before the call is routed, even with
+// a timeout of 0 - the way users call it: join the workers, then route.
+// Many rounds, since a message left in a ring is a race.
+void RouterSuite::routeUntilTimeoutZeroAfterSends()
+{
+    QFETCH(QString, from);
+    const int rounds = 40, workers = 3, count = 20;
+    for (int round = 0; round < rounds; round++) {
+        std::vector<std::unique_ptr<Pipe>> pipes;
+        for (int i = 0; i < workers; i++) {
+            pipes.emplace_back(new Pipe);
+            OPEN_PIPE(*pipes.back());
+        }
+        if (from == "threads") {
+            std::vector<std::thread> pool;
+            for (int i = 0; i < workers; i++)
+                pool.emplace_back([&, i] {
+                    sendSequence(pipes[size_t(i)]->sender, count, 24, uint32_t(i), false);
+                });
+            for (auto &t : pool)
+                t.join();
+        } else if (from == "processes") {
+            std::vector<pid_t> pids;
+            for (int i = 0; i < workers; i++) {
+                mpr_sender *s = pipes[size_t(i)]->sender;
+                pids.push_back(forkWorker([=] { return sendSequence(s, count, 24, uint32_t(i), false); }));
+            }
+            for (pid_t pid : pids) {
+                int status;
+                QCOMPARE(::waitpid(pid, &status, 0), pid);
+                QVERIFY(exitedWith(status, 0));
+            }
+        } else {
+            for (int i = 0; i < workers; i++)
+                QCOMPARE(sendSequence(pipes[size_t(i)]->sender, count, 24, uint32_t(i), false), 0);
+        }
+        auto all = [&] {
+            for (auto &p : pipes)
+                if (p->inbox.messages.size() < count)
+                    return false;
+            return true;
+        };
+        std::function<bool()> cond = all;
+        const int rc = mpr_router_route_until(
+            router, [](void *arg) { return (*static_cast<std::function<bool()> *>(arg))() ? 1 : 0; },
+            &cond, 0.0);
+        QVERIFY2(rc == 0, qPrintable(QString("round %1: %2").arg(round).arg(mpr_strerror(rc))));
+        for (int i = 0; i < workers; i++) {
+            QVERIFY(pipes[size_t(i)]->inbox.isSequence(count, 24, uint32_t(i)));
+            QCOMPARE(mpr_router_close_pipe(router, pipes[size_t(i)]->receiver), 0);
+        }
+    }
+}
+
+void RouterSuite::routeUntilRejectsNaN()
+{
+    // Were NaN taken for "no deadline", the call would return once the
+    // condition turns true on its third look (after two messages).
+    Pipe pipe;
+    OPEN_PIPE(pipe);
+    QCOMPARE(sendSequence(pipe.sender, 5, 8, 0), 0);
+    static int looks;
+    looks = 0;
+    QCOMPARE(mpr_router_route_until(router, [](void *) { return ++looks >= 3 ? 1 : 0; }, nullptr,
+                                    std::nan("")),
+             int(MPR_EINVAL));
+    QCOMPARE(looks, 0);
+    // Infinity is "no deadline": the condition is checked first.
+    QCOMPARE(mpr_router_route_until(router, always, nullptr, INFINITY), 0);
+}
+
+// ---- senders used where they do not belong --------------------------------
+
+// fork() after start: the child's copy is not a second sender. Its send
+// and stop are refused (MPR_EOWNER) and do not disturb the parent, whose
+// messages all arrive, in order, with no lost notice.
+void RouterSuite::senderForkedAfterStart()
+{
+    Pipe pipe;
+    OPEN_PIPE(pipe);
+    QCOMPARE(mpr_sender_start(pipe.sender), 0);
+    auto sendRange = [&](int from, int to) {
+        QByteArray buf(32, '\0');
+        auto p = reinterpret_cast<unsigned char *>(buf.data());
+        for (int i = from; i < to; i++) {
+            mpr_test_fill(p, 32, uint32_t(i), 13);
+            if (mpr_sender_send(pipe.sender, p, 32) != 0)
+                return false;
+        }
+        return true;
+    };
+    QVERIFY(sendRange(0, 10));
+    mpr_sender *copy = pipe.sender;
+    pid_t pid = forkWorker([=] {
+        const int send = mpr_sender_send(copy, "child", 5);
+        const int stop = mpr_sender_stop(copy);
+        mpr_sender_free(copy); // its copy only
+        return send == MPR_EOWNER && stop == MPR_EOWNER ? 0 : 1;
+    });
+    QVERIFY(pid > 0);
+    int status;
+    REAP(pid, status);
+    QVERIFY2(exitedWith(status, 0), "the forked copy of a started sender could send or stop");
+    QVERIFY(sendRange(10, 20));
+    QCOMPARE(mpr_sender_stop(pipe.sender), 0);
+    QTRY_COMPARE(pipe.inbox.messages.size(), 20);
+    QVERIFY(pipe.inbox.isSequence(20, 32, 13));
+    QCOMPARE(pipe.inbox.lost, 0);
+}
+
+// A sender belongs to the thread that started it: another thread's send
+// and stop are refused (MPR_EOWNER), also while the owner sends, and no
+// byte of theirs reaches the pipe.
+void RouterSuite::senderUsedFromAnotherThread()
+{
+    Pipe pipe;
+    OPEN_PIPE(pipe);
+    QCOMPARE(mpr_sender_start(pipe.sender), 0);
+    const int count = 2000;
+    std::atomic<bool> go{false}, done{false};
+    std::atomic<int> refused{0}, accepted{0};
+    std::thread intruder([&] {
+        while (!go.load()) {
+        }
+        while (!done.load()) {
+            const int rc = mpr_sender_send(pipe.sender, "intruder", 8);
+            (rc == MPR_EOWNER ? refused : accepted)++;
+        }
+        if (mpr_sender_stop(pipe.sender) != MPR_EOWNER)
+            accepted++;
+    });
+    go = true;
+    QByteArray buf(40, '\0');
+    auto p = reinterpret_cast<unsigned char *>(buf.data());
+    for (int i = 0; i < count; i++) {
+        mpr_test_fill(p, 40, uint32_t(i), 17);
+        QCOMPARE(mpr_sender_send(pipe.sender, p, 40), 0);
+        // Half way, make sure the intruder is at it (a single core may not
+        // have run it yet).
+        while (i == count / 2 && refused.load() + accepted.load() < 100) {
+        }
+    }
+    done = true;
+    intruder.join();
+    QCOMPARE(accepted.load(), 0);
+    QVERIFY(refused.load() > 0);
+    QCOMPARE(mpr_sender_stop(pipe.sender), 0);
+    QTRY_COMPARE(pipe.inbox.messages.size(), count);
+    QVERIFY(pipe.inbox.isSequence(count, 40, 17));
+    QCOMPARE(pipe.inbox.lost, 0);
+}
+
+// ---- handles that outlive their pipe; callbacks that free the router --------
+
+void RouterSuite::staleReceiverHandle()
+{
+    Pipe first;
+    OPEN_PIPE(first);
+    mpr_receiver *stale = first.receiver;
+    const uint32_t firstId = mpr_receiver_id(stale);
+    QCOMPARE(mpr_router_close_pipe(router, stale), 0);
+    QCOMPARE(mpr_router_close_pipe(router, stale), int(MPR_ENOENT)); // closed twice
+    // A new pipe (whose receiver may take the old one's place): the stale
+    // handle must not reach it.
+    Pipe second;
+    OPEN_PIPE(second);
+    QCOMPARE(mpr_router_close_pipe(router, stale), int(MPR_ENOENT));
+    mpr_receiver_set_callback(stale, nullptr, nullptr);
+    mpr_receiver_set_lost_callback(stale, nullptr, nullptr);
+    QCOMPARE(mpr_receiver_id(stale), 0u);
+    QCOMPARE(mpr_receiver_id(second.receiver), firstId + 1);
+    // Values that were never a handle.
+    QCOMPARE(mpr_router_close_pipe(router, reinterpret_cast<mpr_receiver *>(quintptr(0x1234))),
+             int(MPR_ENOENT));
+    QCOMPARE(mpr_receiver_id(reinterpret_cast<mpr_receiver *>(quintptr(~0ull))), 0u);
+    // The new pipe works.
+    QCOMPARE(sendSequence(second.sender, 3, 8, 19), 0);
+    QTRY_COMPARE(second.inbox.messages.size(), 3);
+    QVERIFY(second.inbox.isSequence(3, 8, 19));
+    QCOMPARE(mpr_router_close_pipe(router, second.receiver), 0);
+}
+
+void RouterSuite::freeRouterInsideCallback_data()
+{
+    QTest::addColumn<QString>("where");
+    QTest::newRow("message callback") << "message";
+    QTest::newRow("lost callback") << "lost";
+    QTest::newRow("route_until's condition") << "condition";
+}
+
+// mpr_router_free from inside dispatch: the router goes when dispatch has
+// unwound, nothing more is delivered, nothing is touched after (the
+// sanitizer stages check the last part).
+namespace {
+struct FreeCtx
+{
+    mpr_router *router;
+    int calls = 0;
+};
+void freeFromCallback(void *arg)
+{
+    auto c = static_cast<FreeCtx *>(arg);
+    c->calls++;
+    LogCapture quiet; // "1 unclosed pipes"
+    mpr_router_free(c->router);
+}
+} // namespace
+
+// mpr_router_free from inside dispatch: the router goes when dispatch has
+// unwound, nothing more is delivered, nothing is touched after (the
+// sanitizer stages check that part).
+void RouterSuite::freeRouterInsideCallback()
+{
+    QFETCH(QString, where);
+    FreeCtx ctx{router};
+    Pipe pipe;
+    OPEN_PIPE(pipe);
+    if (where == "message") {
+        mpr_receiver_set_callback(
+            pipe.receiver, [](void *arg, const void *, size_t) { freeFromCallback(arg); }, &ctx);
+        QCOMPARE(sendSequence(pipe.sender, 5, 8, 0), 0); // the first message frees it
+        QTRY_COMPARE(ctx.calls, 1);
+    } else if (where == "lost") {
+        mpr_receiver_set_lost_callback(pipe.receiver, freeFromCallback, &ctx);
+        mpr_sender *s = pipe.sender;
+        pid_t pid = forkWorker([=] {
+            sendSequence(s, 3, 8, 0, false);
+            raise(SIGKILL);
+            return 1;
+        });
+        int status;
+        REAP(pid, status);
+        QTRY_COMPARE(ctx.calls, 1);
+    } else {
+        QCOMPARE(sendSequence(pipe.sender, 5, 8, 0), 0);
+        const int rc = mpr_router_route_until(
+            router,
+            [](void *arg) {
+                freeFromCallback(arg);
+                return 0;
+            },
+            &ctx, 5.0);
+        QCOMPARE(rc, int(MPR_ESTATE));
+        QCOMPARE(ctx.calls, 1);
+    }
+    router = nullptr; // freed: cleanup() has nothing to free
+    // The event loop goes on without it.
+    mpr_router *other;
+    QCOMPARE(mpr_router_new(&other, driver->loop()), 0);
+    QCOMPARE(mpr_router_start(other), 0);
+    Pipe theirs;
+    QVERIFY(openPipe(other, theirs));
+    QCOMPARE(sendSequence(theirs.sender, 4, 8, 2), 0);
+    QTRY_COMPARE(theirs.inbox.messages.size(), 4);
+    QCOMPARE(ctx.calls, 1);
+    QCOMPARE(mpr_router_close_pipe(other, theirs.receiver), 0);
+    mpr_router_free(other);
+}
+
+// Every call returns 0 or a documented code - also a sender whose router
+// stops in the middle of its handshake, or right after.
+void RouterSuite::onlyDocumentedErrors()
+{
+    const QList<int> documented = {int(MPR_EACCES),   int(MPR_ECONNREFUSED), int(MPR_ETIMEDOUT),
+                                   int(MPR_EPIPE),    int(MPR_ESTATE),       int(MPR_EALREADY),
+                                   int(MPR_EMFILE),   int(MPR_ENFILE),       int(MPR_ENOMEM)};
+    QCOMPARE(mpr_router_stop(router), 0);
+    LogCapture quiet; // the unclosed pipe, every round
+    for (int round = 0; round < 200; round++) {
+        QCOMPARE(mpr_router_start(router), 0);
+        mpr_sender *s;
+        mpr_receiver *r;
+        QCOMPARE(mpr_router_pipe(router, &s, &r), 0);
+        int rc[4] = {1, 1, 1, 1};
+        std::thread worker([&] {
+            rc[0] = mpr_sender_start(s);
+            rc[1] = mpr_sender_send(s, "first", 5);
+            std::this_thread::yield();
+            rc[2] = mpr_sender_send(s, "second", 6);
+            rc[3] = mpr_sender_stop(s);
+        });
+        // Stop somewhere in the worker's life: before, during or after its
+        // handshake.
+        for (volatile int spin = 0; spin < (round % 20) * 2000; spin++) {
+        }
+        QCOMPARE(mpr_router_stop(router), 0);
+        worker.join();
+        mpr_sender_free(s);
+        for (int k = 0; k < 4; k++)
+            QVERIFY2(rc[k] == 0 || documented.contains(rc[k]),
+                     qPrintable(QString("round %1, call %2: %3 (%4)")
+                                    .arg(round)
+                                    .arg(k)
+                                    .arg(rc[k])
+                                    .arg(mpr_strerror(rc[k]))));
+    }
+    QCOMPARE(mpr_router_start(router), 0);
 }

@@ -51,7 +51,17 @@ private slots:
     void routeUntilDeadlineNotPerMessage();
     void routeUntilSecondCallAfterTimeout();
     void routeUntilQueuedWithTimeoutZero();
+    void routeUntilTimeoutZeroAfterSends_data();
+    void routeUntilTimeoutZeroAfterSends();
+    void routeUntilRejectsNaN();
     void eventLoopAfterRouteUntil();
+
+    void senderForkedAfterStart();
+    void senderUsedFromAnotherThread();
+    void staleReceiverHandle();
+    void freeRouterInsideCallback_data();
+    void freeRouterInsideCallback();
+    void onlyDocumentedErrors();
 
 private:
     mprtest::LoopFactory factory;
