@@ -159,6 +159,8 @@ private Q_SLOTS:
     void closePipeFromSlot();
     void keptCopiesNeverChange();
     void deleteReceiverFromSlot();
+    void deleteRouterFromSlot_data();
+    void deleteRouterFromSlot();
     void routeUntil();
     void variantRoundTrip_data();
     void variantRoundTrip();
@@ -443,6 +445,61 @@ void tst_QtApi::deleteReceiverFromSlot()
     QTRY_VERIFY(worker.reaped());
     QTRY_COMPARE(warningsLogged(discarding), 1);
     QCOMPARE(router.stop(), 0); // no unclosed pipe: the delete closed it
+}
+
+void tst_QtApi::deleteRouterFromSlot_data()
+{
+    QTest::addColumn<bool>("lost"); // from senderLost, else from messageReceived
+    QTest::newRow("messageReceived") << false;
+    QTest::newRow("senderLost") << true;
+}
+
+// Qt programmers delete objects from slots: deleting the Router while one
+// of its receivers emits (the C router is freed inside its own dispatch)
+// stops it, frees it when dispatch has unwound, deletes the receivers, and
+// nothing more is emitted. The sanitizer stages make sure nothing freed is
+// touched.
+void tst_QtApi::deleteRouterFromSlot()
+{
+    QFETCH(bool, lost);
+    auto *router = new mpr::Router;
+    QCOMPARE(router->start(), 0);
+    mpr_sender *sender = nullptr, *other = nullptr;
+    mpr::Receiver *receiver = nullptr, *second = nullptr;
+    QCOMPARE(router->pipe(&sender, &receiver), 0);
+    QCOMPARE(router->pipe(&other, &second), 0);
+    QPointer<mpr::Receiver> watch(receiver), watchSecond(second);
+    int emitted = 0;
+    auto deleteIt = [&] {
+        emitted++;
+        delete router;
+        router = nullptr;
+    };
+    if (lost)
+        connect(receiver, &mpr::Receiver::senderLost, this, deleteIt);
+    else
+        connect(receiver, &mpr::Receiver::messageReceived, this, deleteIt);
+    connect(second, &mpr::Receiver::messageReceived, this, [&] { emitted++; });
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression("2 unclosed pipes"));
+    Worker worker(sender, [&](mpr_sender *s) {
+        int rc = mpr_sender_start(s);
+        for (const char *m : {"one", "two", "three"})
+            if (rc == 0)
+                rc = mpr_sender_send(s, m, strlen(m));
+        if (lost)
+            raise(SIGKILL); // no stop: the receiver emits senderLost
+        return rc == 0 && mpr_sender_stop(s) == 0 ? 0 : 1;
+    });
+    QVERIFY(worker.started());
+    QTRY_VERIFY(!router);
+    QTRY_VERIFY(worker.reaped());
+    QTRY_VERIFY(!watch && !watchSecond); // the receivers went with it
+    // The second pipe's worker finds its router gone.
+    Worker late(other, [&](mpr_sender *s) { return sendAll(s, {"late"}); });
+    QVERIFY(late.started());
+    QTRY_VERIFY(late.reaped());
+    QCoreApplication::processEvents();
+    QCOMPARE(emitted, 1); // nothing after the delete
 }
 
 void tst_QtApi::routeUntil()
