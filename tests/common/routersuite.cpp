@@ -167,7 +167,9 @@ void RouterSuite::execedWorker()
     QVERIFY(len > 0 && len < int(sizeof text));
     QCOMPARE(mpr_sender_to_string(pipe.sender, nullptr, 0), len); // snprintf-style
     QProcess worker;
-    worker.start(workerPath(), {QString::fromLatin1(text), "200", "333", "11"});
+    worker.start(workerPath(), {"-", "200", "333", "11"});
+    worker.write(QByteArray(text) + '\n'); // on its standard input: never on a command line
+    worker.closeWriteChannel();
     QVERIFY2(worker.waitForFinished(30000), qPrintable(worker.errorString()));
     QCOMPARE(worker.exitCode(), 0);
     QCOMPARE(worker.readAllStandardOutput(), QByteArray("started\nsent 200\n"));
@@ -605,7 +607,9 @@ void RouterSuite::routeUntilDeadlineNotPerMessage()
     char text[256];
     QVERIFY(mpr_sender_to_string(pipe.sender, text, sizeof text) > 0);
     QProcess worker;
-    worker.start(workerPath(), {QString::fromLatin1(text), "200", "8", "0", "--interval-ms", "20"});
+    worker.start(workerPath(), {"-", "200", "8", "0", "--interval-ms", "20"});
+    worker.write(QByteArray(text) + '\n');
+    worker.closeWriteChannel();
     QVERIFY(worker.waitForReadyRead(10000)); // "started"
     QElapsedTimer timer;
     timer.start();

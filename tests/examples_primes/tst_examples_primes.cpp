@@ -137,6 +137,7 @@ private Q_SLOTS:
     void count();
     void killedWorkerFails();
     void cancelLeavesNoWorker();
+    void workerCommandLineHoldsNoKey();
     void badArguments();
 };
 
@@ -265,6 +266,33 @@ void tst_ExamplesPrimes::cancelLeavesNoWorker()
     for (qint64 pid : qAsConst(pids))
         QVERIFY2(!processAlive(pid), qPrintable(QString::number(pid)));
     QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
+}
+
+// The sender string is a password for its pipe: it reaches the worker on
+// its standard input, never on the command line or in the environment,
+// which every local user can read in /proc.
+void tst_ExamplesPrimes::workerCommandLineHoldsNoKey()
+{
+    Primes primes({QStringLiteral("--to"), QStringLiteral("100000"), QStringLiteral("--workers"),
+                   QStringLiteral("2"), QStringLiteral("--stall-worker"), QStringLiteral("0"),
+                   QStringLiteral("--stall-worker"), QStringLiteral("1")});
+    QTRY_COMPARE_WITH_TIMEOUT(primes.reportedWorkers(), 2, Deadline);
+    static const QRegularExpression senderString(QStringLiteral("mpr\\d:\\S*[0-9a-f]{32}"));
+    for (const WorkerLine &w : qAsConst(primes.workers)) {
+        for (const char *what : {"cmdline", "environ"}) {
+            QFile f(QStringLiteral("/proc/%1/%2").arg(w.pid).arg(QLatin1String(what)));
+            QVERIFY(f.open(QIODevice::ReadOnly));
+            QByteArray text = f.readAll();
+            QVERIFY(!text.isEmpty() || QLatin1String(what) == QLatin1String("environ"));
+            text.replace('\0', ' '); // the arguments, or variables, one after the other
+            QVERIFY2(!senderString.match(QString::fromLatin1(text)).hasMatch(),
+                     qPrintable(QStringLiteral("worker %1's %2 holds its sender string")
+                                    .arg(w.pid)
+                                    .arg(QLatin1String(what))));
+        }
+    }
+    QCOMPARE(::kill(pid_t(primes.process.processId()), SIGTERM), 0);
+    QVERIFY(primes.finish());
 }
 
 void tst_ExamplesPrimes::badArguments()

@@ -5,6 +5,10 @@
  *   mpr_test_worker SENDER COUNT SIZE [TAG] [--interval-ms N] [--no-stop]
  *                   [--kill-after N]
  *
+ * SENDER "-" (what the tests use) reads the string from the first line of
+ * standard input, the way a worker should get it: a command line is
+ * readable by every user of the machine.
+ *
  * Prints "started" when the sender is connected and "sent N" at the end.
  * Exit status: 0 on success, 2 for bad arguments, 3 if start failed, 4 if a
  * send failed (the error is printed).
@@ -43,8 +47,18 @@ int main(int argc, char **argv)
             tag = strtoul(argv[i], NULL, 10);
     }
 
+    char text[1024];
+    const char *string = argv[1];
+    if (!strcmp(string, "-")) {
+        if (!fgets(text, sizeof text, stdin)) {
+            fprintf(stderr, "no sender string on standard input\n");
+            return 2;
+        }
+        text[strcspn(text, "\n")] = '\0';
+        string = text;
+    }
     mpr_sender *sender;
-    int rc = mpr_sender_from_string(&sender, argv[1]);
+    int rc = mpr_sender_from_string(&sender, string);
     if (rc < 0) {
         fprintf(stderr, "mpr_sender_from_string: %s\n", mpr_strerror(rc));
         return 2;

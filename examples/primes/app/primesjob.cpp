@@ -2,7 +2,8 @@
  * primesjob.cpp - see primesjob.h.
  *
  * The life of a worker: a pipe (mpr::Router::pipe), its sender turned into
- * a string for the command line of primes-worker, a QProcess. It ends
+ * a string written to the standard input of primes-worker (never on its
+ * command line: any user can read those), a QProcess. It ends
  *   - done: its last message says so (then it stops its sender and exits 0);
  *   - failed: its process ends badly, or its receiver emits senderLost()
  *     (the connection ended without mpr_sender_stop);
@@ -124,12 +125,16 @@ bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
                 onProcessEnded(i, QStringLiteral("cannot start %1: %2")
                                       .arg(m_program, m_workers[i].process->errorString()));
         });
-        QStringList args{QString::fromLatin1(text), QString::number(w.from), QString::number(w.to),
-                         QStringLiteral("--batch"), QString::number(m_batch)};
+        QStringList args{QString::number(w.from), QString::number(w.to), QStringLiteral("--batch"),
+                         QString::number(m_batch)};
         if (m_stalled.contains(i))
             args << QStringLiteral("--stall");
         process->start(m_program, args);
         w.pid = process->processId(); // 0 if it could not fork
+        // The sender string on its standard input, then end of file.
+        process->write(text + '\n');
+        process->closeWriteChannel();
+        text.fill('\0');
     }
     return true;
 }

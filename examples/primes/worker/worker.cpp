@@ -1,12 +1,14 @@
 /*
  * primes-worker - one worker process of the primes example.
  *
- *     primes-worker SENDER FROM TO [--batch N] [--stall]
+ *     primes-worker FROM TO [--batch N] [--stall]  < sender string
  *
  * Counts the primes n with FROM <= n <= TO by trial division and reports
- * through the mprouter sender SENDER (a string made by
- * mpr_sender_to_string in the application). Every message is a QVariantMap
- * made with mpr::encodeVariant:
+ * through the mprouter sender whose string (made by mpr_sender_to_string
+ * in the application) is the first line of its standard input. The string
+ * is a password for its pipe: never on a command line, which every user
+ * of the machine can read in /proc (or with ps). Every message is a
+ * QVariantMap made with mpr::encodeVariant:
  *
  *     {"checked": numbers tested so far, "primes": primes found so far}
  *
@@ -85,21 +87,33 @@ int send(mpr_sender *sender, const QVariantMap &message)
 
 int usage()
 {
-    std::fprintf(stderr, "usage: primes-worker SENDER FROM TO [--batch N] [--stall]\n");
+    std::fprintf(stderr, "usage: primes-worker FROM TO [--batch N] [--stall] < sender-string\n");
     return 2;
+}
+
+// The first line of standard input, without its newline.
+bool readSenderString(char *buf, size_t size)
+{
+    if (!std::fgets(buf, int(size), stdin))
+        return false;
+    size_t len = std::strlen(buf);
+    if (len == 0 || buf[len - 1] != '\n')
+        return !std::feof(stdin) ? false : len > 0; // too long, or the last line without newline
+    buf[len - 1] = '\0';
+    return true;
 }
 
 } // namespace
 
 int main(int argc, char **argv)
 {
-    if (argc < 4)
+    if (argc < 3)
         return usage();
     quint64 from = 0, to = 0, batch = 5000;
     bool stall = false;
-    if (!parseNumber(argv[2], &from) || !parseNumber(argv[3], &to) || to > 0xffffffffu)
+    if (!parseNumber(argv[1], &from) || !parseNumber(argv[2], &to) || to > 0xffffffffu)
         return usage();
-    for (int i = 4; i < argc; i++) {
+    for (int i = 3; i < argc; i++) {
         if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) {
             if (!parseNumber(argv[++i], &batch) || batch == 0)
                 return usage();
@@ -119,8 +133,14 @@ int main(int argc, char **argv)
     if (getppid() != parent)
         return 1;
 
+    char text[1024];
+    if (!readSenderString(text, sizeof text)) {
+        std::fprintf(stderr, "primes-worker: no sender string on standard input\n");
+        return 2;
+    }
     mpr_sender *sender = nullptr;
-    int rc = mpr_sender_from_string(&sender, argv[1]);
+    int rc = mpr_sender_from_string(&sender, text);
+    explicit_bzero(text, sizeof text);
     if (rc == 0)
         rc = mpr_sender_start(sender);
     if (rc < 0) {
