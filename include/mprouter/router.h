@@ -21,7 +21,11 @@
  *   - a message for a pipe that is already closed is dropped with the
  *     warning "discarding message from closed pipe #ID";
  *   - only senders made by this router (and started while it runs) can
- *     connect: see <mprouter/sender.h>;
+ *     connect, each pipe once: see <mprouter/sender.h>;
+ *   - the router's secret lives in memory that a fork()ed child reads as
+ *     zeros; a forked child inherits the sender objects its parent still
+ *     holds (free them in the parent once the child is forked), an exec()ed
+ *     worker only the string it was given;
  *   - dispatch runs in time slices of a few milliseconds, so the event loop
  *     keeps painting and firing timers while messages flood in; one wake-up
  *     of the main thread serves many messages.
@@ -50,8 +54,12 @@ typedef struct mpr_receiver mpr_receiver;
 MPR_EXTERN int mpr_router_new(mpr_router **out, const mpr_event_loop *loop);
 
 /** Free a router; stops it first if it is running (with the unclosed-pipes
- * warning if pipes are open). MAIN THREAD; never from inside a receiver
- * callback. NULL is a no-op. */
+ * warning if pipes are open). MAIN THREAD; also from inside a receiver
+ * callback, a lost callback or route_until's condition: the router stops
+ * at once and is freed when dispatch has unwound (nothing more is
+ * delivered). In a process that inherited a router through fork() it
+ * frees only that process's memory: nothing of the parent's router is
+ * stopped or shut down. NULL is a no-op. */
 MPR_EXTERN void mpr_router_free(mpr_router *router);
 
 /** Start routing: make a fresh secret and listening socket, start the
@@ -82,38 +90,56 @@ MPR_EXTERN int mpr_router_pipe(mpr_router *router, mpr_sender **sender,
  * arrive for it afterwards are dropped with a warning. MAIN THREAD (may be
  * called from a receiver callback, also the receiver's own).
  * Returns 0; MPR_ESTATE if not running; MPR_ENOENT if the receiver is not
- * an open pipe of this router (nothing changes). */
+ * an open pipe of this router (nothing changes). A receiver handle is a
+ * checked number, not a pointer: a handle of a pipe closed before (also a
+ * second close) or any value that was never a handle gives MPR_ENOENT, and
+ * never names a pipe made later. */
 MPR_EXTERN int mpr_router_close_pipe(mpr_router *router, mpr_receiver *receiver);
 
 /** Route messages by hand until condition(arg) returns non-zero.
  * condition is checked before each message; if it is true on entry nothing
- * is routed. timeout_s is a deadline for the whole call (< 0: none);
- * messages already queued are routed even with timeout_s == 0.
+ * is routed. timeout_s is a deadline for the whole call (< 0 or infinity:
+ * none; NaN: MPR_EINVAL). Before it reports a timeout, every message whose
+ * mpr_sender_send returned before that moment (in any thread or process
+ * of this host, on any local transport) is routed, even with
+ * timeout_s == 0: the router reads every connection as far as its sender
+ * has written.
  * SIDE EFFECT: the router leaves event-loop mode for good (until the next
  * start): pings are ignored and messages are routed only by this call.
  * MAIN THREAD, not from inside a receiver callback.
  * Returns 0 once condition is true; MPR_ETIMEDOUT if the deadline passed
  * first (the router stays usable); MPR_ESTATE if not running or called
- * from a callback; MPR_EINVAL for a NULL condition. */
+ * from a callback (or if the condition stopped or freed the router);
+ * MPR_EINVAL for a NULL condition or a NaN timeout. */
 MPR_EXTERN int mpr_router_route_until(mpr_router *router, int (*condition)(void *arg),
                                       void *arg, double timeout_s);
 
 /** Limit the bytes of messages that have arrived but not been routed
- * (0, the default: no limit). When the limit is reached the router stops
- * reading from its connections until the main thread has routed half of
- * them, so senders block in mpr_sender_send (backpressure) and memory
- * stays bounded. A sender then waits for as long as the main thread does
- * not route. MAIN THREAD; takes effect at the next start. */
+ * (0, the default: no limit), counting the bytes of messages still
+ * arriving. When routable messages and those bytes reach the limit the
+ * router stops reading messages (handshakes go on) until the main thread
+ * has routed enough to bring them to half the limit, or has routed all
+ * there was; senders block in mpr_sender_send (backpressure) and memory
+ * stays bounded: by the limit, plus the messages in progress when it was
+ * reached (each at most the largest message size). A message larger than
+ * the limit still gets through. A sender waits for as long as the main
+ * thread does not route. MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_queue_limit(mpr_router *router, size_t bytes);
 
 /** The largest message a sender may send, in bytes (default and maximum
  * MPR_MAX_MESSAGE_SIZE). A connection that announces a larger one is closed
- * with a warning. MAIN THREAD; takes effect at the next start; senders
- * learn it when they start. Returns 0 or MPR_EINVAL. */
+ * with a warning. An announced size costs nothing by itself: memory for a
+ * message is committed as its bytes arrive, a step ahead at most. MAIN
+ * THREAD; takes effect at the next start; senders learn it when they
+ * start. Returns 0 or MPR_EINVAL. */
 MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes);
 
 /** How long a new connection may take to prove it holds its pipe's key before
- * it is closed (default 5 s). MAIN THREAD; takes effect at the next start. */
+ * it is closed (default 5 s). At most 128 connections wait for their
+ * handshake at once (the oldest is dropped first), and the router never
+ * takes the process's last 32 descriptors. Rejected connections are
+ * warned about a few times a second, then in a summary per second.
+ * MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_handshake_timeout(mpr_router *router, double seconds);
 
 /** Counters since the router was created. MAIN THREAD. */

@@ -5,16 +5,33 @@
  * A sender is made by mpr_router_pipe() on the main thread and travels to a
  * worker: a thread gets the pointer, a fork()ed child inherits its copy, an
  * exec()ed program gets it as a string (mpr_sender_to_string, then
- * mpr_sender_from_string in the program). The worker then calls
+ * mpr_sender_from_string in the program; hand the string over on the
+ * program's standard input, never on its command line). The worker then
+ * calls
  *
  *     mpr_sender_start -> mpr_sender_send ... -> mpr_sender_stop
  *
  * all from ONE THREAD, and finally mpr_sender_free. States:
  * INITIAL --start--> OPEN --stop--> CLOSED; a sender is never restarted.
  *
- * start connects to the router (AF_UNIX), proves it holds its pipe's key
- * (derived from the router's secret; it grants access to that pipe only)
- * and hands over a shared-memory ring (a sealed memfd of 1 MiB).
+ * ONE PIPE, ONE SENDER: a pipe takes one sender connection in its life. A
+ * second start of the same pipe (a copy made from the same string, or the
+ * string replayed after its sender stopped) is refused with MPR_EALREADY
+ * and counted by the router as rejected: N workers need N pipes.
+ *
+ * A STARTED SENDER BELONGS TO ITS THREAD: send and stop from another
+ * thread, or from a process that inherited the started sender through
+ * fork(), return MPR_EOWNER and touch nothing; the owner's stream goes on
+ * undisturbed. A forked child may free its copy (mpr_sender_free closes
+ * only the child's copies). Fork before start, and start in the child.
+ *
+ * start connects to the router (AF_UNIX) and checks it: the peer must run
+ * as the same user (SO_PEERCRED) and prove it knows the pipe's key, by
+ * answering a fresh nonce; then the sender proves the same (the key itself
+ * never crosses the socket; it grants access to its own pipe only) and
+ * hands over a shared-memory ring (a sealed memfd of 1 MiB). If the router
+ * cannot take the ring (it is at its descriptor limit), messages go as
+ * frames on the socket instead.
  * send copies the message into the ring and returns: no system call unless
  * the router's monitor thread sleeps (one wake-up) or the ring is full (the
  * sender waits for room). A message whose send returned is delivered even
@@ -43,32 +60,42 @@ extern "C" {
 /** The sending end of a pipe (opaque): see the top of this file. */
 typedef struct mpr_sender mpr_sender;
 
-/** Connect to the router. Returns 0; MPR_EALREADY if started before (also
- * after stop); MPR_ECONNREFUSED if the router is not running;
- * MPR_EACCES if the router rejected the credentials (router restarted
- * since the pipe was made, or a forged sender); or a system error. */
+/** Connect to the router and check it (see above). Returns 0;
+ * MPR_EALREADY if this sender was started before (also after stop) or its
+ * pipe already had its sender; MPR_ECONNREFUSED if the router is not
+ * running (also: restarted since the pipe was made), or what listens at
+ * its address is not the router (another user's socket, or a peer that
+ * cannot prove it knows the pipe's key, as a forged sender string sees its
+ * router); MPR_EACCES if the router rejected the connection (an id it never
+ * issued, another protocol version, or it stopped during the handshake);
+ * MPR_ETIMEDOUT if nobody answered the handshake within 10 s; or a
+ * system error (MPR_EMFILE, ...). */
 MPR_EXTERN int mpr_sender_start(mpr_sender *sender);
 
 /** Send size bytes at data (data may be NULL if size is 0). Blocks only
  * while the router applies backpressure (see mpr_router_set_queue_limit).
- * Returns 0; MPR_ESTATE if not OPEN; MPR_EMSGSIZE if size is above the
- * router's maximum; MPR_EPIPE if the router has stopped or dropped the
- * connection (the sender stays OPEN, every later send fails too). */
+ * Returns 0; MPR_ESTATE if not OPEN; MPR_EOWNER if called from another
+ * thread than the one that started it, or in a forked copy; MPR_EMSGSIZE
+ * if size is above the router's maximum; MPR_EPIPE if the router has
+ * stopped or dropped the connection (the sender stays OPEN, every later
+ * send fails too). */
 MPR_EXTERN int mpr_sender_send(mpr_sender *sender, const void *data, size_t size);
 
 /** Close the connection, telling the router the stream ended normally.
- * Returns 0 or MPR_ESTATE if not OPEN. */
+ * Returns 0, MPR_ESTATE if not OPEN, or MPR_EOWNER (as for send). */
 MPR_EXTERN int mpr_sender_stop(mpr_sender *sender);
 
 /** Free a sender; closes its connection if still open (the router then
- * sees a lost sender). NULL is a no-op. */
+ * sees a lost sender). In a process that inherited the started sender
+ * through fork() it closes only that process's copies. NULL is a no-op. */
 MPR_EXTERN void mpr_sender_free(mpr_sender *sender);
 
 /** Write the sender as a NUL-terminated string into buf (snprintf-style):
  * returns the length of the full string (without the NUL) even if size is
  * too small, or MPR_EINVAL. Only an INITIAL sender can be turned into a
  * string. The string contains the pipe's key: treat it as a password for
- * that pipe (it lets its holder send to this pipe, and to no other). */
+ * that pipe (it lets its holder send to this pipe, once, and to no other);
+ * pass it on a pipe or standard input, not on a command line. */
 MPR_EXTERN int mpr_sender_to_string(const mpr_sender *sender, char *buf, size_t size);
 
 /** Make a new INITIAL sender from a string made by mpr_sender_to_string.

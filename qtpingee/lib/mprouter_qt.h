@@ -61,7 +61,10 @@ public:
     /// Creates a stopped router and installs the Qt log handler
     /// (installLogHandler()).
     explicit Router(QObject *parent = nullptr);
-    /// Stops the router if it is running (warning about unclosed pipes).
+    /// Stops the router if it is running (warning about unclosed pipes) and
+    /// deletes its receivers. May be deleted from a slot connected to one
+    /// of its receivers: the C router is then freed when the emission has
+    /// unwound, and nothing more is emitted.
     ~Router() override;
 
     /// Start routing. 0, MPR_EALREADY if running, or a system error.
@@ -109,7 +112,8 @@ class MPR_QT_EXPORT Receiver : public QObject
 {
     Q_OBJECT
 public:
-    /// Deleting an open receiver closes its pipe.
+    /// Deleting an open receiver closes its pipe; also from a slot connected
+    /// to its own signals.
     ~Receiver() override;
 
     /// The connection id shared with the sender (>= 1).
