@@ -1,4 +1,5 @@
 # Included by everything in this tree that uses the C core.
+include($$PWD/remote.pri)
 INCLUDEPATH += $$MPR_ROOT/include
 LIBS += -L$$MPR_BUILD/src -lmprouter
 QMAKE_RPATHDIR += $$MPR_BUILD/src

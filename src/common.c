@@ -53,7 +53,11 @@ int mpr__errno_code(int err)
     case EAGAIN:
     case EIO:
     case ENOTSUP:
+    case EADDRINUSE:
+    case EADDRNOTAVAIL:
         return -err;
+    case ENODEV: /* a bind to an interface that is not there */
+        return MPR_EADDRNOTAVAIL;
     case ECONNRESET:
     case ENOTCONN:
     case ESHUTDOWN:

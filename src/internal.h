@@ -64,6 +64,12 @@ static inline int mpr__forked(uint64_t token)
  * abstract socket name (sender.c). */
 int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsigned char *key,
                     uint32_t max_msg);
+/* Where the sender finds its router from elsewhere: the router's remote
+ * endpoint ("tcp://host:port") and CURVE public key (Z85), or "" for none. */
+int mpr__sender_set_remote(mpr_sender *s, const char *endpoint, const char *server_key);
+/* Is text a ZeroMQ tcp endpoint "tcp://HOST:PORT" (HOST a name, an IPv4
+ * address, [an IPv6 address] or *; PORT a number, 0 or *)? */
+int mpr__valid_tcp_endpoint(const char *text, int allow_wildcards);
 
 /* Memory for secrets: whole pages, zero-filled, MADV_WIPEONFORK (a forked
  * child reads zeros) and MADV_DONTDUMP (not in core dumps). NULL when out

@@ -144,6 +144,7 @@ static int stopped_by_callback(mpr_router *r, unsigned epoch)
 {
     if (r->epoch == epoch)
         return 0;
+    r->dispatching = 0; /* it unwinds now */
     if (r->free_requested)
         router_release(r);
     return 1;
@@ -253,7 +254,7 @@ static void teardown(mpr_router *r)
     r->used = NULL;
     r->used_words = 0;
     explicit_bzero(r->sec, sizeof *r->sec);
-    r->remote_endpoint[0] = '\0';
+    r->remote_endpoint[0] = r->remote_key[0] = '\0';
     atomic_store(&r->stopping, 0);
     atomic_store(&r->manual, 0);
 }
@@ -349,7 +350,6 @@ int mpr_router_start(mpr_router *r)
         return rc;
     }
     r->running = 1;
-    r->dispatching = 0;
     mpr__debug("router %p: started", (void *)r);
     return 0;
 }
@@ -398,8 +398,7 @@ int mpr_router_stop(mpr_router *r)
     teardown(r);
     free_receivers(r);
     r->running = 0;
-    r->dispatching = 0;
-    r->epoch++;
+    r->epoch++; /* a dispatch in progress notices, and unwinds */
     mpr__debug("router %p: stopped", (void *)r);
     return 0;
 }
@@ -461,6 +460,8 @@ int mpr_router_pipe(mpr_router *r, mpr_sender **sender, mpr_receiver **receiver)
     mpr__router_pipe_key(r, id, key);
     int err = rc ? mpr__sender_new(&s, r->name, id, key, r->max_msg) : MPR_ENOMEM;
     explicit_bzero(key, sizeof key);
+    if (err == 0)
+        err = mpr__sender_set_remote(s, r->remote_endpoint, r->remote_key);
     if (err == 0) {
         rc->id = id;
         rc->router = r;
@@ -576,6 +577,67 @@ int mpr_router_set_max_message_size(mpr_router *r, size_t bytes)
     if (!r || bytes > MPR_MAX_MESSAGE_SIZE)
         return MPR_EINVAL;
     r->max_msg = (uint32_t)bytes;
+    return 0;
+}
+
+#ifdef MPR_HAVE_ZMQ
+/* A host for workers to reach: a name, an IPv4 address or [an IPv6 one]. */
+static int valid_host(const char *host)
+{
+    char endpoint[256];
+    int n = snprintf(endpoint, sizeof endpoint, "tcp://%s:1", host);
+    return n > 0 && (size_t)n < sizeof endpoint && mpr__valid_tcp_endpoint(endpoint, 0);
+}
+#endif
+
+int mpr_router_set_remote(mpr_router *r, const char *bind_endpoint, const char *advertised_host)
+{
+    if (!r)
+        return MPR_EINVAL;
+#ifndef MPR_HAVE_ZMQ
+    (void)bind_endpoint;
+    (void)advertised_host;
+    return MPR_ENOTSUP;
+#else
+    if (bind_endpoint && !mpr__valid_tcp_endpoint(bind_endpoint, 1))
+        return MPR_EINVAL;
+    if (advertised_host && (!bind_endpoint || !valid_host(advertised_host)))
+        return MPR_EINVAL;
+    char *bind = bind_endpoint ? strdup(bind_endpoint) : NULL;
+    char *host = advertised_host ? strdup(advertised_host) : NULL;
+    if ((bind_endpoint && !bind) || (advertised_host && !host)) {
+        free(bind);
+        free(host);
+        return MPR_ENOMEM;
+    }
+    free(r->remote_bind);
+    free(r->remote_host);
+    r->remote_bind = bind;
+    r->remote_host = host;
+    return 0;
+#endif
+}
+
+int mpr_router_remote_endpoint(const mpr_router *r, char *buf, size_t size)
+{
+    if (!r || (!buf && size > 0))
+        return MPR_EINVAL;
+#ifndef MPR_HAVE_ZMQ
+    return MPR_ENOTSUP;
+#else
+    if (!r->running)
+        return MPR_ESTATE;
+    if (!r->remote_endpoint[0])
+        return MPR_ENOENT;
+    return snprintf(buf, size, "%s", r->remote_endpoint);
+#endif
+}
+
+int mpr_router_set_remote_window(mpr_router *r, double seconds)
+{
+    if (!r || !(seconds > 0) || seconds > 3600)
+        return MPR_EINVAL;
+    r->remote_window_ns = (int64_t)(seconds * 1e9);
     return 0;
 }
 

@@ -87,6 +87,7 @@ struct mpr_router {
     /* created by start */
     char name[64]; /* abstract socket name, without the leading NUL */
     char remote_endpoint[256]; /* "tcp://host:port" for remote workers, or "" */
+    char remote_key[41];       /* the remote endpoint's CURVE public key (Z85) */
     int epfd, throttle_epfd;
     mpr__watch wake;
     int have_queue, have_thread;

@@ -58,6 +58,15 @@ int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsig
     return 0;
 }
 
+static int start_remote(mpr_sender *s)
+{
+#ifdef MPR_HAVE_ZMQ
+    return mpr__remote_start(s);
+#else
+    return s->remote[0] ? MPR_ENOTSUP : MPR_ECONNREFUSED;
+#endif
+}
+
 /* Is the caller the thread (and process) that started s? */
 static int owner(const mpr_sender *s)
 {
@@ -71,8 +80,16 @@ int mpr_sender_start(mpr_sender *s)
     if (s->state != MPR__SENDER_INITIAL)
         return MPR_EALREADY;
     const char *transport = getenv("MPR_TRANSPORT");
-    int want_ring = !(transport && strcmp(transport, "socket") == 0);
-    int rc = mpr__local_start(s, want_ring);
+    int rc;
+    if (transport && strcmp(transport, "zmq") == 0) {
+        rc = start_remote(s);
+    } else {
+        rc = mpr__local_start(s, !(transport && strcmp(transport, "socket") == 0));
+        /* No router of ours at the local name: on another host, in another
+         * network namespace or container (or the router has stopped). */
+        if (rc == MPR_ECONNREFUSED && s->remote[0])
+            rc = start_remote(s);
+    }
     if (rc < 0)
         return rc;
     s->token = mpr__process_token();
@@ -132,6 +149,73 @@ void mpr_sender_free(mpr_sender *s)
     free(s);
 }
 
+static const char Z85[] =
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+
+static int valid_z85_key(const char *k)
+{
+    for (int i = 0; i < MPR__CURVE_KEY_LEN; i++)
+        if (!k[i] || !strchr(Z85, k[i]))
+            return 0;
+    return 1;
+}
+
+/* "tcp://HOST:PORT". HOST: a name or IPv4 address ([A-Za-z0-9.-]), an IPv6
+ * address in brackets, or (bind only) "*"; PORT 1-65535, or (bind only) 0
+ * or "*". */
+int mpr__valid_tcp_endpoint(const char *text, int allow_wildcards)
+{
+    if (!text || strncmp(text, "tcp://", 6) != 0 || strlen(text) > MPR__REMOTE_MAX)
+        return 0;
+    const char *host = text + 6, *colon = strrchr(host, ':');
+    if (!colon || colon == host)
+        return 0;
+    size_t hlen = (size_t)(colon - host);
+    if (host[0] == '[') {
+        if (hlen < 3 || host[hlen - 1] != ']')
+            return 0;
+        for (size_t i = 1; i + 1 < hlen; i++)
+            if (!strchr("0123456789abcdefABCDEF:.", host[i]))
+                return 0;
+    } else if (hlen == 1 && host[0] == '*') {
+        if (!allow_wildcards)
+            return 0;
+    } else {
+        for (size_t i = 0; i < hlen; i++) {
+            char ch = host[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'))
+                return 0;
+        }
+    }
+    const char *port = colon + 1;
+    if (!strcmp(port, "*"))
+        return allow_wildcards;
+    unsigned long v = 0;
+    if (!*port || strlen(port) > 5)
+        return 0;
+    for (const char *p = port; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    return v <= 65535 && (v > 0 || allow_wildcards);
+}
+
+int mpr__sender_set_remote(mpr_sender *s, const char *endpoint, const char *server_key)
+{
+    if (!endpoint || !endpoint[0]) {
+        s->remote[0] = s->server_key[0] = '\0';
+        return 0;
+    }
+    if (!mpr__valid_tcp_endpoint(endpoint, 0) || !server_key || strlen(server_key) != 40 ||
+        !valid_z85_key(server_key))
+        return MPR_EINVAL;
+    snprintf(s->remote, sizeof s->remote, "%s", endpoint);
+    memcpy(s->server_key, server_key, MPR__CURVE_KEY_LEN + 1);
+    return 0;
+}
+
 int mpr_sender_to_string(const mpr_sender *s, char *buf, size_t size)
 {
     if (!s || (!buf && size > 0) || s->state != MPR__SENDER_INITIAL)
@@ -139,7 +223,12 @@ int mpr_sender_to_string(const mpr_sender *s, char *buf, size_t size)
     char hex[2 * MPR__SECRET_SIZE + 1];
     for (size_t i = 0; i < MPR__SECRET_SIZE; i++)
         snprintf(hex + 2 * i, 3, "%02x", s->key[i]);
-    int n = snprintf(buf, size, STRING_PREFIX "%s:%u:%s", s->name, s->id, hex);
+    int n;
+    if (s->remote[0])
+        n = snprintf(buf, size, STRING_PREFIX "%s:%u:%s:%s:%s", s->name, s->id, hex, s->server_key,
+                     s->remote);
+    else
+        n = snprintf(buf, size, STRING_PREFIX "%s:%u:%s", s->name, s->id, hex);
     explicit_bzero(hex, sizeof hex);
     return n < 0 ? MPR_EINVAL : n;
 }
@@ -185,9 +274,19 @@ int mpr_sender_from_string(mpr_sender **out, const char *text)
             return MPR_EINVAL;
         key[i] = (unsigned char)(hi << 4 | lo);
     }
-    if (p[2 * MPR__SECRET_SIZE] != '\0') {
-        explicit_bzero(key, sizeof key);
-        return MPR_EINVAL;
+    /* Then the end, or ":SERVERKEY:ENDPOINT" (the key is 40 characters of
+     * Z85, which has ':' too: it is found by its length). */
+    const char *rest = p + 2 * MPR__SECRET_SIZE;
+    char server_key[MPR__CURVE_KEY_LEN + 1] = "";
+    const char *endpoint = "";
+    if (*rest) {
+        if (*rest != ':' || strlen(rest + 1) < MPR__CURVE_KEY_LEN + 1 ||
+            rest[1 + MPR__CURVE_KEY_LEN] != ':') {
+            explicit_bzero(key, sizeof key);
+            return MPR_EINVAL;
+        }
+        memcpy(server_key, rest + 1, MPR__CURVE_KEY_LEN);
+        endpoint = rest + 2 + MPR__CURVE_KEY_LEN;
     }
 
     char name_buf[MPR__NAME_MAX + 1];
@@ -195,6 +294,10 @@ int mpr_sender_from_string(mpr_sender **out, const char *text)
     name_buf[name_len] = '\0';
     int rc = mpr__sender_new(out, name_buf, (uint32_t)id, key, (uint32_t)MPR_MAX_MESSAGE_SIZE);
     explicit_bzero(key, sizeof key);
+    if (rc == 0 && *rest && (rc = mpr__sender_set_remote(*out, endpoint, server_key)) < 0) {
+        mpr_sender_free(*out);
+        *out = NULL;
+    }
     return rc;
 }
 

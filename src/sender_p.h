@@ -42,7 +42,7 @@ struct mpr_sender {
     unsigned char key[MPR__SECRET_SIZE]; /* the pipe's key (wire.h) */
     char name[MPR__NAME_MAX + 1];
     char remote[MPR__REMOTE_MAX + 1];    /* "" if the router has no remote endpoint */
-    char server_key[MPR__CURVE_KEY_LEN + 1];
+    char server_key[MPR__CURVE_KEY_LEN + 1]; /* its CURVE public key (Z85) */
     const mpr__sender_ops *ops;          /* the transport chosen by start */
     int fd;            /* local transports: the connection */
     mpr__ring ring;    /* ring transport */
@@ -57,6 +57,11 @@ struct mpr_sender {
  * (rejected); MPR_EALREADY (the pipe had its sender); MPR_ETIMEDOUT; or a
  * system error. */
 int mpr__local_start(mpr_sender *s, int want_ring);
+
+/* The remote transport (transport_zmq.c): a thread of the sender's own
+ * talks ZeroMQ with the router at s->remote, checked with s->server_key.
+ * 0 with s->ops set, or the codes of mpr__local_start. */
+int mpr__remote_start(mpr_sender *s);
 
 /* The sending ends of the local transports. */
 extern const mpr__sender_ops mpr__frames_sender_ops;

@@ -386,3 +386,58 @@ int mpr__record_next(const unsigned char *buf, size_t n, mpr__ring_rec *out)
         return MPR_EPROTO; /* PAD too: a frame has no end of ring */
     }
 }
+
+/* ---- the remote transport's frames ---- */
+
+void mpr__state_encode(unsigned char out[MPR__STATE_SIZE], const mpr__state *st)
+{
+    mpr__put_u32(out, MPR__STATE_MAGIC);
+    mpr__put_u32(out + 4, st->flags);
+    mpr__put_u64(out + 8, st->seq);
+    mpr__put_u64(out + 16, st->credit);
+    mpr__put_u32(out + 24, st->window_ms);
+    mpr__put_u32(out + 28, 0);
+}
+
+int mpr__state_decode(const unsigned char *in, size_t n, mpr__state *st)
+{
+    if (n != MPR__STATE_SIZE || mpr__get_u32(in) != MPR__STATE_MAGIC ||
+        (mpr__get_u32(in + 4) & ~MPR__STATE_GONE) != 0 || mpr__get_u32(in + 28) != 0)
+        return MPR_EPROTO;
+    st->flags = mpr__get_u32(in + 4);
+    st->seq = mpr__get_u64(in + 8);
+    st->credit = mpr__get_u64(in + 16);
+    st->window_ms = mpr__get_u32(in + 24);
+    return 0;
+}
+
+int mpr__remote_parse(const unsigned char *p, size_t n, mpr__remote_frame *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 4)
+        return MPR_EPROTO;
+    out->kind = mpr__get_u32(p);
+    out->body = p;
+    switch (out->kind) {
+    case MPR__HELLO_MAGIC:
+        return n == MPR__HELLO_SIZE ? 0 : MPR_EPROTO;
+    case MPR__PROOF_MAGIC:
+        return n == MPR__PROOF_SIZE ? 0 : MPR_EPROTO;
+    case MPR__DATA_MAGIC:
+        if (n < MPR__DATA_HDR || n - MPR__DATA_HDR > MPR__FRAME_MAX || mpr__get_u32(p + 4) != 0)
+            return MPR_EPROTO;
+        out->seq = mpr__get_u64(p + 8);
+        if (out->seq == 0)
+            return MPR_EPROTO;
+        out->records = p + MPR__DATA_HDR;
+        out->nrecords = n - MPR__DATA_HDR;
+        return 0;
+    case MPR__HEART_MAGIC:
+    case MPR__ABORT_MAGIC:
+        return n == MPR__DATA_HDR && mpr__get_u32(p + 4) == 0 && mpr__get_u64(p + 8) == 0
+                   ? 0
+                   : MPR_EPROTO;
+    default:
+        return MPR_EPROTO;
+    }
+}

@@ -200,6 +200,61 @@ static inline int mpr__wire_at_boundary(const mpr__wire *w)
 }
 
 /*
+ * THE REMOTE TRANSPORT (transport_zmq.c): ZeroMQ messages over tcp with
+ * CURVE, DEALER (sender) to ROUTER (router). Each message is one frame
+ * that starts with a u32 magic. The handshake messages are those above;
+ * then:
+ *   DATA   sender -> router: "MPRD", u32 0, u64 seq (1, 2, ... per frame),
+ *          then records (below). The router takes frame seq only after
+ *          seq - 1 and drops any other (a resend, or one that overtook a
+ *          lost frame); it must stay within the credit.
+ *   HEART  sender -> router: "MPRH", u32 0, u64 0. Sent when idle, so the
+ *          router hears from a live sender at least every second.
+ *   ABORT  sender -> router: "MPRX", u32 0, u64 0. The sender was freed
+ *          without stop: a lost sender, now.
+ *   STATE  router -> sender: "MPRK", u32 flags (STATE_GONE: the router has
+ *          stopped or dropped this sender; every later send fails), u64
+ *          the last seq taken, u64 credit: DATA payload bytes the sender
+ *          may have sent in all, u32 the reconnect window in ms, u32 0.
+ *          The answer to DATA and HEART, and when credit grows.
+ * A sender keeps every DATA frame until STATE says it was taken, and sends
+ * those not taken again when STATE does not move for a while (after
+ * ZeroMQ reconnected, or lost a frame in a broken connection). A sender
+ * not heard from for the window is lost; so is, for the sender, a router.
+ */
+#define MPR__DATA_MAGIC 0x4452504du  /* "MPRD" */
+#define MPR__HEART_MAGIC 0x4852504du /* "MPRH" */
+#define MPR__ABORT_MAGIC 0x5852504du /* "MPRX" */
+#define MPR__STATE_MAGIC 0x4b52504du /* "MPRK" */
+#define MPR__DATA_HDR 16
+#define MPR__STATE_SIZE 32
+#define MPR__STATE_GONE 1u
+#define MPR__FRAME_MAX (512u * 1024u) /* records per DATA frame, at most */
+
+typedef struct mpr__state {
+    uint32_t flags;
+    uint64_t seq;
+    uint64_t credit;
+    uint32_t window_ms;
+} mpr__state;
+
+void mpr__state_encode(unsigned char out[MPR__STATE_SIZE], const mpr__state *st);
+int mpr__state_decode(const unsigned char *in, size_t n, mpr__state *st);
+
+/* What a frame from a remote sender is (the router's parser): its magic
+ * checked, its size and fixed fields checked. kind is the magic; for DATA,
+ * seq and the records (records, nrecords bytes, not yet parsed: see
+ * mpr__record_next). Returns 0 or MPR_EPROTO. */
+typedef struct mpr__remote_frame {
+    uint32_t kind;
+    uint64_t seq;
+    const unsigned char *records;
+    size_t nrecords;
+    const unsigned char *body; /* HELLO, PROOF: the whole frame */
+} mpr__remote_frame;
+int mpr__remote_parse(const unsigned char *p, size_t n, mpr__remote_frame *out);
+
+/*
  * RECORDS: the shared-memory ring (transport_ring.c) and the frames of the
  * remote transport (transport_zmq.c) carry the same records, each 8-byte
  * aligned:

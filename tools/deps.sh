@@ -18,8 +18,12 @@ mpr_need_packages() {
         $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# What every build needs.
-MPR_BUILD_PACKAGES=(g++ make qtbase5-dev qt5-qmake qtbase5-dev-tools)
+# What every build needs; libzmq3-dev for the remote transport (a build
+# without it is tested too: tools/check.d/15-no-remote.sh).
+MPR_BUILD_PACKAGES=(g++ make qtbase5-dev qt5-qmake qtbase5-dev-tools libzmq3-dev)
+# The remote transport's tests with hosts in network namespaces (veth
+# pairs, packet loss): ip and nft.
+MPR_BUILD_PACKAGES+=(iproute2 nftables)
 # What showing a window needs besides (tools/demo with a display): a font.
 MPR_GUI_PACKAGES=(fonts-dejavu-core)
 # What the GLib example/test and the install test (tests/install: make

@@ -54,7 +54,9 @@ extern "C" {
     XX(EAGAIN, EAGAIN, "resource temporarily unavailable")                      \
     XX(EIO, EIO, "input/output error")                                          \
     XX(EOWNER, EPERM, "the sender was started by another thread or process")   \
-    XX(ENOTSUP, ENOTSUP, "not supported by this build of mprouter")
+    XX(ENOTSUP, ENOTSUP, "not supported by this build of mprouter")             \
+    XX(EADDRINUSE, EADDRINUSE, "address already in use")                        \
+    XX(EADDRNOTAVAIL, EADDRNOTAVAIL, "address not available on this host")
 
 /** MPR_EINVAL, MPR_ENOMEM, ... : the public names of the codes, one
  * MPR_name = -(errno value) for each row XX(name, errno, text) of

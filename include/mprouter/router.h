@@ -142,6 +142,41 @@ MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes)
  * MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_handshake_timeout(mpr_router *router, double seconds);
 
+/**
+ * Workers on other machines.
+ *
+ * Before start: also accept senders over ZeroMQ (tcp, always encrypted and
+ * authenticated with CURVE) at bind_endpoint, a ZeroMQ tcp endpoint such as
+ * "tcp://0.0.0.0:0" (any free port) or "tcp://10.0.0.1:5555".
+ * advertised_host is the host name or address that workers on other
+ * machines use to reach it (NULL: the bound address, or this host's name
+ * when bound to a wildcard address). bind_endpoint NULL turns it off.
+ * Takes effect at the next start: the router then makes a fresh CURVE key
+ * pair, and the strings of its senders (mpr_sender_to_string) carry the
+ * endpoint and the router's public key, so they work on another machine
+ * too (see <mprouter/sender.h>). Returns 0; MPR_ENOTSUP when mprouter was
+ * built without ZeroMQ; MPR_EINVAL for a malformed endpoint or host. A
+ * start whose endpoint cannot be bound fails with its error
+ * (MPR_EADDRINUSE, MPR_EADDRNOTAVAIL, ...). MAIN THREAD.
+ */
+MPR_EXTERN int mpr_router_set_remote(mpr_router *router, const char *bind_endpoint,
+                                     const char *advertised_host);
+
+/** After start: the endpoint remote workers connect to ("tcp://host:port"),
+ * into buf (snprintf-style: the length of the full string is returned even
+ * if size is too small). MPR_ESTATE if the router is not running,
+ * MPR_ENOENT if it has no remote endpoint, MPR_ENOTSUP without ZeroMQ,
+ * MPR_EINVAL for bad arguments. MAIN THREAD. */
+MPR_EXTERN int mpr_router_remote_endpoint(const mpr_router *router, char *buf, size_t size);
+
+/** The reconnect window of remote senders (default 10 s, at most 3600): a
+ * broken connection that heals within it loses nothing; a remote sender
+ * not heard from for longer is lost (its lost callback runs after its last
+ * delivered message), and a remote sender that does not hear from the
+ * router for longer gives up (MPR_EPIPE). MAIN THREAD; takes effect at the
+ * next start. Returns 0 or MPR_EINVAL. */
+MPR_EXTERN int mpr_router_set_remote_window(mpr_router *router, double seconds);
+
 /** Counters since the router was created. MAIN THREAD. */
 typedef struct mpr_router_stats {
     uint64_t messages_received;    /**< read from connections by the monitor thread */

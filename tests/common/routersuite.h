@@ -11,7 +11,10 @@ class RouterSuite : public QObject
 {
     Q_OBJECT
 public:
-    explicit RouterSuite(mprtest::LoopFactory factory);
+    // configure, if given, runs on every new router before its first start
+    // (the remote suite asks for a remote endpoint there).
+    explicit RouterSuite(mprtest::LoopFactory factory,
+                         std::function<void(mpr_router *)> configure = {});
     ~RouterSuite() override;
 
 private slots:
@@ -65,6 +68,12 @@ private slots:
 
 private:
     mprtest::LoopFactory factory;
+    std::function<void(mpr_router *)> configure;
+    // A new stopped router, configured.
+    mpr_router *newRouter();
+    // Senders go over ZeroMQ (MPR_TRANSPORT=zmq): where the contract is
+    // that of a network, the suite checks that one.
+    static bool remote();
     std::unique_ptr<mprtest::LoopDriver> driver;
     mpr_router *router = nullptr;
 };
