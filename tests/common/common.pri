@@ -1,8 +1,9 @@
 # Shared by the router test programs: the suite, its helpers and the worker.
 include($$MPR_ROOT/mprouter.pri)
 INCLUDEPATH += $$PWD
-HEADERS += $$PWD/testsupport.h $$PWD/routersuite.h $$PWD/payload.h $$PWD/rawpeer.h $$PWD/peers.h
-SOURCES += $$PWD/testsupport.cpp $$PWD/routersuite.cpp
+HEADERS += $$PWD/testsupport.h $$PWD/routersuite.h $$PWD/payload.h $$PWD/rawpeer.h $$PWD/peers.h \
+    $$PWD/netns.h
+SOURCES += $$PWD/testsupport.cpp $$PWD/routersuite.cpp $$PWD/netns.cpp
 # The hand-made peer (rawpeer.c) speaks src/wire.h; its handshake tags come
 # from src/wire.c, compiled in (the library hides its internal symbols).
 mpr_rawpeer {

@@ -1,0 +1,166 @@
+// netns.cpp - see netns.h.
+#include "netns.h"
+
+#include <QFile>
+#include <QProcess>
+#include <QStandardPaths>
+
+#include <atomic>
+#include <csignal>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+namespace mprtest {
+
+namespace {
+
+const char Prefix[] = "mprt-"; // namespaces: mprt-PID-N
+
+std::atomic<int> counter{0};
+
+QString ipTool()
+{
+    for (const char *p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
+        if (QFile::exists(QLatin1String(p)))
+            return QLatin1String(p);
+    return QStandardPaths::findExecutable(QStringLiteral("ip"));
+}
+
+bool runTool(const QString &program, const QStringList &args, QString *output)
+{
+    QProcess p;
+    p.setProcessChannelMode(QProcess::MergedChannels);
+    p.start(program, args);
+    if (!p.waitForFinished(20000)) {
+        p.kill();
+        p.waitForFinished(5000);
+        return false;
+    }
+    if (output)
+        *output = QString::fromLocal8Bit(p.readAll()).trimmed();
+    return p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
+}
+
+// Namespaces left by test runs that crashed: their pid is gone.
+void removeStale(const QString &ip)
+{
+    QString list;
+    if (!runTool(ip, {QStringLiteral("netns"), QStringLiteral("list")}, &list))
+        return;
+    for (const QString &line : list.split(QLatin1Char('\n'))) {
+        const QString name = line.section(QLatin1Char(' '), 0, 0);
+        if (!name.startsWith(QLatin1String(Prefix)))
+            continue;
+        const pid_t pid = name.section(QLatin1Char('-'), 1, 1).toInt();
+        if (pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH))
+            continue; // still running: not ours to remove
+        runTool(ip, {QStringLiteral("netns"), QStringLiteral("del"), name}, nullptr);
+    }
+}
+
+} // namespace
+
+bool NetNs::available(QString *why)
+{
+    if (geteuid() != 0) {
+        *why = QStringLiteral("needs root to make network namespaces");
+        return false;
+    }
+    if (ipTool().isEmpty()) {
+        *why = QStringLiteral("needs ip (iproute2) to make network namespaces");
+        return false;
+    }
+    return true;
+}
+
+bool NetNs::run(const QStringList &args, QString *output) const
+{
+    return runTool(ipTool(), args, output);
+}
+
+NetNs::NetNs()
+{
+    if (!available(&m_why))
+        return;
+    removeStale(ipTool());
+    const int n = counter++;
+    const int subnet = 1 + int((unsigned(getpid()) * 7u + unsigned(n)) % 250u);
+    m_name = QStringLiteral("%1%2-%3").arg(QLatin1String(Prefix)).arg(getpid()).arg(n);
+    m_hostIf = QStringLiteral("mv%1%2h").arg(getpid() & 0xfffff, 5, 16, QLatin1Char('0')).arg(n & 0xff, 2, 16, QLatin1Char('0'));
+    const QString nsIf = m_hostIf.left(m_hostIf.size() - 1) + QLatin1Char('n');
+    m_host = QStringLiteral("10.231.%1.1").arg(subnet);
+    m_ns = QStringLiteral("10.231.%1.2").arg(subnet);
+    QString out;
+    const QList<QStringList> steps = {
+        {"netns", "add", m_name},
+        {"link", "add", m_hostIf, "type", "veth", "peer", "name", nsIf, "netns", m_name},
+        {"addr", "add", m_host + "/24", "dev", m_hostIf},
+        {"link", "set", m_hostIf, "up"},
+        {"-n", m_name, "addr", "add", m_ns + "/24", "dev", nsIf},
+        {"-n", m_name, "link", "set", nsIf, "up"},
+        {"-n", m_name, "link", "set", "lo", "up"},
+    };
+    for (const QStringList &step : steps) {
+        if (!run(step, &out)) {
+            m_why = QStringLiteral("ip %1: %2").arg(step.join(QLatin1Char(' ')), out);
+            return;
+        }
+    }
+    m_ok = true;
+}
+
+NetNs::~NetNs()
+{
+    if (m_name.isEmpty())
+        return;
+    // Deleting the namespace takes its end of the pair, and with it ours.
+    run({QStringLiteral("netns"), QStringLiteral("del"), m_name});
+    run({QStringLiteral("link"), QStringLiteral("del"), m_hostIf}); // if the pair outlived it
+}
+
+bool NetNs::setLinkUp(bool up)
+{
+    return run({QStringLiteral("link"), QStringLiteral("set"), m_hostIf,
+                up ? QStringLiteral("up") : QStringLiteral("down")});
+}
+
+bool NetNs::setLoss(int percent)
+{
+    const QString nft = QStandardPaths::findExecutable(QStringLiteral("nft"), {"/usr/sbin", "/sbin"});
+    if (nft.isEmpty())
+        return false;
+    auto inNs = [&](const QStringList &args) {
+        return runTool(ipTool(), QStringList{"netns", "exec", m_name, nft} + args, nullptr);
+    };
+    // A table of our own in the namespace, made once, its rule replaced.
+    inNs({"add", "table", "inet", "mprt"});
+    inNs({"add", "chain", "inet", "mprt", "out", "{", "type", "filter", "hook", "output",
+          "priority", "0", ";", "policy", "accept", ";", "}"});
+    if (!inNs({"flush", "chain", "inet", "mprt", "out"}))
+        return false;
+    return percent <= 0
+           || inNs({"add", "rule", "inet", "mprt", "out", "numgen", "random", "mod", "100", "<",
+                    QString::number(percent), "drop"});
+}
+
+pid_t NetNs::fork(const std::function<int()> &body) const
+{
+    const QByteArray path = QStringLiteral("/run/netns/%1").arg(m_name).toLocal8Bit();
+    pid_t pid = ::fork();
+    if (pid != 0)
+        return pid;
+    alarm(120); // never outlive a broken test run
+    int fd = ::open(path.constData(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+        _exit(90);
+    ::close(fd);
+    _exit(body());
+}
+
+QStringList NetNs::wrap(const QStringList &argv) const
+{
+    return QStringList{ipTool(), QStringLiteral("netns"), QStringLiteral("exec"), m_name} + argv;
+}
+
+} // namespace mprtest
