@@ -258,6 +258,17 @@ int mpr__queue_sync_done(mpr__queue *q, uint64_t gen)
     return flags;
 }
 
+size_t mpr__queue_room(mpr__queue *q)
+{
+    if (!q->limit)
+        return SIZE_MAX;
+    pthread_mutex_lock(&q->lock);
+    int64_t used = (int64_t)(q->bytes + q->pending) + q->pending_delta + (int64_t)q->unpublished;
+    size_t room = q->throttled || used >= (int64_t)q->limit ? 0 : q->limit - (size_t)used;
+    pthread_mutex_unlock(&q->lock);
+    return room;
+}
+
 int mpr__queue_synced(mpr__queue *q, uint64_t gen)
 {
     pthread_mutex_lock(&q->lock);

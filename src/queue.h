@@ -119,6 +119,10 @@ const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping);
  * sync_gen > 0), or deadline_ns (CLOCK_MONOTONIC, < 0: none) passes.
  * Returns 1 if a record may be there, 0 otherwise. */
 int mpr__queue_wait(mpr__queue *q, int64_t deadline_ns, uint64_t sync_gen);
+/* Bytes that may still come before the limit is reached (the published
+ * bytes and those of messages in progress counted), or SIZE_MAX without a
+ * limit. Producer side. */
+size_t mpr__queue_room(mpr__queue *q);
 /* Is sync number gen done? */
 int mpr__queue_synced(mpr__queue *q, uint64_t gen);
 

@@ -60,7 +60,7 @@
 #define PEER_BUCKETS 256
 #define MAX_ZOMBIES 4096
 #define READ_BUDGET 256          /* messages per round */
-#define CREDIT_WINDOW (8u << 20) /* DATA bytes beyond what was taken */
+#define CREDIT_WINDOW (8u << 20) /* DATA bytes beyond what was taken, at most */
 #define CHECK_EVERY_NS (100 * 1000000)
 #define LINGER_MS 100            /* for the last STATE to leave at stop */
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -100,6 +100,13 @@ typedef struct zmq_ep {
     int more;        /* messages were left after a round's budget */
     int throttled;   /* as of the last round: credit is given when it ends */
     int64_t next_check;
+    /* Connections ZeroMQ accepted that have not yet sent us a message (a
+     * bit per descriptor), and why the last ZeroMQ handshake failed: a
+     * connection that goes before its first message is counted as
+     * rejected once, with that reason. */
+    uint64_t *pending;
+    size_t pending_words;
+    const char *failure;
 } zmq_ep;
 
 static unsigned bucket_of(const char *key)
@@ -148,13 +155,21 @@ static void send_state(zmq_ep *ep, const unsigned char *rid, size_t rid_len, uin
     send_to(ep, rid, rid_len, out, sizeof out);
 }
 
-/* The STATE a sender is owed: what was taken, and credit unless the queue
- * is throttled. */
+/* The STATE a sender is owed: what was taken, and more credit unless the
+ * queue is full: up to CREDIT_WINDOW beyond what was taken, within the
+ * room the queue limit leaves, but never less than one frame (a sender
+ * must always be able to send its next record). */
 static void flush_state(zmq_ep *ep, remote_conn *c)
 {
     mpr_router *r = c->base.router;
-    if (!mpr__throttled(r) && c->bytes + CREDIT_WINDOW > c->credit)
-        c->credit = c->bytes + CREDIT_WINDOW;
+    size_t room = mpr__queue_room(&r->queue);
+    if (room > 0) {
+        uint64_t window = room < CREDIT_WINDOW ? room : CREDIT_WINDOW;
+        if (window < MPR__FRAME_MAX)
+            window = MPR__FRAME_MAX;
+        if (c->bytes + window > c->credit)
+            c->credit = c->bytes + window;
+    }
     send_state(ep, c->rid, c->rid_len, 0, c->seq, c->credit, r);
     c->dirty = 0;
 }
@@ -296,9 +311,38 @@ static void on_handshake(zmq_ep *ep, remote_conn *c, const mpr__remote_frame *f)
     flush_state(ep, c); /* its first credit */
 }
 
+static int pending_test(const zmq_ep *ep, int fd)
+{
+    return fd >= 0 && (size_t)fd / 64 < ep->pending_words &&
+           (ep->pending[fd / 64] >> (fd % 64) & 1);
+}
+
+static void pending_set(zmq_ep *ep, int fd, int on)
+{
+    if (fd < 0)
+        return;
+    size_t word = (size_t)fd / 64;
+    if (word >= ep->pending_words) {
+        if (!on)
+            return;
+        size_t n = word + 16;
+        uint64_t *p = realloc(ep->pending, n * sizeof *p);
+        if (!p)
+            return; /* then that one is not counted: harmless */
+        memset(p + ep->pending_words, 0, (n - ep->pending_words) * sizeof *p);
+        ep->pending = p;
+        ep->pending_words = n;
+    }
+    if (on)
+        ep->pending[word] |= (uint64_t)1 << (fd % 64);
+    else
+        ep->pending[word] &= ~((uint64_t)1 << (fd % 64));
+}
+
 /* One message from a remote sender: [routing id][frame]. */
 static void on_message(mpr_router *r, zmq_ep *ep, zmq_msg_t *rid, zmq_msg_t *msg)
 {
+    pending_set(ep, zmq_msg_get(msg, ZMQ_SRCFD), 0); /* it got through CURVE and ZAP */
     const char *key = zmq_msg_gets(msg, "User-Id"); /* set by our ZAP handler */
     const char *addr = zmq_msg_gets(msg, "Peer-Address");
     if (!key || strlen(key) != 40 || zmq_msg_size(rid) > sizeof(((remote_conn *)0)->rid))
@@ -471,7 +515,9 @@ static const char *handshake_failure(int event, int value)
     return "handshake failed (timeout or broken connection)";
 }
 
-/* Socket monitor events: connections that failed the ZeroMQ handshake. */
+/* Socket monitor events: a connection that ZeroMQ accepted and that goes
+ * before it sends us anything failed the ZeroMQ handshake (no CURVE, a
+ * wrong key, garbage, silence, refused by ZAP) or gave up: rejected. */
 static void read_events(mpr_router *r, zmq_ep *ep)
 {
     for (;;) {
@@ -489,12 +535,20 @@ static void read_events(mpr_router *r, zmq_ep *ep)
             const unsigned char *d = zmq_msg_data(&ev);
             int event = d[0] | d[1] << 8;
             int value = (int)mpr__get_u32(d + 2);
-            if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+            if (event == ZMQ_EVENT_ACCEPTED) {
+                pending_set(ep, value, 1);
+            } else if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+                ep->failure = handshake_failure(event, value); /* its disconnect follows */
+            } else if (event == ZMQ_EVENT_DISCONNECTED && pending_test(ep, value)) {
+                pending_set(ep, value, 0);
                 char peer[96];
-                snprintf(peer, sizeof peer, "%.*s", (int)zmq_msg_size(&addr),
+                snprintf(peer, sizeof peer, "a tcp peer at %.*s", (int)zmq_msg_size(&addr),
                          (const char *)zmq_msg_data(&addr));
-                mpr__reject_warn(r, peer, 0, handshake_failure(event, value));
+                mpr__reject_warn(r, peer, 0,
+                                 ep->failure ? ep->failure : "closed before the ZeroMQ handshake");
+                ep->failure = NULL;
             }
         }
         zmq_msg_close(&ev);
@@ -600,7 +654,9 @@ static int zmq_open(mpr_router *r)
         (rc = opt_int(ep->sock, ZMQ_HEARTBEAT_TIMEOUT, 3000)) < 0)
         return rc;
     if (zmq_socket_monitor(ep->sock, MON_ENDPOINT,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0)
         return mpr__errno_code(zmq_errno());
     ep->mon = zmq_socket(ep->ctx, ZMQ_PAIR);
@@ -687,6 +743,7 @@ static void zmq_close_ep(mpr_router *r)
         ep->zombies = z->next;
         free(z);
     }
+    free(ep->pending);
     free(ep);
     r->zmq_ep = NULL;
 }

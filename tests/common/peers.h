@@ -65,8 +65,10 @@ inline bool parseSender(const mpr_sender *sender, Credentials *out)
     int n = mpr_sender_to_string(sender, buf, sizeof buf);
     if (n <= 0 || n >= int(sizeof buf))
         return false;
+    // mpr3:NAME:ID:KEY, then for a router with a remote endpoint
+    // :SERVERKEY:tcp://HOST:PORT (ignored here).
     const QList<QByteArray> parts = QByteArray(buf, n).split(':');
-    if (parts.size() != 4 || parts[0] != "mpr3")
+    if (parts.size() < 4 || parts[0] != "mpr3")
         return false;
     out->name = parts[1];
     out->id = parts[2].toUInt();
