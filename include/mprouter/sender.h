@@ -42,6 +42,40 @@
  * the sender write each message to the socket instead (one system call per
  * message; the fallback when shared memory is unavailable).
  *
+ * WORKERS ON OTHER MACHINES (a router with mpr_router_set_remote; built
+ * with ZeroMQ). The sender's string then also carries the router's
+ * endpoint and CURVE public key. start uses the local transports when the
+ * router's local socket is reachable (same host and network namespace) and
+ * ZeroMQ over tcp otherwise (another host, another network namespace, a
+ * container); MPR_TRANSPORT=zmq forces ZeroMQ. Over ZeroMQ everything is
+ * encrypted, the sender talks only to the router whose key its string
+ * holds, and it proves its pipe's key inside that channel (the router
+ * proves it too). There is no uid check over a network: the string is a
+ * password, hand it over on standard input or in a file only its user can
+ * read. start fails with MPR_ECONNREFUSED if nothing listens at the
+ * endpoint or the peer there has another key. A started remote sender has
+ * a thread of its own: send copies the message into a ring in memory and
+ * returns; the thread packs many messages into one encrypted frame.
+ * Delivery over a network, per pipe:
+ *   - in order, no duplicates, no gaps;
+ *   - a broken connection that heals within the router's reconnect window
+ *     (mpr_router_set_remote_window, default 10 s) loses nothing: the
+ *     sender keeps what the router has not taken and sends it again, the
+ *     router drops what it already has;
+ *   - mpr_sender_stop returns 0 only when the router has taken every
+ *     message; otherwise MPR_ETIMEDOUT (no word for the window, or the
+ *     router lives but did not take it within the window) or MPR_EPIPE
+ *     (the router stopped);
+ *   - what a worker sent and the router had not yet taken when the worker
+ *     died is lost: a message whose send returned is certain to arrive only
+ *     once stop returned 0 (locally, once send returned);
+ *   - a sender whose host vanishes (nothing heard for the window) is
+ *     reported like a crashed local worker: its lost callback after its
+ *     last delivered message; a sender that hears nothing from its router
+ *     for the window gets MPR_EPIPE;
+ *   - with a queue limit, remote senders wait in send too: the router gives
+ *     credit only while its queue has room.
+ *
  * The sender (and its string) is the only key to the router: keep it
  * private to the workers you trust.
  */

@@ -11,4 +11,6 @@ mpr_rawpeer {
     QMAKE_CFLAGS += -D_GNU_SOURCE
     SOURCES += $$PWD/rawpeer.c $$MPR_ROOT/src/wire.c
 }
+# The remote transport's calls answer MPR_ENOTSUP in a build without it.
+!mpr_remote: DEFINES += MPR_TEST_NO_REMOTE
 DEFINES += MPR_TEST_WORKER=\\\"$$MPR_BUILD/tests/worker/mpr_test_worker\\\"

@@ -1022,3 +1022,31 @@ void RouterSuite::onlyDocumentedErrors()
     }
     QCOMPARE(mpr_router_start(router), 0);
 }
+
+// The remote transport's calls: in a build without ZeroMQ they say so
+// (MPR_ENOTSUP), and a sender string with a remote part is refused at
+// start rather than taken for a local one.
+void RouterSuite::remoteCallsOfThisBuild()
+{
+#ifdef MPR_TEST_NO_REMOTE
+    QCOMPARE(mpr_router_set_remote(router, "tcp://127.0.0.1:0", nullptr), int(MPR_ENOTSUP));
+    char buf[64];
+    QCOMPARE(mpr_router_remote_endpoint(router, buf, sizeof buf), int(MPR_ENOTSUP));
+    Pipe pipe;
+    OPEN_PIPE(pipe);
+    char text[512];
+    QVERIFY(mpr_sender_to_string(pipe.sender, text, sizeof text) > 0);
+    const QByteArray remote = QByteArray(text) + ":" + QByteArray(40, 'k') + ":tcp://127.0.0.1:9";
+    mpr_sender *s = nullptr;
+    QCOMPARE(mpr_sender_from_string(&s, remote.constData()), 0);
+    qputenv("MPR_TRANSPORT", "zmq");
+    const int rc = mpr_sender_start(s);
+    qunsetenv("MPR_TRANSPORT");
+    mpr_sender_free(s);
+    QCOMPARE(rc, int(MPR_ENOTSUP));
+#else
+    // Built with ZeroMQ: the calls work (tests/remote checks them in depth).
+    QVERIFY(mpr_router_set_remote(router, "tcp://127.0.0.1:0", nullptr) == 0);
+    QCOMPARE(mpr_router_set_remote(router, "udp://127.0.0.1:1", nullptr), int(MPR_EINVAL));
+#endif
+}

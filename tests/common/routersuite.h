@@ -65,6 +65,7 @@ private slots:
     void freeRouterInsideCallback_data();
     void freeRouterInsideCallback();
     void onlyDocumentedErrors();
+    void remoteCallsOfThisBuild();
 
 private:
     mprtest::LoopFactory factory;
