@@ -23,6 +23,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <mprouter/mprouter.h>
+
 #include "netns.h"
 
 using mprtest::NetNs;
@@ -242,6 +244,8 @@ public:
         return ok && process.exitStatus() == QProcess::NormalExit;
     }
 
+    bool running() const { return process.state() != QProcess::NotRunning; }
+
     int reportedWorkers() const
     {
         int n = 0;
@@ -281,6 +285,8 @@ private Q_SLOTS:
     void remoteWorkersRunInTheNamespace();
     void remoteCancelLeavesNoWorker();
     void remoteWorkerLostAfterTheWindow();
+    void workerExitsWhenItsRouterStops_data();
+    void workerExitsWhenItsRouterStops();
 };
 
 void tst_ExamplesPrimes::initTestCase()
@@ -445,9 +451,11 @@ void tst_ExamplesPrimes::badRemoteOptions_data()
     QTest::addColumn<QString>("message");
     const QString launch = QStringLiteral("--launch");
     const QString hosts = QStringLiteral("--hosts");
-    QTest::newRow("host with ;") << QStringList{hosts, "a;b"}
-                                 << "host \"a;b\" has a character other than letters, digits and . _ : -";
-    QTest::newRow("host with a space") << QStringList{hosts, "a,b c"} << "host \"b c\" has a character";
+    QTest::newRow("host with ;")
+        << QStringList{hosts, "a;b"}
+        << "host \"a;b\" has a character other than letters, digits and . _ : -";
+    QTest::newRow("host with a space")
+        << QStringList{hosts, "a,b c"} << "host \"b c\" has a character";
     QTest::newRow("host with $") << QStringList{hosts, "$(reboot)"} << "has a character";
     QTest::newRow("host like an option") << QStringList{hosts, "-oProxyCommand"}
                                          << "host \"-oProxyCommand\" starts with '-'";
@@ -459,8 +467,10 @@ void tst_ExamplesPrimes::badRemoteOptions_data()
         << "give --launch or --worker-program, not both";
     QTest::newRow("--window without a remote endpoint") << QStringList{"--window", "2"}
                                                         << "--window need --hosts or --remote-bind";
-    QTest::newRow("--window 0") << QStringList{hosts, "a", "--window", "0"} << "--window takes seconds";
-    QTest::newRow("--window abc") << QStringList{hosts, "a", "--window", "abc"} << "--window takes seconds";
+    QTest::newRow("--window 0")
+        << QStringList{hosts, "a", "--window", "0"} << "--window takes seconds";
+    QTest::newRow("--window abc")
+        << QStringList{hosts, "a", "--window", "abc"} << "--window takes seconds";
 #ifdef MPR_TEST_REMOTE
     QTest::newRow("malformed endpoint")
         << QStringList{hosts, "a", launch, "false", "--remote-bind", "tcp://no-port"}
@@ -553,11 +563,15 @@ void tst_ExamplesPrimes::remoteWorkersRunInTheNamespace()
                               QStringLiteral("--stall-worker"), QStringLiteral("0"),
                               QStringLiteral("--stall-worker"), QStringLiteral("1")}
                   + remoteOptions(*ns));
-    QTRY_COMPARE_WITH_TIMEOUT(primes.reportedWorkers(), 2, Deadline); // stalled: still running
+    // (or primes ended: fail at once, not after a long QTRY)
+    QTRY_VERIFY_WITH_TIMEOUT(primes.reportedWorkers() == 2 || !primes.running(), Deadline);
+    QVERIFY2(primes.reportedWorkers() == 2, qPrintable(primes.output())); // stalled: still running
     for (const WorkerLine &w : qAsConst(primes.workers)) {
         const QList<qint64> processes = workerProcesses(w.pid);
-        QVERIFY2(processes.size() == 1, qPrintable(QStringLiteral("pid %1: %2 primes-worker processes")
-                                                       .arg(w.pid).arg(processes.size())));
+        QVERIFY2(processes.size() == 1,
+                 qPrintable(QStringLiteral("pid %1: %2 primes-worker processes")
+                                .arg(w.pid)
+                                .arg(processes.size())));
         QCOMPARE(netNamespace(QString::number(processes.first())), theirs);
     }
     const qint64 pid = primes.process.processId();
@@ -584,7 +598,8 @@ void tst_ExamplesPrimes::remoteCancelLeavesNoWorker()
                               QStringLiteral("--stall-worker"), QStringLiteral("1"),
                               QStringLiteral("--stall-worker"), QStringLiteral("2")}
                   + remoteOptions(*ns));
-    QTRY_COMPARE_WITH_TIMEOUT(primes.reportedWorkers(), 3, Deadline);
+    QTRY_VERIFY_WITH_TIMEOUT(primes.reportedWorkers() == 3 || !primes.running(), Deadline);
+    QVERIFY2(primes.reportedWorkers() == 3, qPrintable(primes.output()));
     const qint64 pid = primes.process.processId();
     const QList<qint64> started = descendants(pid);
     int inNamespace = 0;
@@ -616,14 +631,16 @@ void tst_ExamplesPrimes::remoteWorkerLostAfterTheWindow()
                               QStringLiteral("--stall-worker"), QStringLiteral("0"),
                               QStringLiteral("--window"), QStringLiteral("2")}
                   + remoteOptions(*ns));
-    QTRY_VERIFY_WITH_TIMEOUT(primes.workers.value(0).reported && primes.workers.value(1).done,
-                             Deadline);
+    auto ready = [&] { return primes.workers.value(0).reported && primes.workers.value(1).done; };
+    QTRY_VERIFY_WITH_TIMEOUT(ready() || !primes.running(), Deadline);
+    QVERIFY2(ready(), qPrintable(primes.output()));
     const QList<qint64> stalled = workerProcesses(primes.workers.value(0).pid);
     QCOMPARE(stalled.size(), 1);
     QVERIFY(ns->setLinkUp(false));
     QElapsedTimer down;
     down.start();
-    QTRY_VERIFY_WITH_TIMEOUT(primes.workers.value(0).failed, Deadline);
+    QTRY_VERIFY_WITH_TIMEOUT(primes.workers.value(0).failed || !primes.running(), Deadline);
+    QVERIFY2(primes.workers.value(0).failed, qPrintable(primes.output()));
     const qint64 lostAfter = down.elapsed();
     // Heard from at most a heartbeat (1 s) before the link went down.
     QVERIFY2(lostAfter >= 900 && lostAfter < 9000, qPrintable(QString::number(lostAfter)));
@@ -641,6 +658,84 @@ void tst_ExamplesPrimes::remoteWorkerLostAfterTheWindow()
              qPrintable(primes.output()));
     QVERIFY2(!processAlive(stalled.first()), "the lost worker's process was not ended");
     QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
+}
+
+void tst_ExamplesPrimes::workerExitsWhenItsRouterStops_data()
+{
+    QTest::addColumn<bool>("remote");
+    QTest::newRow("here") << false;
+    QTest::newRow("in a network namespace") << true;
+}
+
+// primes-worker on its own, with a router of this test: once its first
+// message is here the router stops, and the worker's next send fails
+// (MPR_EPIPE): it says so and exits with status 1, though its standard
+// input stays open. (Over ssh a worker whose launcher was killed ends
+// this way too, if its standard input did not end it first.)
+void tst_ExamplesPrimes::workerExitsWhenItsRouterStops()
+{
+    QFETCH(bool, remote);
+    std::unique_ptr<NetNs> ns;
+    if (remote) {
+        QString why;
+        ns = makeRemoteHost(&why);
+        if (!ns)
+            QSKIP(qPrintable(why));
+        QVERIFY2(ns->ok(), qPrintable(ns->why()));
+    }
+    mpr_fd_loop *loop = nullptr;
+    mpr_router *router = nullptr;
+    QCOMPARE(mpr_fd_loop_new(&loop), 0);
+    auto cleanUp = qScopeGuard([&] {
+        mpr_router_free(router);
+        mpr_fd_loop_free(loop);
+        mpr_set_log_handler(nullptr, nullptr);
+    });
+    // Messages that arrive after the pipe is closed are warned about: not here.
+    mpr_set_log_handler([](void *, int, const char *) {}, nullptr);
+    QCOMPARE(mpr_router_new(&router, mpr_fd_loop_event_loop(loop)), 0);
+    if (remote) {
+        const QByteArray bind = QStringLiteral("tcp://%1:0").arg(ns->hostAddress()).toLatin1();
+        const QByteArray host = ns->hostAddress().toLatin1();
+        QCOMPARE(mpr_router_set_remote(router, bind.constData(), host.constData()), 0);
+        QCOMPARE(mpr_router_set_remote_window(router, 2.0), 0); // if the router's word is lost
+    }
+    QCOMPARE(mpr_router_start(router), 0);
+    mpr_sender *sender = nullptr;
+    mpr_receiver *receiver = nullptr;
+    QCOMPARE(mpr_router_pipe(router, &sender, &receiver), 0);
+    int messages = 0;
+    mpr_receiver_set_callback(
+        receiver, [](void *arg, const void *, size_t) { ++*static_cast<int *>(arg); }, &messages);
+    QByteArray text(1024, '\0');
+    const int len = mpr_sender_to_string(sender, text.data(), size_t(text.size()));
+    mpr_sender_free(sender);
+    QVERIFY(len > 0 && len < text.size());
+    text.truncate(len);
+
+    // Work for minutes, a message every 1000 numbers.
+    QStringList argv{QStringLiteral(PRIMES_DIR "/primes-worker"), QStringLiteral("1"),
+                     QStringLiteral("100000000"), QStringLiteral("--batch"),
+                     QStringLiteral("1000")};
+    if (remote)
+        argv = ns->wrap(argv);
+    QProcess worker;
+    worker.start(argv.first(), argv.mid(1));
+    QVERIFY(worker.waitForStarted(Deadline));
+    worker.write(text + '\n'); // and its standard input stays open
+    QVERIFY(worker.waitForBytesWritten(Deadline));
+    auto arrived = [](void *arg) { return *static_cast<int *>(arg) > 0 ? 1 : 0; };
+    QCOMPARE(mpr_router_route_until(router, arrived, &messages, Deadline / 1000.0), 0);
+    QCOMPARE(mpr_router_close_pipe(router, receiver), 0);
+    QCOMPARE(mpr_router_stop(router), 0);
+
+    QVERIFY2(worker.waitForFinished(Deadline), "the worker did not exit");
+    const QString errors = QString::fromLocal8Bit(worker.readAllStandardError());
+    QCOMPARE(worker.exitStatus(), QProcess::NormalExit);
+    QVERIFY2(worker.exitCode() == 1, qPrintable(errors));
+    QVERIFY2(errors.contains(QStringLiteral("primes-worker: ")
+                             + QString::fromUtf8(mpr_strerror(MPR_EPIPE))),
+             qPrintable(errors));
 }
 
 QTEST_GUILESS_MAIN(tst_ExamplesPrimes)
