@@ -373,13 +373,15 @@ void tst_ExamplesPrimesWindow::remoteWorkers()
     const QRegularExpression endpoint(
         QStringLiteral("^Remote workers connect to tcp://%1:\\d+ \\(ZeroMQ, CURVE\\); hosts: %2$")
             .arg(QRegularExpression::escape(ns.hostAddress()), ns.name()));
-    QVERIFY2(endpoint.match(label("remote")->text()).hasMatch(), qPrintable(label("remote")->text()));
+    QVERIFY2(endpoint.match(label("remote")->text()).hasMatch(),
+             qPrintable(label("remote")->text()));
     QStringList texts;
     for (const QLabel *l : window->findChildren<QLabel *>())
         texts.append(l->text());
     for (int i = 0; i < 3; i++) {
         const PrimesJob::Worker &w = job->worker(i);
-        const QString name = QStringLiteral("%1 – %2 on %3").arg(number(w.from), number(w.to), ns.name());
+        const QString name =
+            QStringLiteral("%1 – %2 on %3").arg(number(w.from), number(w.to), ns.name());
         QVERIFY2(texts.contains(name), qPrintable(name));
     }
     QTRY_VERIFY_WITH_TIMEOUT(!job->isRunning(), Deadline);

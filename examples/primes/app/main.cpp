@@ -298,9 +298,10 @@ int main(int argc, char **argv)
             std::fprintf(stderr, "primes: %s\n", qPrintable(error));
             return 64;
         }
+        const QString where =
+            hosts.isEmpty() ? QString() : QStringLiteral(" on ") + hosts.join(QStringLiteral(", "));
         print(QStringLiteral("counting primes from %1 to %2 with %3 worker processes%4")
-                  .arg(from).arg(to).arg(job.workerCount())
-                  .arg(hosts.isEmpty() ? QString() : QStringLiteral(" on ") + hosts.join(QStringLiteral(", "))));
+                  .arg(from).arg(to).arg(job.workerCount()).arg(where));
         if (!job.remoteEndpoint().isEmpty())
             print(QStringLiteral("remote workers connect to %1 (ZeroMQ, CURVE)")
                       .arg(job.remoteEndpoint()));
