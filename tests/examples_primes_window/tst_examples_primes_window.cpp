@@ -360,6 +360,7 @@ void tst_ExamplesPrimesWindow::remoteWorkers()
     mprtest::NetNs ns;
     QVERIFY2(ns.ok(), qPrintable(ns.why()));
     PrimesJob *job = window->job();
+    auto stopFirst = qScopeGuard([job] { job->cancel(); }); // before ns goes, if a check failed
     job->setLaunchCommand(ns.wrap({}).value(0)
                           + QStringLiteral(" netns exec {host} " PRIMES_WORKER));
     job->setHosts({ns.name()});
