@@ -3,6 +3,13 @@
  * separate process and check what it prints against a sieve: the count,
  * each worker's count for its chunk, a killed worker reported as failed
  * while the others finish, and SIGTERM (cancel) leaving no worker alive.
+ *
+ * The remote* cases run the workers "on another host": inside a network
+ * namespace made by the test (tests/common/netns.h), started with
+ * `--launch 'ip netns exec {host} primes-worker'`, reaching the router over
+ * ZeroMQ at the test's end of the veth pair (no traffic goes anywhere
+ * else). They need root, ip and a build with ZeroMQ, and are skipped with
+ * a message that says so otherwise.
  */
 #include <QtCore/QProcess>
 #include <QtCore/QRegularExpression>
@@ -10,9 +17,17 @@
 
 #include <cerrno>
 #include <csignal>
+#include <memory>
 
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <mprouter/mprouter.h>
+
+#include "netns.h"
+
+using mprtest::NetNs;
 
 namespace {
 
@@ -39,9 +54,129 @@ bool processAlive(qint64 pid)
     return ::kill(pid_t(pid), 0) == 0 || errno != ESRCH;
 }
 
+// Every process below pid (children, their children, ...), from /proc.
+QList<qint64> descendants(qint64 pid)
+{
+    QMultiHash<qint64, qint64> children;
+    const QStringList entries = QDir(QStringLiteral("/proc")).entryList(QDir::Dirs);
+    for (const QString &entry : entries) {
+        bool ok = false;
+        const qint64 p = entry.toLongLong(&ok);
+        if (!ok)
+            continue;
+        QFile stat(QStringLiteral("/proc/%1/stat").arg(p));
+        if (!stat.open(QIODevice::ReadOnly))
+            continue; // gone meanwhile
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        const QByteArray line = stat.readAll();
+        const QList<QByteArray> fields = line.mid(line.lastIndexOf(')') + 2).split(' ');
+        if (fields.size() > 1)
+            children.insert(fields.at(1).toLongLong(), p);
+    }
+    QList<qint64> found;
+    QList<qint64> todo{pid};
+    while (!todo.isEmpty() && found.size() < 10000) {
+        const QList<qint64> next = children.values(todo.takeFirst());
+        found += next;
+        todo += next;
+    }
+    return found;
+}
+
+QString executable(qint64 pid)
+{
+    return QFileInfo(QStringLiteral("/proc/%1/exe").arg(pid)).symLinkTarget();
+}
+
+// The primes-worker processes a worker line's pid stands for: the process
+// itself (the launch command is exec'ed), or any below it.
+QList<qint64> workerProcesses(qint64 pid)
+{
+    QList<qint64> found;
+    for (qint64 p : QList<qint64>{pid} + descendants(pid))
+        if (QFileInfo(executable(p)).fileName() == QLatin1String("primes-worker"))
+            found.append(p);
+    return found;
+}
+
+// "net:[INODE]" of a process's network namespace.
+QString netNamespace(const QString &pid)
+{
+    const QByteArray path = QStringLiteral("/proc/%1/ns/net").arg(pid).toLocal8Bit();
+    char target[64];
+    const ssize_t n = ::readlink(path.constData(), target, sizeof target);
+    return n > 0 ? QString::fromLatin1(target, int(n)) : QString();
+}
+
+// What is wrong with a process's /proc/PID/cmdline and environ: "" if they
+// can be read and neither holds a sender string (the string is a password
+// for its pipe: every local user can read these).
+QString senderStringShownBy(qint64 pid)
+{
+    static const QRegularExpression senderString(QStringLiteral("mpr\\d:\\S*[0-9a-f]{32}"));
+    for (const char *what : {"cmdline", "environ"}) {
+        const QString path = QStringLiteral("/proc/%1/%2").arg(pid).arg(QLatin1String(what));
+        QFile f(path);
+        if (!f.open(QIODevice::ReadOnly))
+            return QStringLiteral("cannot read ") + path;
+        QByteArray text = f.readAll();
+        if (text.isEmpty() && QLatin1String(what) == QLatin1String("cmdline"))
+            return path + QStringLiteral(" is empty (not a running process)");
+        text.replace('\0', ' '); // the arguments, or variables, one after the other
+        if (senderString.match(QString::fromLatin1(text)).hasMatch())
+            return path + QStringLiteral(" holds a sender string");
+    }
+    return QString();
+}
+
+// A namespace for remote workers, made for one test; null if the test must
+// be skipped, and *why says why (a NetNs that failed is returned: that is
+// a failure, not a reason to skip).
+std::unique_ptr<NetNs> makeRemoteHost(QString *why)
+{
+#ifndef MPR_TEST_REMOTE
+    *why = QStringLiteral("mprouter was built without ZeroMQ: no workers on other hosts");
+    return nullptr;
+#else
+    if (!NetNs::available(why))
+        return nullptr;
+    return std::unique_ptr<NetNs>(new NetNs);
+#endif
+}
+
+// Declares ns, a namespace for remote workers, or skips the test.
+#define REMOTE_HOST(ns)                                                                  \
+    QString ns##Why;                                                                     \
+    const std::unique_ptr<NetNs> ns = makeRemoteHost(&ns##Why);                          \
+    if (!ns)                                                                             \
+        QSKIP(qPrintable(ns##Why));                                                      \
+    QVERIFY2(ns->ok(), qPrintable(ns->why()))
+
+// primes' options for workers inside ns: started there by ip netns exec,
+// reaching the router at our end of the veth pair, and only there.
+QStringList remoteOptions(const NetNs &ns)
+{
+    const QString ip = ns.wrap({}).value(0);
+    return {QStringLiteral("--hosts"), ns.name(), QStringLiteral("--launch"),
+            ip + QStringLiteral(" netns exec {host} " PRIMES_DIR "/primes-worker"),
+            QStringLiteral("--remote-bind"), QStringLiteral("tcp://%1:0").arg(ns.hostAddress()),
+            QStringLiteral("--advertise"), ns.hostAddress()};
+}
+
+// "net:[INODE]" of the namespace itself, as /proc/PID/ns/net names it.
+QString namespaceOf(const NetNs &ns)
+{
+    struct stat st;
+    const QByteArray path = QStringLiteral("/run/netns/%1").arg(ns.name()).toLocal8Bit();
+    if (::stat(path.constData(), &st) < 0)
+        return QString();
+    return QStringLiteral("net:[%1]").arg(quint64(st.st_ino));
+}
+
 struct WorkerLine
 {
     qint64 pid = 0;
+    QString host; // ", on HOST" in its line
     quint64 from = 0, to = 0;
     bool done = false;
     bool failed = false;
@@ -75,8 +210,8 @@ public:
 
     void readLines()
     {
-        static const QRegularExpression started(
-            QStringLiteral("^worker (\\d+): pid (\\d+), numbers (\\d+) to (\\d+)$"));
+        static const QRegularExpression started(QStringLiteral(
+            "^worker (\\d+): pid (\\d+), numbers (\\d+) to (\\d+)(?:, on (\\S+))?$"));
         static const QRegularExpression progress(QStringLiteral("^worker (\\d+): +\\d+%"));
         static const QRegularExpression done(QStringLiteral("^worker (\\d+): done, (\\d+) primes$"));
         static const QRegularExpression failed(QStringLiteral("^worker (\\d+): FAILED"));
@@ -89,6 +224,7 @@ public:
                 w.pid = m.captured(2).toLongLong();
                 w.from = m.captured(3).toULongLong();
                 w.to = m.captured(4).toULongLong();
+                w.host = m.captured(5);
             } else if ((m = progress.match(line)).hasMatch()) {
                 workers[m.captured(1).toInt()].reported = true;
             } else if ((m = done.match(line)).hasMatch()) {
@@ -107,6 +243,8 @@ public:
         stderrText = QString::fromUtf8(process.readAllStandardError());
         return ok && process.exitStatus() == QProcess::NormalExit;
     }
+
+    bool running() const { return process.state() != QProcess::NotRunning; }
 
     int reportedWorkers() const
     {
@@ -139,6 +277,16 @@ private Q_SLOTS:
     void cancelLeavesNoWorker();
     void workerCommandLineHoldsNoKey();
     void badArguments();
+    void badRemoteOptions_data();
+    void badRemoteOptions();
+    // Workers inside a network namespace made by the test.
+    void remoteCount_data();
+    void remoteCount();
+    void remoteWorkersRunInTheNamespace();
+    void remoteCancelLeavesNoWorker();
+    void remoteWorkerLostAfterTheWindow();
+    void workerExitsWhenItsRouterStops_data();
+    void workerExitsWhenItsRouterStops();
 };
 
 void tst_ExamplesPrimes::initTestCase()
@@ -277,19 +425,9 @@ void tst_ExamplesPrimes::workerCommandLineHoldsNoKey()
                    QStringLiteral("2"), QStringLiteral("--stall-worker"), QStringLiteral("0"),
                    QStringLiteral("--stall-worker"), QStringLiteral("1")});
     QTRY_COMPARE_WITH_TIMEOUT(primes.reportedWorkers(), 2, Deadline);
-    static const QRegularExpression senderString(QStringLiteral("mpr\\d:\\S*[0-9a-f]{32}"));
     for (const WorkerLine &w : qAsConst(primes.workers)) {
-        for (const char *what : {"cmdline", "environ"}) {
-            QFile f(QStringLiteral("/proc/%1/%2").arg(w.pid).arg(QLatin1String(what)));
-            QVERIFY(f.open(QIODevice::ReadOnly));
-            QByteArray text = f.readAll();
-            QVERIFY(!text.isEmpty() || QLatin1String(what) == QLatin1String("environ"));
-            text.replace('\0', ' '); // the arguments, or variables, one after the other
-            QVERIFY2(!senderString.match(QString::fromLatin1(text)).hasMatch(),
-                     qPrintable(QStringLiteral("worker %1's %2 holds its sender string")
-                                    .arg(w.pid)
-                                    .arg(QLatin1String(what))));
-        }
+        const QString wrong = senderStringShownBy(w.pid);
+        QVERIFY2(wrong.isEmpty(), qPrintable(wrong));
     }
     QCOMPARE(::kill(pid_t(primes.process.processId()), SIGTERM), 0);
     QVERIFY(primes.finish());
@@ -302,6 +440,302 @@ void tst_ExamplesPrimes::badArguments()
     QVERIFY(primes.finish());
     QCOMPARE(primes.process.exitCode(), 64);
     QVERIFY2(primes.stderrText.contains(QStringLiteral("from <= to")), qPrintable(primes.stderrText));
+}
+
+// Options for workers elsewhere that primes refuses before it starts any
+// worker (exit status 64, a message that says why); never a host that
+// would be contacted.
+void tst_ExamplesPrimes::badRemoteOptions_data()
+{
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("message");
+    const QString launch = QStringLiteral("--launch");
+    const QString hosts = QStringLiteral("--hosts");
+    QTest::newRow("host with ;")
+        << QStringList{hosts, "a;b"}
+        << "host \"a;b\" has a character other than letters, digits and . _ : -";
+    QTest::newRow("host with a space")
+        << QStringList{hosts, "a,b c"} << "host \"b c\" has a character";
+    QTest::newRow("host with $") << QStringList{hosts, "$(reboot)"} << "has a character";
+    QTest::newRow("host like an option") << QStringList{hosts, "-oProxyCommand"}
+                                         << "host \"-oProxyCommand\" starts with '-'";
+    QTest::newRow("empty host") << QStringList{hosts, "a,,b"} << "empty host name";
+    QTest::newRow("{host} without --hosts") << QStringList{launch, "ssh {host} primes-worker"}
+                                            << "--launch has {host}: give --hosts too";
+    QTest::newRow("--launch and --worker-program")
+        << QStringList{launch, "nice primes-worker", "--worker-program", "/bin/true"}
+        << "give --launch or --worker-program, not both";
+    QTest::newRow("--window without a remote endpoint") << QStringList{"--window", "2"}
+                                                        << "--window need --hosts or --remote-bind";
+    QTest::newRow("--window 0")
+        << QStringList{hosts, "a", "--window", "0"} << "--window takes seconds";
+    QTest::newRow("--window abc")
+        << QStringList{hosts, "a", "--window", "abc"} << "--window takes seconds";
+#ifdef MPR_TEST_REMOTE
+    QTest::newRow("malformed endpoint")
+        << QStringList{hosts, "a", launch, "false", "--remote-bind", "tcp://no-port"}
+        << "cannot use the remote endpoint tcp://no-port";
+    QTest::newRow("malformed advertised host")
+        << QStringList{hosts, "a", launch, "false", "--advertise", "a b"}
+        << "cannot use the remote endpoint tcp://0.0.0.0:0 advertised as a b";
+#else
+    QTest::newRow("--hosts without ZeroMQ")
+        << QStringList{hosts, "a", launch, "false"}
+        << "workers on other machines need mprouter built with ZeroMQ";
+#endif
+}
+
+void tst_ExamplesPrimes::badRemoteOptions()
+{
+    QFETCH(QStringList, args);
+    QFETCH(QString, message);
+    Primes primes(args);
+    QVERIFY(primes.finish());
+    QCOMPARE(primes.process.exitCode(), 64);
+    QVERIFY2(primes.stderrText.contains(message), qPrintable(primes.output()));
+    QVERIFY2(primes.workers.isEmpty(), qPrintable(primes.output()));
+}
+
+void tst_ExamplesPrimes::remoteCount_data()
+{
+    QTest::addColumn<quint64>("from");
+    QTest::addColumn<quint64>("to");
+    QTest::addColumn<int>("workers");
+    QTest::addColumn<int>("batch");
+
+    QTest::newRow("1..300000, 3 workers") << quint64(1) << quint64(300000) << 3 << 5000;
+    QTest::newRow("1..100000, 2 workers, message every 100") << quint64(1) << quint64(100000) << 2 << 100;
+    QTest::newRow("999000..1001000, 4 workers, batch 7") << quint64(999000) << quint64(1001000) << 4 << 7;
+}
+
+// The whole job with every worker inside the namespace: the count, each
+// worker's count, the endpoint shown, no warning.
+void tst_ExamplesPrimes::remoteCount()
+{
+    QFETCH(quint64, from);
+    QFETCH(quint64, to);
+    QFETCH(int, workers);
+    QFETCH(int, batch);
+    REMOTE_HOST(ns);
+
+    Primes primes(QStringList{QStringLiteral("--from"), QString::number(from), QStringLiteral("--to"),
+                              QString::number(to), QStringLiteral("--workers"),
+                              QString::number(workers), QStringLiteral("--batch"),
+                              QString::number(batch)}
+                  + remoteOptions(*ns));
+    QVERIFY2(primes.finish(), qPrintable(primes.output()));
+    QVERIFY2(primes.process.exitCode() == 0, qPrintable(primes.output()));
+
+    const QString summary =
+        QStringLiteral("primes from %1 to %2: %3").arg(from).arg(to).arg(sieveCount(from, to));
+    QVERIFY2(primes.lines.contains(summary), qPrintable(summary + "\n" + primes.output()));
+    QVERIFY2(primes.lines.value(0).endsWith(QStringLiteral(" worker processes on ") + ns->name()),
+             qPrintable(primes.output()));
+    const QRegularExpression endpoint(
+        QStringLiteral("^remote workers connect to tcp://%1:\\d+ \\(ZeroMQ, CURVE\\)$")
+            .arg(QRegularExpression::escape(ns->hostAddress())));
+    QVERIFY2(endpoint.match(primes.lines.value(1)).hasMatch(), qPrintable(primes.output()));
+    QCOMPARE(primes.workers.size(), workers);
+    quint64 next = from;
+    for (const WorkerLine &w : qAsConst(primes.workers)) {
+        QCOMPARE(w.host, ns->name());
+        QCOMPARE(w.from, next);
+        next = w.to + 1;
+        QVERIFY2(w.done && !w.failed, qPrintable(primes.output()));
+        QCOMPARE(w.primes, sieveCount(w.from, w.to));
+    }
+    QCOMPARE(next, to + 1);
+    QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
+}
+
+// Each worker really runs in the namespace (where the router's local
+// socket does not exist, so only ZeroMQ can have carried its messages),
+// and no process that primes started shows a sender string.
+void tst_ExamplesPrimes::remoteWorkersRunInTheNamespace()
+{
+    REMOTE_HOST(ns);
+    const QString theirs = namespaceOf(*ns);
+    const QString ours = netNamespace(QStringLiteral("self"));
+    QVERIFY(!theirs.isEmpty() && !ours.isEmpty() && theirs != ours);
+
+    Primes primes(QStringList{QStringLiteral("--to"), QStringLiteral("200000"),
+                              QStringLiteral("--workers"), QStringLiteral("2"),
+                              QStringLiteral("--stall-worker"), QStringLiteral("0"),
+                              QStringLiteral("--stall-worker"), QStringLiteral("1")}
+                  + remoteOptions(*ns));
+    // (or primes ended: fail at once, not after a long QTRY)
+    QTRY_VERIFY_WITH_TIMEOUT(primes.reportedWorkers() == 2 || !primes.running(), Deadline);
+    QVERIFY2(primes.reportedWorkers() == 2, qPrintable(primes.output())); // stalled: still running
+    for (const WorkerLine &w : qAsConst(primes.workers)) {
+        const QList<qint64> processes = workerProcesses(w.pid);
+        QVERIFY2(processes.size() == 1,
+                 qPrintable(QStringLiteral("pid %1: %2 primes-worker processes")
+                                .arg(w.pid)
+                                .arg(processes.size())));
+        QCOMPARE(netNamespace(QString::number(processes.first())), theirs);
+    }
+    const qint64 pid = primes.process.processId();
+    const QList<qint64> started = descendants(pid);
+    QVERIFY(started.size() >= 2);
+    for (qint64 p : QList<qint64>{pid} + started) {
+        const QString wrong = senderStringShownBy(p);
+        QVERIFY2(wrong.isEmpty(), qPrintable(wrong));
+    }
+    QCOMPARE(::kill(pid_t(pid), SIGTERM), 0);
+    QVERIFY(primes.finish());
+    QCOMPARE(primes.process.exitCode(), 2);
+}
+
+// SIGTERM cancels a run with remote workers: every process primes started
+// (the workers in the namespace, and whatever launched them) is gone when
+// primes has exited, and nothing was warned about.
+void tst_ExamplesPrimes::remoteCancelLeavesNoWorker()
+{
+    REMOTE_HOST(ns);
+    Primes primes(QStringList{QStringLiteral("--to"), QStringLiteral("600000"),
+                              QStringLiteral("--workers"), QStringLiteral("3"),
+                              QStringLiteral("--stall-worker"), QStringLiteral("0"),
+                              QStringLiteral("--stall-worker"), QStringLiteral("1"),
+                              QStringLiteral("--stall-worker"), QStringLiteral("2")}
+                  + remoteOptions(*ns));
+    QTRY_VERIFY_WITH_TIMEOUT(primes.reportedWorkers() == 3 || !primes.running(), Deadline);
+    QVERIFY2(primes.reportedWorkers() == 3, qPrintable(primes.output()));
+    const qint64 pid = primes.process.processId();
+    const QList<qint64> started = descendants(pid);
+    int inNamespace = 0;
+    for (qint64 p : started) {
+        QVERIFY(processAlive(p));
+        inNamespace += netNamespace(QString::number(p)) == namespaceOf(*ns);
+    }
+    QCOMPARE(inNamespace, 3);
+    QCOMPARE(::kill(pid_t(pid), SIGTERM), 0);
+
+    QVERIFY2(primes.finish(), qPrintable(primes.output()));
+    QCOMPARE(primes.process.exitCode(), 2);
+    QVERIFY2(primes.lines.filter(QStringLiteral("cancelled after")).size() == 1,
+             qPrintable(primes.output()));
+    for (qint64 p : started)
+        QVERIFY2(!processAlive(p), qPrintable(QString::number(p)));
+    QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
+}
+
+// The link to the namespace goes down while worker 0 (stalled) runs there:
+// primes reports it failed once the reconnect window (--window 2) has
+// passed without a word from it (not after the library's default of
+// 10 s), ends its process, and finishes with the other worker's count.
+void tst_ExamplesPrimes::remoteWorkerLostAfterTheWindow()
+{
+    REMOTE_HOST(ns);
+    Primes primes(QStringList{QStringLiteral("--to"), QStringLiteral("300000"),
+                              QStringLiteral("--workers"), QStringLiteral("2"),
+                              QStringLiteral("--stall-worker"), QStringLiteral("0"),
+                              QStringLiteral("--window"), QStringLiteral("2")}
+                  + remoteOptions(*ns));
+    auto ready = [&] { return primes.workers.value(0).reported && primes.workers.value(1).done; };
+    QTRY_VERIFY_WITH_TIMEOUT(ready() || !primes.running(), Deadline);
+    QVERIFY2(ready(), qPrintable(primes.output()));
+    const QList<qint64> stalled = workerProcesses(primes.workers.value(0).pid);
+    QCOMPARE(stalled.size(), 1);
+    QVERIFY(ns->setLinkUp(false));
+    QElapsedTimer down;
+    down.start();
+    QTRY_VERIFY_WITH_TIMEOUT(primes.workers.value(0).failed || !primes.running(), Deadline);
+    QVERIFY2(primes.workers.value(0).failed, qPrintable(primes.output()));
+    const qint64 lostAfter = down.elapsed();
+    // Heard from at most a heartbeat (1 s) before the link went down.
+    QVERIFY2(lostAfter >= 900 && lostAfter < 9000, qPrintable(QString::number(lostAfter)));
+    QVERIFY2(primes.finish(), qPrintable(primes.output()));
+    QVERIFY(ns->setLinkUp(true));
+    QCOMPARE(primes.process.exitCode(), 1);
+    QVERIFY2(primes.lines.contains(QStringLiteral("worker 0: FAILED (connection lost)")),
+             qPrintable(primes.output()));
+    const WorkerLine &w1 = primes.workers.value(1);
+    QCOMPARE(w1.primes, sieveCount(w1.from, w1.to));
+    QVERIFY2(primes.lines.contains(
+                 QStringLiteral("primes from 1 to 300000: unknown, 1 of 2 workers failed "
+                                "(the others found %1)")
+                     .arg(w1.primes)),
+             qPrintable(primes.output()));
+    QVERIFY2(!processAlive(stalled.first()), "the lost worker's process was not ended");
+    QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
+}
+
+void tst_ExamplesPrimes::workerExitsWhenItsRouterStops_data()
+{
+    QTest::addColumn<bool>("remote");
+    QTest::newRow("here") << false;
+    QTest::newRow("in a network namespace") << true;
+}
+
+// primes-worker on its own, with a router of this test: once its first
+// message is here the router stops, and the worker's next send fails
+// (MPR_EPIPE): it says so and exits with status 1, though its standard
+// input stays open. (Over ssh a worker whose launcher was killed ends
+// this way too, if its standard input did not end it first.)
+void tst_ExamplesPrimes::workerExitsWhenItsRouterStops()
+{
+    QFETCH(bool, remote);
+    std::unique_ptr<NetNs> ns;
+    if (remote) {
+        QString why;
+        ns = makeRemoteHost(&why);
+        if (!ns)
+            QSKIP(qPrintable(why));
+        QVERIFY2(ns->ok(), qPrintable(ns->why()));
+    }
+    mpr_fd_loop *loop = nullptr;
+    mpr_router *router = nullptr;
+    QCOMPARE(mpr_fd_loop_new(&loop), 0);
+    auto cleanUp = qScopeGuard([&] {
+        mpr_router_free(router);
+        mpr_fd_loop_free(loop);
+        mpr_set_log_handler(nullptr, nullptr);
+    });
+    // Messages that arrive after the pipe is closed are warned about: not here.
+    mpr_set_log_handler([](void *, int, const char *) {}, nullptr);
+    QCOMPARE(mpr_router_new(&router, mpr_fd_loop_event_loop(loop)), 0);
+    if (remote) {
+        const QByteArray bind = QStringLiteral("tcp://%1:0").arg(ns->hostAddress()).toLatin1();
+        const QByteArray host = ns->hostAddress().toLatin1();
+        QCOMPARE(mpr_router_set_remote(router, bind.constData(), host.constData()), 0);
+        QCOMPARE(mpr_router_set_remote_window(router, 2.0), 0); // if the router's word is lost
+    }
+    QCOMPARE(mpr_router_start(router), 0);
+    mpr_sender *sender = nullptr;
+    mpr_receiver *receiver = nullptr;
+    QCOMPARE(mpr_router_pipe(router, &sender, &receiver), 0);
+    int messages = 0;
+    mpr_receiver_set_callback(
+        receiver, [](void *arg, const void *, size_t) { ++*static_cast<int *>(arg); }, &messages);
+    QByteArray text(1024, '\0');
+    const int len = mpr_sender_to_string(sender, text.data(), size_t(text.size()));
+    mpr_sender_free(sender);
+    QVERIFY(len > 0 && len < text.size());
+    text.truncate(len);
+
+    // Work for minutes, a message every 1000 numbers.
+    QStringList argv{QStringLiteral(PRIMES_DIR "/primes-worker"), QStringLiteral("1"),
+                     QStringLiteral("100000000"), QStringLiteral("--batch"),
+                     QStringLiteral("1000")};
+    if (remote)
+        argv = ns->wrap(argv);
+    QProcess worker;
+    worker.start(argv.first(), argv.mid(1));
+    QVERIFY(worker.waitForStarted(Deadline));
+    worker.write(text + '\n'); // and its standard input stays open
+    QVERIFY(worker.waitForBytesWritten(Deadline));
+    auto arrived = [](void *arg) { return *static_cast<int *>(arg) > 0 ? 1 : 0; };
+    QCOMPARE(mpr_router_route_until(router, arrived, &messages, Deadline / 1000.0), 0);
+    QCOMPARE(mpr_router_close_pipe(router, receiver), 0);
+    QCOMPARE(mpr_router_stop(router), 0);
+
+    QVERIFY2(worker.waitForFinished(Deadline), "the worker did not exit");
+    const QString errors = QString::fromLocal8Bit(worker.readAllStandardError());
+    QCOMPARE(worker.exitStatus(), QProcess::NormalExit);
+    QVERIFY2(worker.exitCode() == 1, qPrintable(errors));
+    QVERIFY2(errors.contains(QStringLiteral("primes-worker: ")
+                             + QString::fromUtf8(mpr_strerror(MPR_EPIPE))),
+             qPrintable(errors));
 }
 
 QTEST_GUILESS_MAIN(tst_ExamplesPrimes)

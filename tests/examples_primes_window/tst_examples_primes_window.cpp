@@ -5,8 +5,11 @@
  * others finish, Cancel and closing the window leaving no worker alive and
  * no warning, a window that keeps painting while messages flood in, and
  * the screenshot for the README (QWidget::grab, saved as primes.png in the
- * current folder, or where MPR_SCREENSHOT says).
+ * current folder, or where MPR_SCREENSHOT says). remoteWorkers runs them
+ * "on another host": in a network namespace made by the test (needs root,
+ * ip and a build with ZeroMQ; skipped otherwise).
  */
+#include "netns.h"
 #include "primeswindow.h"
 
 #include <QtCore/QMutex>
@@ -45,6 +48,17 @@ bool processAlive(qint64 pid)
 {
     return ::kill(pid_t(pid), 0) == 0 || errno != ESRCH;
 }
+
+#ifdef MPR_TEST_REMOTE
+// "net:[INODE]": the network namespace of a process ("self": ours).
+QString netNamespace(const QString &pid)
+{
+    const QByteArray path = QStringLiteral("/proc/%1/ns/net").arg(pid).toLocal8Bit();
+    char target[64];
+    const ssize_t n = ::readlink(path.constData(), target, sizeof target);
+    return n > 0 ? QString::fromLatin1(target, int(n)) : QString();
+}
+#endif
 
 QString number(quint64 n)
 {
@@ -93,6 +107,7 @@ private Q_SLOTS:
     void closingMidRunShutsDown();
     void paintsWhileMessagesFlood();
     void screenshot();
+    void remoteWorkers();
 
 private:
     QLabel *label(const char *name) { return window->findChild<QLabel *>(QLatin1String(name)); }
@@ -328,6 +343,72 @@ void tst_ExamplesPrimesWindow::screenshot()
     QVERIFY2(image.save(path, "PNG"), qPrintable(path));
     QVERIFY(QImage(path).size() == image.size());
     qInfo("screenshot saved to %s", qPrintable(path));
+}
+
+// Workers inside a network namespace made by the test, started with
+// `ip netns exec`, reaching the router over ZeroMQ at our end of the veth
+// pair: the window shows the endpoint and each worker's host, counts
+// right, and Cancel ends every worker there.
+void tst_ExamplesPrimesWindow::remoteWorkers()
+{
+#ifndef MPR_TEST_REMOTE
+    QSKIP("mprouter was built without ZeroMQ: no workers on other hosts");
+#else
+    QString why;
+    if (!mprtest::NetNs::available(&why))
+        QSKIP(qPrintable(why));
+    mprtest::NetNs ns;
+    QVERIFY2(ns.ok(), qPrintable(ns.why()));
+    PrimesJob *job = window->job();
+    auto stopFirst = qScopeGuard([job] { job->cancel(); }); // before ns goes, if a check failed
+    job->setLaunchCommand(ns.wrap({}).value(0)
+                          + QStringLiteral(" netns exec {host} " PRIMES_WORKER));
+    job->setHosts({ns.name()});
+    job->setRemote(QStringLiteral("tcp://%1:0").arg(ns.hostAddress()), ns.hostAddress());
+    window->setRange(1, 200000);
+    window->setWorkers(3);
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    QVERIFY2(job->isRunning(), qPrintable(label("status")->text()));
+
+    QVERIFY(label("remote")->isVisible());
+    const QRegularExpression endpoint(
+        QStringLiteral("^Remote workers connect to tcp://%1:\\d+ \\(ZeroMQ, CURVE\\); hosts: %2$")
+            .arg(QRegularExpression::escape(ns.hostAddress()), ns.name()));
+    QVERIFY2(endpoint.match(label("remote")->text()).hasMatch(),
+             qPrintable(label("remote")->text()));
+    QStringList texts;
+    for (const QLabel *l : window->findChildren<QLabel *>())
+        texts.append(l->text());
+    for (int i = 0; i < 3; i++) {
+        const PrimesJob::Worker &w = job->worker(i);
+        const QString name =
+            QStringLiteral("%1 – %2 on %3").arg(number(w.from), number(w.to), ns.name());
+        QVERIFY2(texts.contains(name), qPrintable(name));
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(!job->isRunning(), Deadline);
+    QCOMPARE(job->state(), PrimesJob::State::Finished);
+    QCOMPARE(label("count")->text(), number(sieveCount(1, 200000)));
+    for (int i = 0; i < 3; i++)
+        QCOMPARE(job->worker(i).state, PrimesJob::WorkerState::Done);
+
+    // Cancel while every worker there surely runs.
+    job->setStalledWorkers({0, 1, 2});
+    QTest::mouseClick(button("start"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(allReported(), Deadline);
+    const QList<qint64> pids = job->workerPids();
+    QCOMPARE(pids.size(), 3);
+    const QString ours = netNamespace(QStringLiteral("self"));
+    for (qint64 pid : pids) {
+        const QString theirs = netNamespace(QString::number(pid));
+        QVERIFY2(!theirs.isEmpty() && theirs != ours, qPrintable(theirs)); // exec'ed: the worker
+    }
+    QTest::mouseClick(button("cancel"), Qt::LeftButton);
+    for (qint64 pid : pids)
+        QVERIFY2(!processAlive(pid), qPrintable(QString::number(pid)));
+    QCOMPARE(job->state(), PrimesJob::State::Cancelled);
+    QVERIFY2(label("status")->text().startsWith(QStringLiteral("Cancelled after ")),
+             qPrintable(label("status")->text()));
+#endif
 }
 
 int main(int argc, char **argv)

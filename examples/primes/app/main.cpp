@@ -6,6 +6,8 @@
  *     primes --headless           the same job without a window: progress
  *                                 lines, then a summary
  *     primes --help               every option
+ *     primes --hosts a,b --launch 'ssh {host} primes-worker'
+ *                                 workers on other machines (ZeroMQ, CURVE)
  *
  * Without a display (no DISPLAY / WAYLAND_DISPLAY, or QT_QPA_PLATFORM
  * offscreen or minimal) primes runs headless. SIGINT and SIGTERM cancel a
@@ -89,8 +91,9 @@ public:
     {
         connect(job, &PrimesJob::workerStarted, this, [this](int i) {
             const PrimesJob::Worker &w = this->job->worker(i);
-            print(QStringLiteral("worker %1: pid %2, numbers %3 to %4")
-                      .arg(i).arg(w.pid).arg(w.from).arg(w.to));
+            print(QStringLiteral("worker %1: pid %2, numbers %3 to %4%5")
+                      .arg(i).arg(w.pid).arg(w.from).arg(w.to)
+                      .arg(w.host.isEmpty() ? QString() : QStringLiteral(", on ") + w.host));
         });
         connect(job, &PrimesJob::workerProgress, this, [this](int i) {
             const PrimesJob::Worker &w = this->job->worker(i);
@@ -188,8 +191,37 @@ int main(int argc, char **argv)
         QStringLiteral("For tests: worker i stops after its first message and waits to be "
                        "killed (repeatable)."),
         QStringLiteral("i"));
+    const QCommandLineOption hostsOption(
+        QStringLiteral("hosts"),
+        QStringLiteral("Run the workers on these hosts (comma-separated; worker i on host i "
+                       "modulo the list) with the launch command. Implies --remote-bind."),
+        QStringLiteral("a,b,..."));
+    const QCommandLineOption launchOption(
+        QStringLiteral("launch"),
+        QStringLiteral("The command that starts a worker, {host} replaced by its host (default "
+                       "with --hosts: 'ssh {host} primes-worker'). Run as /bin/sh -c 'exec "
+                       "COMMAND FROM TO --batch N'; one simple command. The sender string goes "
+                       "on its standard input."),
+        QStringLiteral("command"));
+    const QCommandLineOption remoteBindOption(
+        QStringLiteral("remote-bind"),
+        QStringLiteral("Accept workers on other machines at this ZeroMQ endpoint (default with "
+                       "--hosts: tcp://0.0.0.0:0, any free port; a fixed port such as "
+                       "tcp://0.0.0.0:5555 is easier to open in a firewall)."),
+        QStringLiteral("endpoint"));
+    const QCommandLineOption advertiseOption(
+        QStringLiteral("advertise"),
+        QStringLiteral("The host name or address remote workers use to reach this machine "
+                       "(default: this host's name)."),
+        QStringLiteral("host"));
+    const QCommandLineOption windowOption(
+        QStringLiteral("window"),
+        QStringLiteral("Seconds a remote worker may go unheard (a broken connection that heals "
+                       "within them loses nothing) before it is reported lost (default 10)."),
+        QStringLiteral("s"));
     parser.addOptions({headlessOption, fromOption, toOption, workersOption, batchOption,
-                       startOption, workerOption, stallOption});
+                       startOption, workerOption, stallOption, hostsOption, launchOption,
+                       remoteBindOption, advertiseOption, windowOption});
     parser.process(*app);
 
     bool ok1, ok2, ok3, ok4;
@@ -205,11 +237,55 @@ int main(int argc, char **argv)
     for (const QString &i : parser.values(stallOption))
         stalled.insert(i.toInt());
 
+    // Workers elsewhere.
+    QStringList hosts;
+    if (parser.isSet(hostsOption)) {
+        hosts = parser.value(hostsOption).split(QLatin1Char(','));
+        for (const QString &host : qAsConst(hosts)) {
+            QString why;
+            if (!PrimesJob::isValidHost(host, &why)) {
+                std::fprintf(stderr, "primes: --hosts: %s\n", qPrintable(why));
+                return 64;
+            }
+        }
+    }
+    QString launch = parser.value(launchOption);
+    if (launch.isEmpty() && !hosts.isEmpty())
+        launch = QStringLiteral("ssh {host} primes-worker");
+    if (parser.isSet(launchOption) && parser.isSet(workerOption)) {
+        std::fprintf(stderr, "primes: give --launch or --worker-program, not both\n");
+        return 64;
+    }
+    if (launch.contains(QLatin1String("{host}")) && hosts.isEmpty()) {
+        std::fprintf(stderr, "primes: --launch has {host}: give --hosts too\n");
+        return 64;
+    }
+    QString bind = parser.value(remoteBindOption);
+    if (bind.isEmpty() && !hosts.isEmpty())
+        bind = QStringLiteral("tcp://0.0.0.0:0");
+    double reconnectWindow = 0;
+    if (parser.isSet(windowOption)) {
+        bool ok = false;
+        reconnectWindow = parser.value(windowOption).toDouble(&ok);
+        if (!ok || !(reconnectWindow > 0) || reconnectWindow > 3600) {
+            std::fprintf(stderr, "primes: --window takes seconds, more than 0 and at most 3600\n");
+            return 64;
+        }
+    }
+    if (bind.isEmpty() && (parser.isSet(advertiseOption) || parser.isSet(windowOption))) {
+        std::fprintf(stderr, "primes: --advertise and --window need --hosts or --remote-bind\n");
+        return 64;
+    }
+
     auto setUp = [&](PrimesJob *job) {
         job->setBatch(batch);
         job->setStalledWorkers(stalled);
         if (parser.isSet(workerOption))
             job->setWorkerProgram(parser.value(workerOption));
+        job->setLaunchCommand(launch);
+        job->setHosts(hosts);
+        job->setRemote(bind, parser.value(advertiseOption));
+        job->setRemoteWindow(reconnectWindow);
     };
 
     if (headless) {
@@ -222,8 +298,13 @@ int main(int argc, char **argv)
             std::fprintf(stderr, "primes: %s\n", qPrintable(error));
             return 64;
         }
-        print(QStringLiteral("counting primes from %1 to %2 with %3 worker processes")
-                  .arg(from).arg(to).arg(job.workerCount()));
+        const QString where =
+            hosts.isEmpty() ? QString() : QStringLiteral(" on ") + hosts.join(QStringLiteral(", "));
+        print(QStringLiteral("counting primes from %1 to %2 with %3 worker processes%4")
+                  .arg(from).arg(to).arg(job.workerCount()).arg(where));
+        if (!job.remoteEndpoint().isEmpty())
+            print(QStringLiteral("remote workers connect to %1 (ZeroMQ, CURVE)")
+                      .arg(job.remoteEndpoint()));
         return app->exec();
     }
 

@@ -3,10 +3,14 @@
  *
  * The life of a worker: a pipe (mpr::Router::pipe), its sender turned into
  * a string written to the standard input of primes-worker (never on its
- * command line: any user can read those), a QProcess. It ends
+ * command line: any user can read those), a QProcess: primes-worker
+ * itself, or the launch command that starts it elsewhere (ssh). Its
+ * standard input stays open: its end tells the worker that primes is gone.
+ * It ends
  *   - done: its last message says so (then it stops its sender and exits 0);
  *   - failed: its process ends badly, or its receiver emits senderLost()
- *     (the connection ended without mpr_sender_stop);
+ *     (the connection ended without mpr_sender_stop; for a remote worker
+ *     also: not heard from for the reconnect window);
  *   - cancelled: cancel() or the end of the job killed it.
  * A pipe is closed when nothing more can come through it: after the last
  * message or after senderLost(), which always comes after every message the
@@ -17,7 +21,9 @@
 #include "primesjob.h"
 
 #include <QtCore/QCoreApplication>
+#include <QtCore/QPointer>
 #include <QtCore/QProcess>
+#include <QtCore/QTimer>
 #include <QtCore/QVariantMap>
 
 #include <cstring>
@@ -51,10 +57,31 @@ bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
     }
     if (quint64(workers) > to - from + 1)
         workers = int(to - from + 1);
+    if (m_launch.isEmpty() && !m_hosts.isEmpty()) {
+        why = QStringLiteral("workers on other hosts need a launch command");
+        return false;
+    }
+    if (m_launch.contains(QLatin1String("{host}")) && m_hosts.isEmpty()) {
+        why = QStringLiteral("the launch command has {host}: give the hosts too");
+        return false;
+    }
+    for (const QString &host : qAsConst(m_hosts))
+        if (!isValidHost(host, &why))
+            return false;
+    if (!setUpRemote(&why))
+        return false;
     const int rc = m_router.start();
     if (rc < 0) {
         why = QStringLiteral("cannot start the router: ") + mpr::Router::errorString(rc);
+        if (!m_bind.isEmpty())
+            why += QStringLiteral(" (remote endpoint %1)").arg(m_bind);
         return false;
+    }
+    m_endpoint.clear();
+    if (!m_bind.isEmpty()) {
+        char endpoint[512];
+        if (mpr_router_remote_endpoint(m_router.handle(), endpoint, sizeof endpoint) > 0)
+            m_endpoint = QString::fromUtf8(endpoint);
     }
 
     for (const Worker &w : qAsConst(m_workers))
@@ -76,6 +103,8 @@ bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
         w.from = next;
         w.to = next + total / quint64(workers) - 1 + (quint64(i) < total % quint64(workers));
         next = w.to + 1;
+        if (!m_hosts.isEmpty())
+            w.host = m_hosts.at(i % m_hosts.size());
     }
 
     for (int i = 0; i < workers; i++) {
@@ -123,17 +152,22 @@ bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
         connect(process, &QProcess::errorOccurred, this, [this, i](QProcess::ProcessError e) {
             if (e == QProcess::FailedToStart) // no finished() follows
                 onProcessEnded(i, QStringLiteral("cannot start %1: %2")
-                                      .arg(m_program, m_workers[i].process->errorString()));
+                                      .arg(m_workers[i].process->program(),
+                                           m_workers[i].process->errorString()));
         });
         QStringList args{QString::number(w.from), QString::number(w.to), QStringLiteral("--batch"),
                          QString::number(m_batch)};
         if (m_stalled.contains(i))
             args << QStringLiteral("--stall");
-        process->start(m_program, args);
+        if (m_launch.isEmpty())
+            process->start(m_program, args);
+        else
+            process->start(QStringLiteral("/bin/sh"), launchArguments(i, args));
         w.pid = process->processId(); // 0 if it could not fork
-        // The sender string on its standard input, then end of file.
+        // The sender string on its standard input, which stays open: when
+        // it ends (primes is gone, or ssh lost its connection) the worker
+        // exits.
         process->write(text + '\n');
-        process->closeWriteChannel();
         text.fill('\0');
     }
     return true;
@@ -164,6 +198,20 @@ void PrimesJob::onSenderLost(int index)
 {
     fail(index, QStringLiteral("connection lost"));
     closePipe(index); // senderLost comes after the worker's last message
+    // Nothing more can come from it. A local worker that crashed is about
+    // to be reaped; a process still running a moment later is of no use
+    // (a launcher whose host vanished: ssh may wait for a long time), so
+    // it is ended and the job can finish.
+    QPointer<QProcess> process = m_workers[index].process;
+    if (process && process->state() != QProcess::NotRunning) {
+        QTimer::singleShot(1000, process, [this, index, process] {
+            if (index < m_workers.size() && m_workers[index].process == process
+                && process->state() != QProcess::NotRunning) {
+                m_workers[index].killedWhenLost = true;
+                process->kill();
+            }
+        });
+    }
     finishIfDone();
 }
 
@@ -172,7 +220,7 @@ void PrimesJob::onProcessEnded(int index, const QString &failure)
     Worker &w = m_workers[index];
     w.exited = true;
     if (!failure.isEmpty()) {
-        if (w.state == WorkerState::Failed) { // senderLost() came first
+        if (w.state == WorkerState::Failed && !w.killedWhenLost) { // senderLost() came first
             w.failure = failure;
             Q_EMIT workerProgress(index);
         }
@@ -240,6 +288,84 @@ void PrimesJob::shutDown()
         closePipe(i);
     if (m_router.isRunning())
         m_router.stop();
+}
+
+// The router's remote endpoint, before it starts (set or cleared).
+bool PrimesJob::setUpRemote(QString *error)
+{
+    mpr_router *router = m_router.handle();
+    if (!router) {
+        *error = QStringLiteral("no router");
+        return false;
+    }
+    if (m_bind.isEmpty()) {
+        if (m_remoteSet && mpr_router_set_remote(router, nullptr, nullptr) == 0)
+            m_remoteSet = false;
+        return true;
+    }
+    const QByteArray bind = m_bind.toUtf8();
+    const QByteArray host = m_advertise.toUtf8();
+    int rc = mpr_router_set_remote(router, bind.constData(),
+                                   m_advertise.isEmpty() ? nullptr : host.constData());
+    if (rc == MPR_ENOTSUP) {
+        *error = QStringLiteral("workers on other machines need mprouter built with ZeroMQ, and "
+                                "this one was built without it (mpr_router_set_remote: %1)")
+                     .arg(mpr::Router::errorString(rc));
+        return false;
+    }
+    if (rc < 0) {
+        *error = QStringLiteral("cannot use the remote endpoint %1%2: %3")
+                     .arg(m_bind,
+                          m_advertise.isEmpty() ? QString()
+                                                : QStringLiteral(" advertised as ") + m_advertise,
+                          mpr::Router::errorString(rc));
+        return false;
+    }
+    m_remoteSet = true;
+    if (m_window > 0 && (rc = mpr_router_set_remote_window(router, m_window)) < 0) {
+        *error = QStringLiteral("cannot set a reconnect window of %1 s: %2")
+                     .arg(m_window)
+                     .arg(mpr::Router::errorString(rc));
+        return false;
+    }
+    return true;
+}
+
+// /bin/sh -c "exec LAUNCH ARGS", {host} quoted (isValidHost() already
+// keeps every character that sh treats specially out of a host).
+QStringList PrimesJob::launchArguments(int index, const QStringList &args) const
+{
+    QString command = m_launch;
+    const QString &host = m_workers[index].host;
+    command.replace(QLatin1String("{host}"), QLatin1Char('\'') + host + QLatin1Char('\''));
+    return {QStringLiteral("-c"),
+            QStringLiteral("exec ") + command + QLatin1Char(' ') + args.join(QLatin1Char(' '))};
+}
+
+bool PrimesJob::isValidHost(const QString &host, QString *error)
+{
+    QString ignored;
+    QString &why = error ? *error : ignored;
+    if (host.isEmpty()) {
+        why = QStringLiteral("empty host name");
+        return false;
+    }
+    if (host.startsWith(QLatin1Char('-'))) {
+        why = QStringLiteral("host \"%1\" starts with '-' (it would read as an option)").arg(host);
+        return false;
+    }
+    for (const QChar c : host) {
+        const ushort u = c.unicode();
+        const bool ok = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9')
+                        || u == '.' || u == '_' || u == ':' || u == '-';
+        if (!ok) {
+            why = QStringLiteral("host \"%1\" has a character other than letters, digits and "
+                                 ". _ : -")
+                      .arg(host);
+            return false;
+        }
+    }
+    return true;
 }
 
 void PrimesJob::cancel()

@@ -79,6 +79,10 @@ PrimesWindow::PrimesWindow(QWidget *parent)
     m_rate = new QLabel;
     m_elapsed = new QLabel;
     m_status = new QLabel(QStringLiteral("Set a range and press Start."));
+    m_remote = new QLabel;
+    m_remote->setObjectName(QStringLiteral("remote"));
+    m_remote->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_remote->hide();
     m_count->setObjectName(QStringLiteral("count"));
     m_rate->setObjectName(QStringLiteral("rate"));
     m_elapsed->setObjectName(QStringLiteral("elapsed"));
@@ -96,6 +100,7 @@ PrimesWindow::PrimesWindow(QWidget *parent)
     layout->addLayout(form);
     layout->addWidget(workers);
     layout->addLayout(totals);
+    layout->addWidget(m_remote);
     layout->addWidget(m_status);
     layout->addStretch(1);
 
@@ -134,6 +139,14 @@ void PrimesWindow::start()
         return;
     }
     makeRows();
+    // Where workers on other machines connect (and the hosts they run on).
+    m_remote->setVisible(!m_job.remoteEndpoint().isEmpty());
+    m_remote->setText(QStringLiteral("Remote workers connect to %1 (ZeroMQ, CURVE)%2")
+                          .arg(m_job.remoteEndpoint(),
+                               m_job.hosts().isEmpty()
+                                   ? QString()
+                                   : QStringLiteral("; hosts: ")
+                                         + m_job.hosts().join(QStringLiteral(", "))));
     m_rateClock.start();
     m_rateMessages = 0;
     m_rate->setText(QStringLiteral("0"));
@@ -165,7 +178,10 @@ void PrimesWindow::makeRows()
     for (int i = 0; i < m_job.workerCount(); i++) {
         const PrimesJob::Worker &w = m_job.worker(i);
         Row row;
-        row.name = new QLabel(QStringLiteral("%1 – %2").arg(number(w.from), number(w.to)));
+        row.name = new QLabel(QStringLiteral("%1 – %2%3")
+                                  .arg(number(w.from), number(w.to),
+                                       w.host.isEmpty() ? QString()
+                                                        : QStringLiteral(" on ") + w.host));
         row.bar = new QProgressBar;
         row.bar->setRange(0, BarSteps);
         row.bar->setObjectName(QStringLiteral("bar%1").arg(i));

@@ -1,7 +1,9 @@
 /*
  * primeswindow.h - the window of the primes example: a range, a number of
  * workers, Start and Cancel, one progress bar per worker, the running count
- * of primes, messages per second and the elapsed time.
+ * of primes, messages per second and the elapsed time; with workers on
+ * other machines (PrimesJob::setHosts), the endpoint they connect to and
+ * each worker's host.
  */
 #ifndef PRIMESWINDOW_H
 #define PRIMESWINDOW_H
@@ -67,6 +69,7 @@ private:
     QLabel *m_rate;
     QLabel *m_elapsed;
     QLabel *m_status;
+    QLabel *m_remote;
     QTimer m_tick;
     // For messages per second: the count a moment ago.
     QElapsedTimer m_rateClock;

@@ -17,24 +17,41 @@
  * normally; if the process dies before that, the application's receiver
  * emits senderLost().
  *
- * --stall is for the tests: after its first message the worker waits
- * forever, so that a test can kill or cancel a worker that is surely
- * running.
+ * The same program runs on other machines (primes --hosts, started with
+ * ssh or another launch command): mpr_sender_start finds the router's
+ * local socket unreachable there and connects over ZeroMQ (the string
+ * then also holds the router's endpoint and public key).
  *
- * Exit status: 0 after the last message went out, 1 on a router error,
- * 2 on bad arguments.
+ * It never outlives the application: it stops at the first send that
+ * fails (MPR_EPIPE once the router has stopped), and when its standard
+ * input is a pipe or socket (as from primes, or from ssh on another
+ * machine) it exits when that ends: primes keeps it open until it is done
+ * with the worker, and for ssh it ends with the connection. On Linux it
+ * also dies with its parent process (PR_SET_PDEATHSIG).
+ *
+ * --stall is for the tests: after its first message the worker waits
+ * until it is killed or its standard input ends, so that a test can kill
+ * or cancel a worker that is surely running.
+ *
+ * Exit status: 0 after the last message went out, 1 on a router error
+ * (also: the router did not acknowledge everything) or when standard input
+ * ended first, 2 on bad arguments.
  */
 #include <mprouter_qt.h>
 
 #include <QtCore/QVariantMap>
 #include <QtCore/QVector>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include <thread>
+
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -103,6 +120,25 @@ bool readSenderString(char *buf, size_t size)
     return true;
 }
 
+// When standard input is a pipe or a socket, its end means the application
+// (or, through ssh, the connection to it) is gone: exit at once. A thread
+// waits for it, so that a computation between two messages (or --stall)
+// does not delay it. Not for a file, whose end comes right after the
+// string.
+void exitWhenStdinEnds()
+{
+    struct stat st;
+    if (fstat(STDIN_FILENO, &st) < 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+        return;
+    std::thread([] {
+        char buf[256];
+        ssize_t n;
+        while ((n = read(STDIN_FILENO, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+        }
+        _exit(1);
+    }).detach();
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -141,6 +177,7 @@ int main(int argc, char **argv)
     mpr_sender *sender = nullptr;
     int rc = mpr_sender_from_string(&sender, text);
     explicit_bzero(text, sizeof text);
+    exitWhenStdinEnds();
     if (rc == 0)
         rc = mpr_sender_start(sender);
     if (rc < 0) {
@@ -156,8 +193,8 @@ int main(int argc, char **argv)
         if (++checked % batch == 0 && n < to) {
             rc = send(sender, {{QStringLiteral("checked"), checked},
                                {QStringLiteral("primes"), primes}});
-            while (stall)
-                pause(); // until a signal ends the process
+            while (stall && rc == 0)
+                pause(); // until a signal or the end of standard input ends the process
         }
     }
     if (rc == 0)
