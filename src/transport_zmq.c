@@ -480,11 +480,15 @@ static void serve_zap(mpr_router *r, zmq_ep *ep)
             zmq_msg_size(&part[6]) != 32) {
             status = "400";
             text = "CURVE only";
-        } else if (ep->npeers >= MAX_PEERS) {
-            status = "300";
-            text = "too many remote senders";
         } else {
             zmq_z85_encode(user, zmq_msg_data(&part[6]), 32);
+            /* At the cap only senders we know may come (back): a broken
+             * connection of one of them must be able to heal. */
+            if (ep->npeers >= MAX_PEERS && !find_peer(ep, user) && !find_zombie(ep, user)) {
+                status = "300";
+                text = "too many remote senders";
+                user[0] = '\0';
+            }
         }
         (void)r;
         const void *rq = n > 1 ? zmq_msg_data(&part[1]) : "";
@@ -1135,7 +1139,10 @@ static void *remote_thread(void *arg)
     for (;;) {
         int request = atomic_load(&rs->request);
         if (request == ABORT_ASKED) {
+            /* Freed without stop: tell the router now, rather than let it
+             * wait for the window (a moment for the frame to leave). */
             send_small(rs, MPR__ABORT_MAGIC);
+            opt_int(rs->sock, ZMQ_LINGER, 100);
             break;
         }
         int gone = read_router(rs);

@@ -71,7 +71,9 @@ MPR_EXTERN int mpr_router_start(mpr_router *router);
 /** Stop routing. Logs the warning "N unclosed pipes" if pipes are still open
  * and frees their receivers. Messages not yet routed are dropped. Joins the
  * monitor thread and closes every descriptor the router opened; never waits
- * for a worker. Senders still connected get MPR_EPIPE from their next send.
+ * for a worker. Senders still connected get MPR_EPIPE from their next send
+ * (a remote sender as soon as it learns of it: at once, or after the
+ * reconnect window if the word is lost on the way).
  * MAIN THREAD (may be called from a receiver callback).
  * Returns 0, or MPR_ESTATE if the router is not running (nothing changes). */
 MPR_EXTERN int mpr_router_stop(mpr_router *router);
@@ -121,7 +123,9 @@ MPR_EXTERN int mpr_router_route_until(mpr_router *router, int (*condition)(void 
  * has routed enough to bring them to half the limit, or has routed all
  * there was; senders block in mpr_sender_send (backpressure) and memory
  * stays bounded: by the limit, plus the messages in progress when it was
- * reached (each at most the largest message size). A message larger than
+ * reached (each at most the largest message size), plus what remote
+ * senders may still send on credit given before (within the room the
+ * limit left, and at least one 512 KiB frame each). A message larger than
  * the limit still gets through. A sender waits for as long as the main
  * thread does not route. MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_queue_limit(mpr_router *router, size_t bytes);
