@@ -114,12 +114,14 @@ void RouterSuite::manyWorkersAtOnce()
         pipes.emplace_back(new Pipe);
         OPEN_PIPE(*pipes.back());
     }
+    ForkGate gate; // all at once
     for (int i = 0; i < workers; i++) {
         mpr_sender *sender = pipes[size_t(i)]->sender;
-        pid_t pid = forkWorker([=] { return sendSequence(sender, count, 16, uint32_t(i)) ? 1 : 0; });
+        pid_t pid = gate.fork([=] { return sendSequence(sender, count, 16, uint32_t(i)) ? 1 : 0; });
         QVERIFY(pid > 0);
         pids.push_back(pid);
     }
+    gate.open();
     auto allArrived = [&] {
         for (auto &p : pipes)
             if (p->inbox.messages.size() < count)
@@ -325,8 +327,9 @@ void RouterSuite::noThreadsOrFdsLeftAfterStop()
         OPEN_PIPE(done);
         OPEN_PIPE(crashed);
         OPEN_PIPE(open);
-        pid_t a = forkWorker([&] { return sendSequence(done.sender, 10, 8, 0) ? 1 : 0; });
-        pid_t b = forkWorker([&] {
+        ForkGate gate;
+        pid_t a = gate.fork([&] { return sendSequence(done.sender, 10, 8, 0) ? 1 : 0; });
+        pid_t b = gate.fork([&] {
             sendSequence(crashed.sender, 3, 8, 0, false);
             raise(SIGKILL);
             return 1;
@@ -334,7 +337,7 @@ void RouterSuite::noThreadsOrFdsLeftAfterStop()
         // Started and connected, but never stops: stop must not wait for it.
         int sync[2];
         QCOMPARE(::pipe(sync), 0);
-        pid_t c = forkWorker([&] {
+        pid_t c = gate.fork([&] {
             ::close(sync[1]);
             int rc = sendSequence(open.sender, 1, 8, 0, false);
             char byte;
@@ -343,6 +346,7 @@ void RouterSuite::noThreadsOrFdsLeftAfterStop()
             return rc ? 1 : 0;
         });
         ::close(sync[0]);
+        gate.open();
         QTRY_VERIFY_WITH_TIMEOUT(done.inbox.messages.size() == 10 && crashed.inbox.lost == 1
                                      && open.inbox.messages.size() == 1,
                                  30000);
@@ -743,10 +747,12 @@ void RouterSuite::routeUntilTimeoutZeroAfterSends()
                 t.join();
         } else if (from == "processes") {
             std::vector<pid_t> pids;
+            ForkGate gate;
             for (int i = 0; i < workers; i++) {
                 mpr_sender *s = pipes[size_t(i)]->sender;
-                pids.push_back(forkWorker([=] { return sendSequence(s, count, 24, uint32_t(i), stop); }));
+                pids.push_back(gate.fork([=] { return sendSequence(s, count, 24, uint32_t(i), stop); }));
             }
+            gate.open();
             for (pid_t pid : pids) {
                 int status;
                 QCOMPARE(::waitpid(pid, &status, 0), pid);

@@ -4,6 +4,8 @@
 #include <QHash>
 #include <QSocketNotifier>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -110,6 +112,41 @@ pid_t forkWorker(const std::function<int()> &body)
     if (pid == 0)
         _exit(body());
     return pid;
+}
+
+ForkGate::ForkGate()
+{
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        fds[0] = fds[1] = -1;
+}
+
+ForkGate::~ForkGate()
+{
+    open();
+}
+
+pid_t ForkGate::fork(const std::function<int()> &body)
+{
+    if (fds[0] < 0 || fds[1] < 0)
+        return -1;
+    const int rd = fds[0], wr = fds[1];
+    return forkWorker([&body, rd, wr] {
+        ::close(wr);
+        char byte; // end of file once the parent closed its end
+        while (::read(rd, &byte, 1) < 0 && errno == EINTR) {
+        }
+        ::close(rd);
+        return body();
+    });
+}
+
+void ForkGate::open()
+{
+    for (int &fd : fds) {
+        if (fd >= 0)
+            ::close(fd);
+        fd = -1;
+    }
 }
 
 bool reaped(pid_t pid, int *status)

@@ -60,6 +60,27 @@ struct Inbox
 // fork() a child that runs body and _exit()s with its result. The child
 // must use only async-safe-ish code: mprouter sender calls, malloc.
 pid_t forkWorker(const std::function<int()> &body);
+
+// Several forked workers that start together: each child waits until
+// open() (or the gate's end) before it runs its body. Fork every worker of
+// a test through one gate, then open it. Besides starting them at once,
+// this keeps fork() away from traffic: a child forked while another thread
+// of this process is inside malloc inherits that lock held, and GCC 12's
+// AddressSanitizer allocator (unlike glibc's malloc) has no fork handler,
+// so such a child can hang in its first malloc. The router's ZeroMQ I/O
+// thread allocates for every frame it receives; forking worker N while
+// workers 0..N-1 already send is exactly that.
+class ForkGate
+{
+public:
+    ForkGate();
+    ~ForkGate();
+    pid_t fork(const std::function<int()> &body);
+    void open();
+
+private:
+    int fds[2] = {-1, -1};
+};
 // Non-blocking: true once the child has exited (status stored); may be
 // called again for the same child.
 bool reaped(pid_t pid, int *status);
