@@ -23,7 +23,7 @@ extern "C" {
 /** Major version: incremented for changes that break the API or ABI. */
 #define MPR_VERSION_MAJOR 0
 /** Minor version: incremented for additions that keep compatibility. */
-#define MPR_VERSION_MINOR 1
+#define MPR_VERSION_MINOR 2
 /** Patch version: incremented for fixes only. */
 #define MPR_VERSION_PATCH 0
 
