@@ -99,6 +99,8 @@ typedef struct zmq_ep {
     unsigned nzombies;
     int more;        /* messages were left after a round's budget */
     int throttled;   /* as of the last round: credit is given when it ends */
+    int owed;        /* STATEs may be owed (sent by flush_owed) */
+    int unthrottled; /* the queue's throttle ended since the last flush */
     int64_t next_check;
     /* Connections ZeroMQ accepted that have not yet sent us a message (a
      * bit per descriptor), and why the last ZeroMQ handshake failed: a
@@ -560,7 +562,9 @@ static void read_events(mpr_router *r, zmq_ep *ep)
     }
 }
 
-/* Everything that is waiting on the three sockets, then the STATEs owed. */
+/* Everything that is waiting on the three sockets. The STATEs this owes
+ * wait for flush_owed: the monitor first wakes the main thread for what
+ * was read, then encrypts the acknowledgements (latency). */
 static void service(mpr_router *r, int budget)
 {
     zmq_ep *ep = r->zmq_ep;
@@ -569,12 +573,23 @@ static void service(mpr_router *r, int budget)
     if (has_input(ep->mon))
         read_events(r, ep);
     read_messages(r, ep, budget);
-    int unthrottled = ep->throttled && !mpr__throttled(r);
+    ep->unthrottled |= ep->throttled && !mpr__throttled(r);
     ep->throttled = mpr__throttled(r);
+    ep->owed = 1;
+    ep->more = has_input(ep->sock) || has_input(ep->zap) || has_input(ep->mon);
+}
+
+/* The STATEs owed since the last flush (the monitor's tick, and sync). */
+static void flush_owed(zmq_ep *ep)
+{
+    if (!ep->owed)
+        return;
+    ep->owed = 0;
     for (unsigned b = 0; b < PEER_BUCKETS; b++)
         for (remote_conn *c = ep->buckets[b]; c; c = c->hnext)
-            if (c->open && (c->dirty || unthrottled))
+            if (c->open && (c->dirty || ep->unthrottled))
                 flush_state(ep, c);
+    ep->unthrottled = 0;
     /* Sending may take in commands that ZMQ_FD will not signal again. */
     ep->more = has_input(ep->sock) || has_input(ep->zap) || has_input(ep->mon);
 }
@@ -691,8 +706,11 @@ static int zmq_open(mpr_router *r)
 static int64_t zmq_tick(mpr_router *r, int64_t now)
 {
     zmq_ep *ep = r->zmq_ep;
-    if (ep->more || ep->throttled != mpr__throttled(r))
+    flush_owed(ep);
+    if (ep->more || ep->throttled != mpr__throttled(r)) {
         service(r, READ_BUDGET);
+        flush_owed(ep);
+    }
     if (now >= ep->next_check) {
         /* Senders not heard from for the window are lost. */
         ep->next_check = now + CHECK_EVERY_NS;
@@ -720,6 +738,7 @@ static int64_t zmq_tick(mpr_router *r, int64_t now)
 static void zmq_sync(mpr_router *r)
 {
     service(r, -1);
+    flush_owed(r->zmq_ep);
 }
 
 static void zmq_close_ep(mpr_router *r)
@@ -831,6 +850,7 @@ typedef struct remote_sender {
     void *sock, *mon;
     uint64_t next_seq, taken, credit, sent_bytes, bye_seq;
     frame *head, *tail; /* not yet taken, oldest first */
+    frame *unsent;      /* the first of them ZeroMQ has not accepted yet */
     int64_t last_progress, last_sent, last_heard, window;
 } remote_sender;
 
@@ -842,16 +862,28 @@ static int64_t deadline_ms(int64_t at, int64_t now)
     return ms > 1000 ? 1000 : ms;
 }
 
+/* 0, or -1 when ZeroMQ did not take the frame (EAGAIN: its queue is full,
+ * or no connection yet); the frame is kept either way. */
 static int send_frame_copy(remote_sender *rs, frame *f)
 {
     zmq_msg_t m;
     zmq_msg_init(&m);
     zmq_msg_copy(&m, &f->msg);
-    int rc = zmq_msg_send(&m, rs->sock, ZMQ_DONTWAIT);
+    int rc = zmq_msg_send(&m, rs->sock, ZMQ_DONTWAIT); /* bytes, or -1 */
     if (rc < 0)
         zmq_msg_close(&m); /* sent again later */
     rs->last_sent = mpr__now_ns();
-    return rc;
+    return rc < 0 ? -1 : 0;
+}
+
+/* Hand ZeroMQ the frames it has not accepted, in order, until it is full
+ * (the socket's high-water mark: EAGAIN). A frame is never skipped: one
+ * refused while later ones go out would leave a gap the router must drop
+ * everything after, until the next resend. */
+static void send_out(remote_sender *rs)
+{
+    while (rs->unsent && send_frame_copy(rs, rs->unsent) == 0)
+        rs->unsent = rs->unsent->next;
 }
 
 static void send_small(remote_sender *rs, uint32_t magic)
@@ -862,8 +894,9 @@ static void send_small(remote_sender *rs, uint32_t magic)
     rs->last_sent = mpr__now_ns();
 }
 
-/* Pack what the ring holds, within credit, into DATA frames. 0 when the
- * ring is empty, 1 when credit holds the rest back, or MPR_ENOMEM. */
+/* Pack what the ring holds, within credit, into DATA frames and send
+ * them. 0 when the ring is empty, 1 when credit or a full ZeroMQ queue
+ * holds the rest back, or MPR_ENOMEM. */
 static int pump(remote_sender *rs)
 {
     mpr__ring *ring = &rs->ring;
@@ -928,7 +961,11 @@ static int pump(remote_sender *rs)
         rs->sent_bytes += size;
         if (bye)
             rs->bye_seq = f->seq;
-        send_frame_copy(rs, f);
+        if (!rs->unsent)
+            rs->unsent = f;
+        send_out(rs);
+        if (rs->unsent)
+            return 1; /* ZeroMQ is full: the rest waits in the ring */
     }
 }
 
@@ -944,6 +981,8 @@ static int on_state(remote_sender *rs, const mpr__state *st)
         while (rs->head && rs->head->seq <= rs->taken) {
             frame *f = rs->head;
             rs->head = f->next;
+            if (rs->unsent == f)
+                rs->unsent = f->next;
             zmq_msg_close(&f->msg);
             free(f);
         }
@@ -1152,7 +1191,8 @@ static void *remote_thread(void *arg)
             result = MPR_EPIPE;
             break;
         }
-        int held = pump(rs);
+        send_out(rs);
+        int held = rs->unsent ? 1 : pump(rs);
         if (held < 0) {
             result = held;
             break;
@@ -1170,8 +1210,8 @@ static void *remote_thread(void *arg)
         }
         if (rs->head && now - rs->last_progress >= RESEND_NS) {
             /* Nothing taken for a while: after a reconnection, or lost. */
-            for (frame *f = rs->head; f; f = f->next)
-                send_frame_copy(rs, f);
+            rs->unsent = rs->head;
+            send_out(rs);
             rs->last_progress = now;
         }
         if (now - rs->last_sent >= HEARTBEAT_NS)
@@ -1181,9 +1221,11 @@ static void *remote_thread(void *arg)
             next = rs->last_progress + RESEND_NS;
         if (stop_deadline && stop_deadline < next)
             next = stop_deadline;
-        zmq_pollitem_t items[2] = {{rs->sock, 0, ZMQ_POLLIN, 0}, {NULL, rs->wake_fd, ZMQ_POLLIN, 0}};
-        /* Sleep when credit holds us back (a STATE wakes us), or with the
-         * ring empty (the writer wakes us). */
+        short events = (short)(ZMQ_POLLIN | (rs->unsent ? ZMQ_POLLOUT : 0));
+        zmq_pollitem_t items[2] = {{rs->sock, 0, events, 0}, {NULL, rs->wake_fd, ZMQ_POLLIN, 0}};
+        /* Sleep when credit holds us back (a STATE wakes us), when ZeroMQ
+         * is full (room wakes us), or with the ring empty (the writer wakes
+         * us). */
         long timeout = held || mpr__ring_try_sleep(&rs->ring) ? (long)deadline_ms(next, now) : 0;
         if (zmq_poll(items, 2, timeout) > 0 && (items[1].revents & ZMQ_POLLIN)) {
             uint64_t v;
