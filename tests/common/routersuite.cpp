@@ -13,6 +13,25 @@
 
 #include "payload.h"
 
+// ThreadSanitizer cannot follow a child forked from this multi-threaded
+// process that starts a thread of its own (it dies with "dup thread with
+// used id", or at once without die_after_fork=0), and a remote sender
+// starts one at mpr_sender_start. Under TSan the cases whose forked worker
+// starts a sender run over the local transports only; over ZeroMQ the
+// sender's thread is covered there by the thread, main-thread and exec'ed
+// worker cases (and the forked cases run in the plain and ASan builds).
+#if defined(__SANITIZE_THREAD__)
+#define SKIP_IF_FORKED_THREADS()                                                              \
+    do {                                                                                      \
+        if (remote())                                                                         \
+            QSKIP("ThreadSanitizer: a forked worker cannot start a remote sender's thread");   \
+    } while (0)
+#else
+#define SKIP_IF_FORKED_THREADS() \
+    do {                         \
+    } while (0)
+#endif
+
 using namespace mprtest;
 
 namespace {
@@ -92,6 +111,7 @@ void RouterSuite::cleanup()
 
 void RouterSuite::forkedWorker()
 {
+    SKIP_IF_FORKED_THREADS();
     Pipe pipe;
     OPEN_PIPE(pipe);
     pid_t pid = forkWorker([&] { return sendSequence(pipe.sender, 100, 24, 7) == 0 ? 0 : 1; });
@@ -107,6 +127,7 @@ void RouterSuite::forkedWorker()
 
 void RouterSuite::manyWorkersAtOnce()
 {
+    SKIP_IF_FORKED_THREADS();
     const int workers = 64, count = 64;
     std::vector<std::unique_ptr<Pipe>> pipes;
     std::vector<pid_t> pids;
@@ -213,6 +234,7 @@ void RouterSuite::messageSizes_data()
 
 void RouterSuite::messageSizes()
 {
+    SKIP_IF_FORKED_THREADS();
     QFETCH(qint64, size);
     QFETCH(int, count);
     Pipe pipe;
@@ -317,6 +339,7 @@ void RouterSuite::unclosedPipesWarning()
 
 void RouterSuite::noThreadsOrFdsLeftAfterStop()
 {
+    SKIP_IF_FORKED_THREADS();
     QCOMPARE(mpr_router_stop(router), 0);
     const QStringList fdsBefore = procEntries("/proc/self/fd");
     const QStringList tasksBefore = procEntries("/proc/self/task");
@@ -453,6 +476,7 @@ void RouterSuite::badSenderStrings()
 
 void RouterSuite::lostSender()
 {
+    SKIP_IF_FORKED_THREADS();
     Pipe pipe, other;
     OPEN_PIPE(pipe);
     OPEN_PIPE(other);
@@ -484,6 +508,7 @@ void RouterSuite::lostSender()
 
 void RouterSuite::stoppedRouterGivesEpipeNotSigpipe()
 {
+    SKIP_IF_FORKED_THREADS();
     Pipe pipe;
     OPEN_PIPE(pipe);
     int sync[2];
@@ -595,6 +620,7 @@ void RouterSuite::routeUntilMessages_data()
 
 void RouterSuite::routeUntilMessages()
 {
+    SKIP_IF_FORKED_THREADS();
     QFETCH(double, timeout);
     Pipe pipe;
     OPEN_PIPE(pipe);
@@ -657,6 +683,7 @@ void RouterSuite::routeUntilDeadlineNotPerMessage()
 
 void RouterSuite::routeUntilSecondCallAfterTimeout()
 {
+    SKIP_IF_FORKED_THREADS();
     Pipe pipe;
     OPEN_PIPE(pipe);
     QCOMPARE(mpr_router_route_until(router, never, nullptr, 0.05), int(MPR_ETIMEDOUT));
@@ -746,6 +773,7 @@ void RouterSuite::routeUntilTimeoutZeroAfterSends()
             for (auto &t : pool)
                 t.join();
         } else if (from == "processes") {
+            SKIP_IF_FORKED_THREADS();
             std::vector<pid_t> pids;
             ForkGate gate;
             for (int i = 0; i < workers; i++) {
@@ -953,6 +981,7 @@ void RouterSuite::freeRouterInsideCallback()
         QCOMPARE(sendSequence(pipe.sender, 5, 8, 0), 0); // the first message frees it
         QTRY_COMPARE(ctx.calls, 1);
     } else if (where == "lost") {
+        SKIP_IF_FORKED_THREADS();
         mpr_receiver_set_lost_callback(pipe.receiver, freeFromCallback, &ctx);
         mpr_sender *s = pipe.sender;
         pid_t pid = forkWorker([=] {

@@ -129,15 +129,21 @@ pid_t ForkGate::fork(const std::function<int()> &body)
 {
     if (fds[0] < 0 || fds[1] < 0)
         return -1;
-    const int rd = fds[0], wr = fds[1];
-    return forkWorker([&body, rd, wr] {
-        ::close(wr);
-        char byte; // end of file once the parent closed its end
-        while (::read(rd, &byte, 1) < 0 && errno == EINTR) {
-        }
-        ::close(rd);
+    return forkWorker([this, &body] {
+        waitInChild();
         return body();
     });
+}
+
+void ForkGate::waitInChild() const
+{
+    if (fds[0] < 0 || fds[1] < 0)
+        return;
+    ::close(fds[1]);
+    char byte; // end of file once the parent (and every child) closed it
+    while (::read(fds[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    ::close(fds[0]);
 }
 
 void ForkGate::open()

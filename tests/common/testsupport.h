@@ -76,6 +76,8 @@ public:
     ForkGate();
     ~ForkGate();
     pid_t fork(const std::function<int()> &body);
+    // For a child forked some other way (NetNs::fork): wait for open().
+    void waitInChild() const;
     void open();
 
 private:
