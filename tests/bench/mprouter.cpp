@@ -307,12 +307,18 @@ int sendFixed(mpr_sender *s, uint32_t idx, size_t size, long count, double durat
     for (long i = 0;; i++) {
         bool last = end.isLast(i);
         fillFixed(buf.data(), size, idx, (uint64_t)i, 0, last);
-        if (mpr_sender_send(s, buf.data(), size) != 0)
+        int rc = mpr_sender_send(s, buf.data(), size);
+        if (rc != 0) {
+            fprintf(stderr, "mpr_bench: sender %u: message %ld: %s\n", idx, i, mpr_strerror(rc));
             return 1;
+        }
         if (last)
             break;
     }
-    return mpr_sender_stop(s) == 0 ? 0 : 1;
+    int rc = mpr_sender_stop(s);
+    if (rc != 0)
+        fprintf(stderr, "mpr_bench: sender %u: stop: %s\n", idx, mpr_strerror(rc));
+    return rc == 0 ? 0 : 1;
 }
 
 /* Report a failure of a measurement named fig; always false. */
