@@ -5,7 +5,10 @@
  *   (b) one QCoreApplication::postEvent per message from a thread;
  *   (c) idle latency: process -> socket -> thread in poll() -> postEvent
  *       -> main-thread QObject;
- *   (d) one-hop floor: the main thread watches the socket (QSocketNotifier).
+ *   (d) one-hop floor: the main thread watches the socket (QSocketNotifier);
+ *   (e) with the remote transport built (MPR_BENCH_ZMQ): raw ZeroMQ, PUSH ->
+ *       PULL over tcp on 127.0.0.1 with CURVE (and without, for reference):
+ *       4 processes x 32 B, 64 MiB messages, idle latency.
  */
 #include "bench.h"
 
@@ -25,8 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
+
+#ifdef MPR_BENCH_ZMQ
+#include <zmq.h>
+#endif
 
 namespace bench {
 
@@ -492,8 +500,9 @@ bool qtPost(Values &v)
 
 namespace {
 
-/* A child that writes one 32-byte timestamped message to fd every period. */
-int tickerChild(int fd, long count)
+/* A child's loop that sends one 32-byte timestamped message every
+ * period with send (0 or not); 0 or 1, for Workers. */
+int ticker(long count, const std::function<int(const char *, size_t)> &send)
 {
     char buf[32];
     int64_t period = opt.latPeriodUs * 1000;
@@ -504,11 +513,18 @@ int tickerChild(int fd, long count)
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
         fillFixed(buf, sizeof buf, 0, (uint64_t)s, nowNs(), s == count - 1);
-        if (writeAll(fd, buf, sizeof buf) < 0)
+        if (send(buf, sizeof buf) != 0)
             return 1;
     }
-    close(fd);
     return 0;
+}
+
+/* A child that writes one 32-byte timestamped message to fd every period. */
+int tickerChild(int fd, long count)
+{
+    int rc = ticker(count, [fd](const char *buf, size_t n) { return writeAll(fd, buf, n); });
+    close(fd);
+    return rc;
 }
 
 const long kWarmup = 10;
@@ -624,5 +640,461 @@ bool latNotifier(Values &v)
 {
     return latency(v, "lat_notifier", false);
 }
+
+/* ------------------------------------------------------------------ */
+/* (e) raw ZeroMQ: PUSH -> PULL over tcp on 127.0.0.1                  */
+
+#ifdef MPR_BENCH_ZMQ
+
+namespace {
+
+/* The first message of every PUSH: it tells the parent the connection
+ * (and the CURVE handshake) is up before the clock starts. */
+constexpr uint32_t MAGIC_HELLO = 0x6d707248u;
+
+std::string zmqErr(const char *what)
+{
+    return strf("%s: %s", what, zmq_strerror(zmq_errno()));
+}
+
+/* The receiving end, in the parent: a context and a PULL socket bound to
+ * a free port of 127.0.0.1; with curve a CURVE server with a fresh key
+ * pair. recv waits at most 100 ms (ZMQ_RCVTIMEO), so every loop can look
+ * at its deadline. */
+struct ZmqPull {
+    void *ctx = nullptr, *sock = nullptr;
+    char endpoint[128] = "";
+    char serverKey[41] = "";
+    bool curve = false;
+    std::string err;
+
+    bool open(bool withCurve, int rcvhwm)
+    {
+        curve = withCurve;
+        ctx = zmq_ctx_new();
+        if (!ctx) {
+            err = zmqErr("zmq_ctx_new");
+            return false;
+        }
+        sock = zmq_socket(ctx, ZMQ_PULL);
+        if (!sock) {
+            err = zmqErr("zmq_socket");
+            return false;
+        }
+        int one = 1, linger = 0, timeo = 100;
+        char secret[41];
+        if (curve && (zmq_curve_keypair(serverKey, secret) < 0 ||
+                      zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+                      zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, 40) < 0)) {
+            err = zmqErr("CURVE server");
+            return false;
+        }
+        size_t len = sizeof endpoint;
+        if ((rcvhwm > 0 && zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) < 0) ||
+            zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+            zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeo, sizeof timeo) < 0 ||
+            zmq_bind(sock, "tcp://127.0.0.1:0") < 0 ||
+            zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, endpoint, &len) < 0) {
+            err = zmqErr("PULL on tcp://127.0.0.1:0");
+            return false;
+        }
+        return true;
+    }
+
+    /* In the parent, after the workers are ready: one hello from each of
+     * n workers. */
+    bool waitHellos(int n, Workers &w)
+    {
+        std::vector<char> seen((size_t)n, 0);
+        int64_t deadline = nowNs() + opt.timeoutS * 1000000000ll;
+        for (int got = 0; got < n;) {
+            char buf[64];
+            int k = zmq_recv(sock, buf, sizeof buf, 0);
+            if (k < 0 && zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
+                err = zmqErr("zmq_recv");
+                return false;
+            }
+            if (k >= 0) {
+                Header h = {};
+                memcpy(&h, buf, std::min(sizeof h, (size_t)k));
+                if (k != 32 || h.magic != MAGIC_HELLO || h.idx >= (uint32_t)n || seen[h.idx]) {
+                    err = "a bad hello";
+                    return false;
+                }
+                seen[h.idx] = 1;
+                got++;
+            }
+            if (!w.check()) {
+                err = w.error();
+                return false;
+            }
+            if (nowNs() > deadline) {
+                err = strf("only %d of %d workers connected", got, n);
+                return false;
+            }
+        }
+        return true;
+    }
+
+    ~ZmqPull()
+    {
+        if (sock)
+            zmq_close(sock);
+        if (ctx)
+            zmq_ctx_term(ctx);
+    }
+};
+
+/* The sending end, in a worker: a context of its own (the parent's has no
+ * threads in the child) and a PUSH socket connected to pull, with curve a
+ * CURVE client with a fresh key pair; then its hello. close() waits until
+ * what was sent has left (ZMQ_LINGER, at most opt.timeoutS). */
+struct ZmqPush {
+    void *ctx = nullptr, *sock = nullptr;
+
+    int open(const ZmqPull &pull, uint32_t idx, int sndhwm)
+    {
+        ctx = zmq_ctx_new();
+        sock = ctx ? zmq_socket(ctx, ZMQ_PUSH) : nullptr;
+        if (!sock) {
+            fprintf(stderr, "mpr_bench: worker: %s\n", zmqErr("PUSH").c_str());
+            return 1;
+        }
+        int linger = (int)std::min(opt.timeoutS * 1000, 3600000L);
+        char pub[41], sec[41];
+        int rc = 0;
+        if (pull.curve)
+            rc = zmq_curve_keypair(pub, sec) < 0 ||
+                 zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, pull.serverKey, 40) < 0 ||
+                 zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 40) < 0 ||
+                 zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 40) < 0;
+        if (rc == 0)
+            rc = (sndhwm > 0 && zmq_setsockopt(sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) < 0) ||
+                 zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+                 zmq_connect(sock, pull.endpoint) < 0;
+        Header h = {idx, MAGIC_HELLO, 0, 0, 0};
+        if (rc == 0)
+            rc = send(&h, sizeof h);
+        if (rc != 0)
+            fprintf(stderr, "mpr_bench: worker %u: %s\n", idx, zmqErr("PUSH").c_str());
+        return rc;
+    }
+
+    /* One zmq_send (blocking while the high-water mark is reached). */
+    int send(const void *buf, size_t n)
+    {
+        for (;;) {
+            int k = zmq_send(sock, buf, n, 0);
+            if (k == (int)n)
+                return 0;
+            if (k < 0 && zmq_errno() == EINTR)
+                continue;
+            return 1;
+        }
+    }
+
+    int close()
+    {
+        zmq_close(sock);
+        zmq_ctx_term(ctx); /* returns once everything has left, or the linger */
+        return 0;
+    }
+};
+
+/* Runs reader on a thread of its own while this thread watches the
+ * workers: a failed worker stops the reader (through abort). */
+std::string superviseReader(Workers &w, std::atomic<bool> &abort,
+                            const std::function<std::string()> &reader)
+{
+    std::atomic<bool> done(false);
+    std::string err;
+    std::thread t([&] {
+        err = reader();
+        done = true;
+    });
+    std::string werr;
+    while (!done.load()) {
+        usleep(20000);
+        if (werr.empty() && !w.check()) {
+            werr = w.error();
+            abort = true;
+        }
+    }
+    t.join();
+    return !werr.empty() ? werr : err;
+}
+
+/* One receive of a fixed-size message of stream idx < n: its checks. */
+struct Streams {
+    std::vector<uint64_t> next;
+    std::vector<char> ended;
+    int nended = 0;
+    uint64_t total = 0;
+    explicit Streams(int n) : next((size_t)n, 0), ended((size_t)n, 0) {}
+    bool complete() const { return nended == (int)next.size(); }
+    std::string one(const char *buf, size_t got, size_t want)
+    {
+        Header h;
+        if (got < sizeof h)
+            return strf("a message of %zu bytes", got);
+        memcpy(&h, buf, sizeof h);
+        if (h.idx >= next.size())
+            return strf("a message from sender %u", h.idx);
+        if (ended[h.idx])
+            return strf("sender %u: message after the last one", h.idx);
+        bool last = false;
+        std::string e = checkFixed(buf, got, want, h.idx, next[h.idx], &last);
+        if (!e.empty())
+            return e;
+        next[h.idx]++;
+        total++;
+        if (last) {
+            ended[h.idx] = 1;
+            nended++;
+        }
+        return std::string();
+    }
+};
+
+} // namespace
+
+/* 4 forked processes, one zmq_send per 32-byte message, into one PULL
+ * read by one thread; every message checked. */
+bool zmqRate(Values &v, const char *name, bool curve)
+{
+    const int n = 4;
+    const size_t size = 32;
+    const long perProc = opt.msgs4;
+    ZmqPull pull;
+    if (!pull.open(curve, 0)) {
+        progress("  %s: FAIL: %s", name, pull.err.c_str());
+        return false;
+    }
+    ZmqPush push;
+    Workers w;
+    bool ok = w.start(
+        n, [&](int i) { return push.open(pull, (uint32_t)i, 0); },
+        [&](int i) {
+            char buf[32];
+            StreamEnd end(perProc, opt.duration);
+            for (long s = 0;; s++) {
+                bool last = end.isLast(s);
+                fillFixed(buf, size, (uint32_t)i, (uint64_t)s, 0, last);
+                if (push.send(buf, size) != 0)
+                    return 1;
+                if (last)
+                    break;
+            }
+            return push.close();
+        });
+    std::string err;
+    Streams st(n);
+    int64_t t0 = 0, t1 = 0;
+    if (ok && w.waitReady((double)opt.timeoutS) && pull.waitHellos(n, w)) {
+        std::atomic<bool> abort(false);
+        t0 = w.go();
+        err = superviseReader(w, abort, [&]() -> std::string {
+            char buf[64];
+            int64_t deadline = t0 + opt.timeoutS * 1000000000ll;
+            while (!st.complete()) {
+                int k = zmq_recv(pull.sock, buf, sizeof buf, 0);
+                if (k < 0) {
+                    if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
+                        return zmqErr("zmq_recv");
+                } else {
+                    std::string e = st.one(buf, (size_t)k, size);
+                    if (!e.empty())
+                        return e;
+                }
+                if ((k < 0 || (st.total & 4095) == 0) && (abort.load() || nowNs() > deadline))
+                    return abort.load() ? "a worker failed" : "timed out";
+            }
+            t1 = nowNs();
+            return std::string();
+        });
+    } else {
+        ok = false;
+    }
+    if (!w.finish(10) && err.empty())
+        err = w.error();
+    if (!ok && err.empty())
+        err = !w.error().empty() ? w.error() : pull.err;
+    if (!err.empty()) {
+        progress("  %s: FAIL: %s", name, err.c_str());
+        return false;
+    }
+    v[name] = (double)st.total / ((double)(t1 - t0) / 1e9);
+    return true;
+}
+
+/* One process, 64 MiB messages (--big-mib), one zmq_send each (which
+ * copies the buffer into a message), CURVE; one receiving thread takes
+ * each as a zmq_msg_t (no copy) and checks it every 4 KiB. High-water
+ * marks of 2 messages on both ends keep the memory bounded. */
+bool zmqBulk(Values &v)
+{
+    const char *name = "zmq_bulk";
+    const size_t big = (size_t)opt.bigMiB << 20;
+    ZmqPull pull;
+    if (!pull.open(true, 2)) {
+        progress("  %s: FAIL: %s", name, pull.err.c_str());
+        return false;
+    }
+    ZmqPush push;
+    Workers w;
+    bool ok = w.start(
+        1, [&](int) { return push.open(pull, 0, 2); },
+        [&](int) {
+            std::vector<char> buf(big);
+            StreamEnd end(std::max(2L, opt.bigCount), opt.duration, 2, true);
+            for (long m = 0;; m++) {
+                bool last = end.isLast(m);
+                fillBig(buf.data(), big, (uint64_t)m);
+                fillFixed(buf.data(), 32, 0, (uint64_t)m, 0, last);
+                if (push.send(buf.data(), big) != 0)
+                    return 1;
+                if (last)
+                    break;
+            }
+            return push.close();
+        });
+    std::string err;
+    uint64_t count = 0;
+    int64_t t0 = 0, t1 = 0;
+    if (ok && w.waitReady((double)opt.timeoutS) && pull.waitHellos(1, w)) {
+        std::atomic<bool> abort(false);
+        t0 = w.go();
+        err = superviseReader(w, abort, [&]() -> std::string {
+            int64_t deadline = t0 + opt.timeoutS * 1000000000ll;
+            zmq_msg_t msg;
+            zmq_msg_init(&msg);
+            std::string e;
+            for (bool last = false; !last && e.empty();) {
+                if (zmq_msg_recv(&msg, pull.sock, 0) < 0) {
+                    if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
+                        e = zmqErr("zmq_msg_recv");
+                    else if (abort.load())
+                        e = "a worker failed";
+                    else if (nowNs() > deadline)
+                        e = "timed out";
+                    continue;
+                }
+                const char *p = static_cast<const char *>(zmq_msg_data(&msg));
+                size_t got = zmq_msg_size(&msg);
+                if (got != big)
+                    e = strf("large message %llu has %zu bytes, want %zu",
+                             (unsigned long long)count, got, big);
+                else
+                    e = checkFixed(p, 32, 32, 0, count, &last);
+                if (e.empty())
+                    e = checkBig(p, big, count, 32);
+                count++;
+            }
+            zmq_msg_close(&msg);
+            t1 = nowNs();
+            return e;
+        });
+    } else {
+        ok = false;
+    }
+    if (!w.finish(10) && err.empty())
+        err = w.error();
+    if (!ok && err.empty())
+        err = !w.error().empty() ? w.error() : pull.err;
+    if (!err.empty()) {
+        progress("  %s: FAIL: %s", name, err.c_str());
+        return false;
+    }
+    v[name] = (double)count * (double)big / ((double)(t1 - t0) / 1e9) / 1048576.0;
+    return true;
+}
+
+/* Idle latency, in the shape of (c): a process sends one 32-byte
+ * timestamped message every period over PUSH (CURVE); a thread blocked
+ * in zmq_recv on the PULL posts a QEvent per message to a main-thread
+ * QObject, whose handler takes the time. */
+bool zmqLatency(Values &v)
+{
+    const char *name = "zmq_lat";
+    const long count = opt.latSamples + kWarmup;
+    ZmqPull pull;
+    if (!pull.open(true, 0)) {
+        progress("  %s: FAIL: %s", name, pull.err.c_str());
+        return false;
+    }
+    ZmqPush push;
+    Workers w;
+    bool ok = w.start(
+        1, [&](int) { return push.open(pull, 0, 0); },
+        [&](int) {
+            int rc = ticker(count, [&](const char *buf, size_t n) { return push.send(buf, n); });
+            return push.close() || rc;
+        });
+    std::vector<int64_t> lat;
+    lat.reserve((size_t)count);
+    std::string err;
+    QEventLoop loop;
+    uint64_t got = 0;
+    Sink sink;
+    sink.fn = [&](const SeqEvent *e) {
+        int64_t now = nowNs();
+        if (e->seq >= (uint64_t)kWarmup)
+            lat.push_back(now - e->ts);
+        if (++got == (uint64_t)count)
+            loop.quit();
+    };
+    std::atomic<bool> stop(false), failed(false);
+    std::string readErr;
+    std::thread reader;
+    if (ok && w.waitReady((double)opt.timeoutS) && pull.waitHellos(1, w)) {
+        reader = std::thread([&] {
+            Streams st(1);
+            char buf[64];
+            while (!stop.load() && !st.complete()) {
+                int k = zmq_recv(pull.sock, buf, sizeof buf, 0);
+                if (k < 0) {
+                    if (zmq_errno() == EAGAIN || zmq_errno() == EINTR)
+                        continue;
+                    readErr = zmqErr("zmq_recv");
+                } else {
+                    readErr = st.one(buf, (size_t)k, 32);
+                }
+                if (!readErr.empty()) {
+                    failed = true;
+                    break;
+                }
+                Header h;
+                memcpy(&h, buf, sizeof h);
+                QCoreApplication::postEvent(&sink, new SeqEvent(h.seq, h.ts));
+            }
+        });
+        w.go();
+        err = runQt(loop, [&] { return got == (uint64_t)count || failed.load(); }, &w,
+                    (double)opt.timeoutS);
+    } else {
+        ok = false;
+    }
+    stop = true;
+    if (reader.joinable())
+        reader.join();
+    QCoreApplication::removePostedEvents(&sink);
+    if (err.empty())
+        err = readErr;
+    if (!w.finish(10) && err.empty())
+        err = w.error();
+    if (!ok && err.empty())
+        err = !w.error().empty() ? w.error() : pull.err;
+    if (err.empty() && got != (uint64_t)count)
+        err = strf("%llu of %ld messages arrived", (unsigned long long)got, count);
+    if (!err.empty()) {
+        progress("  %s: FAIL: %s", name, err.c_str());
+        return false;
+    }
+    v["zmq_lat_p50"] = percentile(lat, 0.50) / 1000.0;
+    v["zmq_lat_p99"] = percentile(lat, 0.99) / 1000.0;
+    return true;
+}
+
+#endif /* MPR_BENCH_ZMQ */
 
 } // namespace bench

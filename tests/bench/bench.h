@@ -142,8 +142,18 @@ bool rawBulk(Values &v);
 bool qtPost(Values &v);
 bool latRaw(Values &v);
 bool latNotifier(Values &v);
+#ifdef MPR_BENCH_ZMQ
+/* (e) raw ZeroMQ, PUSH -> PULL over tcp on 127.0.0.1 (CURVE unless
+ * plain): 4 forked processes, one zmq_send per 32 B message, one receiving
+ * thread; 64 MiB messages; idle latency through a thread and postEvent. */
+bool zmqRate(Values &v, const char *name, bool curve);
+bool zmqBulk(Values &v);
+bool zmqLatency(Values &v);
+#endif
 
-enum class Mode { Fd, Qt, Sig };
+/* Remote: the Qt loop and C callbacks, as Qt, with a remote endpoint on
+ * 127.0.0.1 and senders forced onto ZeroMQ (MPR_TRANSPORT=zmq). */
+enum class Mode { Fd, Qt, Sig, Remote };
 const char *modeName(Mode m);
 bool mprRate(Values &v, Mode m, const char *fig, int nsenders, size_t size, long per);
 bool mprBig(Values &v, Mode m);

@@ -31,7 +31,7 @@
 using namespace bench;
 
 /* ThreadSanitizer cannot see the lock of Qt's (uninstrumented) posted-event
- * queue, so baselines (b) and (c), which post QEvents from a thread of ours,
+ * queue, so baselines (b), (c) and zmq_lat, which post QEvents from a thread of ours,
  * draw false data-race reports there; TSan builds skip them. */
 #if defined(__SANITIZE_THREAD__)
 #define MPR_BENCH_TSAN 1
@@ -46,7 +46,7 @@ namespace {
 bool underTsan(const std::string &name)
 {
 #ifdef MPR_BENCH_TSAN
-    return name == "qt_post" || name == "lat_raw";
+    return name == "qt_post" || name == "lat_raw" || name == "zmq_lat";
 #else
     (void)name;
     return false;
@@ -73,6 +73,15 @@ std::vector<Measurement> measurements()
         {"qt_post", "(b) QCoreApplication::postEvent per message, thread -> main", qtPost, false},
         {"lat_raw", "(c) process -> socket -> poll() thread -> postEvent -> main", latRaw, false},
         {"lat_notifier", "(d) process -> socket -> QSocketNotifier on main", latNotifier, false},
+#ifdef MPR_BENCH_ZMQ
+        {"zmq_4x32", "(e) ZeroMQ+CURVE, tcp loopback: 4 processes, one zmq_send per 32 B",
+         [](Values &v) { return zmqRate(v, "zmq_4x32", true); }, false},
+        {"zmq_4x32_plain", "(e) the same without CURVE",
+         [](Values &v) { return zmqRate(v, "zmq_4x32_plain", false); }, false},
+        {"zmq_bulk", "(e) ZeroMQ+CURVE: 1 process, 64 MiB messages", zmqBulk, false},
+        {"zmq_lat", "(e) process -> ZeroMQ+CURVE -> zmq_recv thread -> postEvent -> main",
+         zmqLatency, false},
+#endif
     };
     for (Mode md : {Mode::Fd, Mode::Qt, Mode::Sig}) {
         const char *mn = modeName(md);
@@ -92,6 +101,20 @@ std::vector<Measurement> measurements()
                 [md](Values &v) { return mprFlood(v, md, true); });
         }
     }
+#ifdef MPR_BENCH_ZMQ
+    {
+        /* the Qt loop, senders over ZeroMQ (tcp on 127.0.0.1, CURVE) */
+        const Mode md = Mode::Remote;
+        m.push_back({"remote_4x32", "4 remote senders x 32 B (ZeroMQ, Qt loop)",
+                     [md](Values &v) { return mprRate(v, md, "4x32", 4, 32, opt.msgs4); }, false});
+        m.push_back({"remote_64m", "1 remote sender x 64 MiB messages",
+                     [md](Values &v) { return mprBig(v, md); }, false});
+        m.push_back({"remote_lat", "idle latency of a remote sender, one message per 2 ms",
+                     [md](Values &v) { return mprLatency(v, md); }, false});
+        m.push_back({"remote_flood", "4 remote senders flat out + 16 ms QTimer",
+                     [md](Values &v) { return mprFlood(v, md, false); }, false});
+    }
+#endif
     m.push_back({"scale_pipes", "pipes open at once, one message each", scalePipes, false});
     m.push_back({"raw_procs", "(a) the scale_procs shape, one write() per message",
                  [](Values &v) {
@@ -130,6 +153,11 @@ std::vector<Figure> figures()
         {"lat_raw_p99", "us", {}},
         {"lat_notifier_p50", "us", {{"lat_raw_p50", 0, 0}}},
         {"lat_notifier_p99", "us", {{"lat_raw_p99", 0, 0}}},
+        {"zmq_4x32", "msg/s", {{"raw_4x32", 0, 0}}},
+        {"zmq_4x32_plain", "msg/s", {{"zmq_4x32", 0, 0}}},
+        {"zmq_bulk", "MiB/s", {{"raw_bulk", 0, 0}}},
+        {"zmq_lat_p50", "us", {{"lat_raw_p50", 0, 0}}},
+        {"zmq_lat_p99", "us", {{"lat_raw_p99", 0, 0}}},
     };
     for (const char *m : {"fd", "qt", "sig"}) {
         bool qt = strcmp(m, "qt") == 0;
@@ -153,6 +181,16 @@ std::vector<Figure> figures()
             f.push_back({n("flood_bp_rate"), "msg/s", {{n("4x32"), qt ? '>' : '\0', 0.5}}});
         }
     }
+    /* issue 11: remote senders against raw ZeroMQ with CURVE */
+    f.push_back({"remote_4x32", "msg/s",
+                 {{"zmq_4x32", '>', 2}, {"zmq_4x32_plain", 0, 0}, {"qt_4x32", 0, 0}}});
+    f.push_back({"remote_4x32_cpu_send", "ns/msg", {{"qt_4x32_cpu_send", 0, 0}}});
+    f.push_back({"remote_4x32_cpu_router", "ns/msg", {{"qt_4x32_cpu_router", 0, 0}}});
+    f.push_back({"remote_64m", "MiB/s", {{"zmq_bulk", '>', 0.5}, {"qt_64m", 0, 0}}});
+    f.push_back({"remote_lat_p50", "us", {{"zmq_lat_p50", '<', 1.5}, {"qt_lat_p50", 0, 0}}});
+    f.push_back({"remote_lat_p99", "us", {{"zmq_lat_p99", 0, 0}}});
+    f.push_back({"remote_flood_gap", "ms", {{"", '<', 50}}});
+    f.push_back({"remote_flood_rate", "msg/s", {{"remote_4x32", 0, 0}}});
     f.push_back({"scale_pipes_setup", "ms", {}});
     f.push_back({"scale_pipes_connect", "ms", {}});
     f.push_back({"scale_pipes_deliver", "ms", {}});

@@ -3,7 +3,10 @@
  * callbacks (or mpr::Receiver signals) on the main thread, under
  *   fd  - the fd loop, driven by a plain poll() loop on the main thread;
  *   qt  - the Qt event loop (mpr_qt_event_loop), C receiver callbacks;
- *   sig - mpr::Router / mpr::Receiver::messageReceived (QByteArray).
+ *   sig - mpr::Router / mpr::Receiver::messageReceived (QByteArray);
+ *   remote - as qt, but the router also listens on tcp://127.0.0.1 (port 0)
+ *         and the workers set MPR_TRANSPORT=zmq before mpr_sender_start,
+ *         so every message goes over ZeroMQ with CURVE.
  */
 #include "bench.h"
 
@@ -22,6 +25,7 @@
 #include <sys/resource.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +45,8 @@ const char *modeName(Mode m)
         return "qt";
     case Mode::Sig:
         return "sig";
+    case Mode::Remote:
+        return "remote";
     }
     return "?";
 }
@@ -160,8 +166,11 @@ struct Harness {
             rc = mpr_fd_loop_new(&fdl);
             if (rc == 0)
                 rc = mpr_router_new(&router, mpr_fd_loop_event_loop(fdl));
-        } else if (mode == Mode::Qt) {
+        } else if (mode == Mode::Qt || mode == Mode::Remote) {
             rc = mpr_router_new(&router, mpr_qt_event_loop());
+            /* loopback only: the benchmark sends nothing off this host */
+            if (rc == 0 && mode == Mode::Remote)
+                rc = mpr_router_set_remote(router, "tcp://127.0.0.1:0", NULL);
         } else {
             qrouter = new mpr::Router;
             router = qrouter->handle();
@@ -298,12 +307,18 @@ int sendFixed(mpr_sender *s, uint32_t idx, size_t size, long count, double durat
     for (long i = 0;; i++) {
         bool last = end.isLast(i);
         fillFixed(buf.data(), size, idx, (uint64_t)i, 0, last);
-        if (mpr_sender_send(s, buf.data(), size) != 0)
+        int rc = mpr_sender_send(s, buf.data(), size);
+        if (rc != 0) {
+            fprintf(stderr, "mpr_bench: sender %u: message %ld: %s\n", idx, i, mpr_strerror(rc));
             return 1;
+        }
         if (last)
             break;
     }
-    return mpr_sender_stop(s) == 0 ? 0 : 1;
+    int rc = mpr_sender_stop(s);
+    if (rc != 0)
+        fprintf(stderr, "mpr_bench: sender %u: stop: %s\n", idx, mpr_strerror(rc));
+    return rc == 0 ? 0 : 1;
 }
 
 /* Report a failure of a measurement named fig; always false. */
@@ -311,6 +326,19 @@ bool failed(const std::string &fig, const std::string &why)
 {
     progress("  %s: FAIL: %s", fig.c_str(), why.c_str());
     return false;
+}
+
+/* In a worker: start sender i (over ZeroMQ in Remote mode, where
+ * MPR_TRANSPORT=zmq makes start fail rather than fall back to the ring).
+ * 0 or 1, for Workers. */
+int startSender(Harness &h, int i)
+{
+    if (h.mode == Mode::Remote)
+        setenv("MPR_TRANSPORT", "zmq", 1);
+    int rc = mpr_sender_start(h.senders[i]);
+    if (rc != 0)
+        fprintf(stderr, "mpr_bench: worker %d: mpr_sender_start: %s\n", i, mpr_strerror(rc));
+    return rc == 0 ? 0 : 1;
 }
 
 /* The common shape: n pipes, one worker per pipe doing body(i); wait for
@@ -324,8 +352,7 @@ int64_t runOnePerPipe(Harness &h, const std::string &fig, int n,
         return -1;
     }
     Workers w;
-    bool ok = w.start(
-        n, [&](int i) { return mpr_sender_start(h.senders[i]) == 0 ? 0 : 1; }, body);
+    bool ok = w.start(n, [&](int i) { return startSender(h, i); }, body);
     h.freeSenders();
     if (!ok || !w.waitReady(timeoutS)) {
         failed(fig, w.error());
