@@ -187,8 +187,12 @@ Workers::~Workers()
 bool Workers::start(int n, const std::function<int(int)> &prepare,
                     const std::function<int(int)> &run)
 {
-    int ready[2], gop[2];
-    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0) {
+    /* forked: every worker is forked before any prepares (connects). A
+     * child forked while another thread here is inside malloc inherits
+     * that lock held, and GCC 12's ASan allocator has no fork handler;
+     * the router's ZeroMQ I/O thread allocates for each connection. */
+    int ready[2], gop[2], forked[2];
+    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0 || pipe2(forked, O_CLOEXEC) < 0) {
         err = strf("pipe: %s", strerror(errno));
         return false;
     }
@@ -202,11 +206,18 @@ bool Workers::start(int n, const std::function<int(int)> &prepare,
             err = strf("fork (worker %d of %d): %s", i, n, strerror(errno));
             close(ready[1]);
             close(gop[0]);
+            close(forked[0]);
+            close(forked[1]);
             return false;
         }
         if (pid == 0) {
             close(ready[0]);
             close(gop[1]);
+            close(forked[1]);
+            char f;
+            while (read(forked[0], &f, 1) < 0 && errno == EINTR) {
+            }
+            close(forked[0]);
             int rc = prepare ? prepare(i) : 0;
             if (rc != 0)
                 _exit(10);
@@ -223,6 +234,8 @@ bool Workers::start(int n, const std::function<int(int)> &prepare,
         pids.push_back(pid);
         reaped.push_back(0);
     }
+    close(forked[0]);
+    close(forked[1]); /* end of file: they may prepare */
     close(ready[1]);
     close(gop[0]);
     return true;
