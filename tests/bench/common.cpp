@@ -2,6 +2,7 @@
  * common.cpp - clock, message format, worker processes, helpers.
  */
 #include "bench.h"
+#include "../common/quiet.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -200,6 +201,7 @@ bool Workers::start(int n, const std::function<int(int)> &prepare,
     goFd = gop[1];
     fflush(stdout);
     fflush(stderr);
+    mprtest::waitForQuietThreads(); /* (ASan) and the children wait: the forks stay quiet */
     for (int i = 0; i < n; i++) {
         pid_t pid = fork();
         if (pid < 0) {

@@ -1,7 +1,7 @@
 # Shared by the router test programs: the suite, its helpers and the worker.
 include($$MPR_ROOT/mprouter.pri)
 INCLUDEPATH += $$PWD
-HEADERS += $$PWD/testsupport.h $$PWD/routersuite.h $$PWD/payload.h $$PWD/rawpeer.h $$PWD/peers.h \
+HEADERS += $$PWD/quiet.h $$PWD/testsupport.h $$PWD/routersuite.h $$PWD/payload.h $$PWD/rawpeer.h $$PWD/peers.h \
     $$PWD/netns.h
 SOURCES += $$PWD/testsupport.cpp $$PWD/routersuite.cpp $$PWD/netns.cpp
 # The hand-made peer (rawpeer.c) speaks src/wire.h; its handshake tags come

@@ -1,5 +1,6 @@
 // netns.cpp - see netns.h.
 #include "netns.h"
+#include "quiet.h"
 
 #include <QFile>
 #include <QProcess>
@@ -147,6 +148,7 @@ bool NetNs::setLoss(int percent)
 pid_t NetNs::fork(const std::function<int()> &body) const
 {
     const QByteArray path = QStringLiteral("/run/netns/%1").arg(m_name).toLocal8Bit();
+    waitForQuietThreads();
     pid_t pid = ::fork();
     if (pid != 0)
         return pid;

@@ -1,6 +1,8 @@
 #include "testsupport.h"
 
 #include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
 #include <QHash>
 #include <QSocketNotifier>
 
@@ -108,6 +110,7 @@ bool Inbox::isSequence(int n, size_t size, uint32_t tag) const
 
 pid_t forkWorker(const std::function<int()> &body)
 {
+    waitForQuietThreads();
     pid_t pid = fork();
     if (pid == 0)
         _exit(body());

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <mprouter/mprouter.h>
+#include "quiet.h"
 
 namespace mprtest {
 

@@ -14,6 +14,7 @@
 #include <QtTest>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <memory>
 #include <netinet/in.h>
@@ -176,6 +177,7 @@ private:
     struct Side
     {
         int fd = -1;
+        bool eof = false;     // read end of file: no longer polled
         QList<Chunk> pending; // to write to fd when due
     };
     int connectTo()
@@ -199,9 +201,10 @@ private:
         for (;;) {
             std::vector<pollfd> fds = {{m_quit[0], POLLIN, 0}, {m_listen, POLLIN, 0}};
             for (auto &l : links) {
-                fds.push_back({l.first.fd, POLLIN, 0});
-                fds.push_back({l.second.fd, POLLIN, 0});
+                fds.push_back({l.first.eof ? -1 : l.first.fd, POLLIN, 0});
+                fds.push_back({l.second.eof ? -1 : l.second.fd, POLLIN, 0});
             }
+            const size_t polled = links.size(); // a link accepted below has no pollfd yet
             ::poll(fds.data(), nfds_t(fds.size()), 5);
             if (fds[0].revents)
                 break;
@@ -209,7 +212,7 @@ private:
                 int c = ::accept4(m_listen, nullptr, nullptr, SOCK_CLOEXEC);
                 int r = c >= 0 ? connectTo() : -1;
                 if (r >= 0) {
-                    links.push_back({Side{c, {}}, Side{r, {}}});
+                    links.push_back({Side{c, false, {}}, Side{r, false, {}}});
                 } else if (c >= 0) {
                     ::close(c);
                 }
@@ -217,13 +220,15 @@ private:
             const qint64 now = clock.elapsed();
             for (size_t i = 0; i < links.size(); i++) {
                 Side *sides[2] = {&links[i].first, &links[i].second};
-                for (int k = 0; k < 2; k++) {
+                for (int k = 0; k < 2 && i < polled; k++) {
                     const pollfd &p = fds[2 + 2 * i + size_t(k)];
-                    if (p.revents & (POLLIN | POLLHUP)) {
+                    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
                         char buf[65536];
                         ssize_t n = ::read(sides[k]->fd, buf, sizeof buf);
                         if (n > 0)
                             sides[1 - k]->pending.append({now + m_delay, QByteArray(buf, int(n))});
+                        else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                            sides[k]->eof = true;
                     }
                 }
                 for (Side *s : sides) {
