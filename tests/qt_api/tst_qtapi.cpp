@@ -676,7 +676,14 @@ void tst_QtApi::variantRoundTrip()
     const QVariant back = mpr::decodeVariant(bytes);
     QCOMPARE(back.userType(), value.userType());
     QCOMPARE(back, value);
-    QCOMPARE(mpr::encodeVariant(back), bytes);
+    if (value.userType() == QMetaType::QVariantHash) {
+        // A QHash iterates in an order that depends on its history and on
+        // the process's random hash seed: the decoded copy may encode its
+        // entries in another order. The same value, then.
+        QCOMPARE(mpr::decodeVariant(mpr::encodeVariant(back)), value);
+    } else {
+        QCOMPARE(mpr::encodeVariant(back), bytes);
+    }
 }
 
 void tst_QtApi::decodeTruncatedOrExtended_data()
