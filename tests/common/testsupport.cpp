@@ -1,8 +1,6 @@
 #include "testsupport.h"
 
 #include <QDir>
-#include <QElapsedTimer>
-#include <QFile>
 #include <QHash>
 #include <QSocketNotifier>
 
