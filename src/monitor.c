@@ -110,6 +110,7 @@ int mpr__watch_add(mpr_router *r, mpr__watch *w, int fd, int throttle_set)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
     w->fd = fd;
     w->throttle_set = 0;
+    w->gone = 0;
     if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return mpr__syserr();
     if (throttle_set)
@@ -134,6 +135,7 @@ void mpr__watch_del(mpr_router *r, mpr__watch *w)
     if (w->throttle_set)
         epoll_ctl(r->throttle_epfd, EPOLL_CTL_DEL, w->fd, NULL);
     w->throttle_set = 0;
+    w->gone = 1;
 }
 
 int mpr__fd_headroom(int fd)
@@ -209,6 +211,13 @@ static void conn_free(mpr__conn *c)
     }
     c->ops->close(c);
     explicit_bzero(c->nonce_s, sizeof c->nonce_s);
+    if (r->in_round) {
+        /* Its watches may still have events in this round's batch (an
+         * accept that dropped the oldest handshake, say): free it after. */
+        c->next = r->dead;
+        r->dead = c;
+        return;
+    }
     free(c);
 }
 
@@ -575,7 +584,8 @@ void *mpr__monitor_main(void *arg)
         if (t >= 0 && (next < 0 || t < next))
             next = t;
         int timeout = -1;
-        if (r->busy && !r->throttled) {
+        if ((r->busy && !r->throttled) || r->mon_flags || r->queue.unpublished > 0) {
+            /* Also when a tick above read messages: commit and ping now. */
             timeout = 0;
         } else if (next >= 0) {
             int64_t ms = (next - now + 999999) / 1000000;
@@ -588,17 +598,29 @@ void *mpr__monitor_main(void *arg)
             mpr__log(MPR_LOG_ERROR, "router %p: epoll_wait: %s", (void *)r, mpr_strerror(-errno));
             break;
         }
-        r->mon_flags = 0;
+        r->in_round = 1;
         for (int i = 0; i < n; i++) {
             mpr__watch *w = evs[i].data.ptr;
-            w->on_event(r, w);
+            if (!w->gone)
+                w->on_event(r, w);
+        }
+        r->in_round = 0;
+        while (r->dead) {
+            mpr__conn *c = r->dead;
+            r->dead = c->next;
+            free(c);
         }
         uint64_t req = atomic_load(&r->sync_req);
         if (req != r->sync_seen)
             sync_start(r, req);
         if (!r->throttled)
             drain_busy(r);
+        /* What this round linked, the ticks at its top included: a large
+         * message completed there (a transport's tick reads what its last
+         * round left) must still ping, or its PING, and with it every
+         * later one (the queue's ping_pending), would be lost. */
         int flags = r->mon_flags;
+        r->mon_flags = 0;
         if (r->sync_seen && r->sync_owed == 0 && r->queue.sync_done != r->sync_seen)
             flags |= mpr__queue_sync_done(&r->queue, r->sync_seen);
         else

@@ -98,6 +98,11 @@ struct mpr_router {
 
     /* monitor thread */
     mpr__conn *conns;
+    /* Connections ended while this round's events are dispatched: freed
+     * after the round, since a later event of the same epoll batch may
+     * name one of their watches. */
+    mpr__conn *dead;
+    int in_round;
     mpr__conn *hs_head, *hs_tail;
     unsigned hs_count;
     mpr__conn *busy;     /* connections that asked for a turn */

@@ -43,6 +43,7 @@ typedef struct mpr__watch {
     void (*on_event)(mpr_router *r, struct mpr__watch *w);
     int fd;
     int throttle_set; /* also in the set used while throttled */
+    int gone;         /* removed (mpr__watch_del): its events of this round are skipped */
 } mpr__watch;
 
 /* What a transport does for one connection. */
