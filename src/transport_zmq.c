@@ -575,8 +575,7 @@ static void service(mpr_router *r, int budget)
     read_messages(r, ep, budget);
     ep->unthrottled |= ep->throttled && !mpr__throttled(r);
     ep->throttled = mpr__throttled(r);
-    ep->owed = 1;
-    ep->more = has_input(ep->sock) || has_input(ep->zap) || has_input(ep->mon);
+    ep->owed = 1; /* flush_owed also sees what is left (ep->more) */
 }
 
 /* The STATEs owed since the last flush (the monitor's tick, and sync). */

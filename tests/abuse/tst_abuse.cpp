@@ -11,6 +11,9 @@
 // the socket (MPR_TRANSPORT=socket).
 #include <QtTest>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -424,19 +427,37 @@ void tst_Abuse::forkedChildCannotFindSecret()
     Child hunter;
     hunter.pid = forkWorker([&] {
         Found f;
-        QFile maps("/proc/self/maps");
-        if (!maps.open(QIODevice::ReadOnly))
+        // Plain read(2) and parsing, no Qt: a child of this multi-threaded
+        // process must not take a lock another thread may have held at
+        // fork() (under Qt 6 this child once hung, and QFile was the
+        // likeliest place).
+        static char maps[1 << 20];
+        const int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
             return 2;
-        const QList<QByteArray> lines = maps.readAll().split('\n');
+        size_t len = 0;
+        for (ssize_t n; len < sizeof maps - 1 && (n = ::read(fd, maps + len, sizeof maps - 1 - len)) != 0;) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return 2;
+            len += size_t(n);
+        }
+        ::close(fd);
+        maps[len] = '\0';
         const auto *key = reinterpret_cast<const unsigned char *>(me.secret.constData());
         unsigned char derived[16];
-        for (const QByteArray &line : lines) {
-            const QList<QByteArray> parts = line.simplified().split(' ');
-            if (parts.size() < 2 || !parts[1].startsWith("rw"))
+        for (char *line = maps, *next; *line; line = next) {
+            next = std::strchr(line, '\n');
+            next = next ? next + 1 : line + std::strlen(line);
+            // "lo-hi perms ...": only writable mappings
+            char *end;
+            const quintptr lo = std::strtoull(line, &end, 16);
+            if (*end != '-')
                 continue;
-            const QList<QByteArray> range = parts[0].split('-');
-            const quintptr lo = range[0].toULongLong(nullptr, 16);
-            const quintptr hi = range[1].toULongLong(nullptr, 16);
+            const quintptr hi = std::strtoull(end + 1, &end, 16);
+            if (*end != ' ' || end[1] != 'r' || end[2] != 'w')
+                continue;
             if (hi - lo > (64u << 20)) // sanitizer shadow and the like: not heap
                 continue;
             const auto *p = reinterpret_cast<const unsigned char *>(lo);

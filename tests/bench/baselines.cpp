@@ -858,6 +858,19 @@ struct Streams {
 
 } // namespace
 
+/* The end of a ZeroMQ baseline, workers reaped: the first error of the
+ * measurement, the workers and, when it could not run (ok false), the PULL
+ * side. Empty if none. */
+static std::string zmqRunError(Workers &w, bool ok, const std::string &err, const ZmqPull &pull)
+{
+    std::string e = err;
+    if (!w.finish(10) && e.empty())
+        e = w.error();
+    if (!ok && e.empty())
+        e = !w.error().empty() ? w.error() : pull.err;
+    return e;
+}
+
 /* 4 forked processes, one zmq_send per 32-byte message, into one PULL
  * read by one thread; every message checked. */
 bool zmqRate(Values &v, const char *name, bool curve)
@@ -915,10 +928,7 @@ bool zmqRate(Values &v, const char *name, bool curve)
     } else {
         ok = false;
     }
-    if (!w.finish(10) && err.empty())
-        err = w.error();
-    if (!ok && err.empty())
-        err = !w.error().empty() ? w.error() : pull.err;
+    err = zmqRunError(w, ok, err, pull);
     if (!err.empty()) {
         progress("  %s: FAIL: %s", name, err.c_str());
         return false;
@@ -997,10 +1007,7 @@ bool zmqBulk(Values &v)
     } else {
         ok = false;
     }
-    if (!w.finish(10) && err.empty())
-        err = w.error();
-    if (!ok && err.empty())
-        err = !w.error().empty() ? w.error() : pull.err;
+    err = zmqRunError(w, ok, err, pull);
     if (!err.empty()) {
         progress("  %s: FAIL: %s", name, err.c_str());
         return false;
@@ -1080,10 +1087,7 @@ bool zmqLatency(Values &v)
     QCoreApplication::removePostedEvents(&sink);
     if (err.empty())
         err = readErr;
-    if (!w.finish(10) && err.empty())
-        err = w.error();
-    if (!ok && err.empty())
-        err = !w.error().empty() ? w.error() : pull.err;
+    err = zmqRunError(w, ok, err, pull);
     if (err.empty() && got != (uint64_t)count)
         err = strf("%llu of %ld messages arrived", (unsigned long long)got, count);
     if (!err.empty()) {
