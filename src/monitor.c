@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -138,14 +139,18 @@ void mpr__watch_del(mpr_router *r, mpr__watch *w)
     w->gone = 1;
 }
 
-int mpr__fd_headroom(int fd)
+int mpr__fd_room(int any_fd)
 {
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur == RLIM_INFINITY)
         return 1;
-    /* Descriptors are handed out lowest first: fd is the lowest free one,
-     * so at most rlim_cur - fd are left. */
-    return (rlim_t)fd + FD_HEADROOM < lim.rlim_cur;
+    /* Descriptors are handed out lowest first: the next one taken is the
+     * lowest free one. Find it without taking it for long. */
+    int probe = fcntl(any_fd, F_DUPFD_CLOEXEC, 0);
+    if (probe < 0)
+        return 0; /* none at all */
+    close(probe);
+    return (rlim_t)probe + FD_HEADROOM < lim.rlim_cur;
 }
 
 int mpr__throttled(const mpr_router *r)
@@ -267,12 +272,16 @@ int mpr__hs_hello(mpr__conn *c, const mpr__hello *h, unsigned char challenge[MPR
         why = "unsupported protocol version";
     else if (h->conn_id == 0 || h->conn_id > atomic_load(&r->last_id))
         why = "connection id never issued";
-    else if (mpr__random(c->nonce_r, sizeof c->nonce_r) < 0)
+    else if (!c->have_nonce_r && mpr__random(c->nonce_r, sizeof c->nonce_r) < 0)
         why = "no random numbers for the handshake";
     if (why) {
         mpr__reject_warn(r, c->peer, h->conn_id, why);
         return MPR_EACCES;
     }
+    /* One nonce of ours per connection: a HELLO sent again (a sender that
+     * waited long for our answer) gets the same CHALLENGE, so its PROOF
+     * answers whichever copy of it arrived first. */
+    c->have_nonce_r = 1;
     memcpy(c->nonce_s, h->nonce, sizeof c->nonce_s);
     mpr__challenge ch = {.max_msg = r->max_msg};
     memcpy(ch.nonce, c->nonce_r, sizeof ch.nonce);
@@ -318,7 +327,9 @@ int mpr__hs_proof(mpr__conn *c, const mpr__proof *p, uint32_t *status)
     explicit_bzero(key, sizeof key);
     explicit_bzero(expected, sizeof expected);
     if (!ok) {
-        mpr__reject_warn(r, c->peer, c->claimed, "wrong secret (not this pipe's key)");
+        mpr__reject_warn(r, c->peer, c->claimed,
+                         "its proof does not match (not this pipe's key, or not an answer to "
+                         "our challenge)");
         return MPR_EACCES;
     }
     if (id_used(r, c->claimed)) {

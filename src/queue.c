@@ -139,6 +139,19 @@ static void write_header(unsigned char *at, uint32_t conn_id, uint32_t type, uin
     memcpy(at, &rec, sizeof rec);
 }
 
+/* The bytes of messages still arriving that count against the limit: at
+ * most half of it, so that messages in progress (one sender's huge one,
+ * say) never hold the whole limit against the complete messages of
+ * everyone else. Memory is bounded all the same: a message in progress is
+ * at most the largest message size. q->lock held. */
+static size_t pending_counted(const mpr__queue *q, int64_t delta)
+{
+    int64_t pending = (int64_t)q->pending + delta;
+    if (pending < 0)
+        pending = 0;
+    return (size_t)pending < q->limit / 2 ? (size_t)pending : q->limit / 2;
+}
+
 /* Publish what the producer wrote; q->lock held. */
 static int publish_locked(mpr__queue *q)
 {
@@ -157,7 +170,7 @@ static int publish_locked(mpr__queue *q)
         }
     }
     /* Never throttled with nothing to route: the consumer could not end it. */
-    if (q->limit && q->bytes > 0 && q->bytes + q->pending >= q->limit)
+    if (q->limit && q->bytes > 0 && q->bytes + pending_counted(q, 0) >= q->limit)
         q->throttled = 1;
     if (q->throttled)
         flags |= MPR__Q_THROTTLED;
@@ -263,8 +276,8 @@ size_t mpr__queue_room(mpr__queue *q)
     if (!q->limit)
         return SIZE_MAX;
     pthread_mutex_lock(&q->lock);
-    int64_t used = (int64_t)(q->bytes + q->pending) + q->pending_delta + (int64_t)q->unpublished;
-    size_t room = q->throttled || used >= (int64_t)q->limit ? 0 : q->limit - (size_t)used;
+    size_t used = q->bytes + pending_counted(q, q->pending_delta) + q->unpublished;
+    size_t room = q->throttled || used >= q->limit ? 0 : q->limit - used;
     pthread_mutex_unlock(&q->lock);
     return room;
 }
@@ -291,7 +304,7 @@ static void settle_locked(mpr__queue *q)
 {
     q->bytes -= q->consumed;
     q->consumed = 0;
-    if (q->throttled && (q->bytes == 0 || q->bytes + q->pending <= q->limit / 2)) {
+    if (q->throttled && (q->bytes == 0 || q->bytes + pending_counted(q, 0) <= q->limit / 2)) {
         q->throttled = 0;
         uint64_t one = 1;
         ssize_t rc = write(q->wake_fd, &one, sizeof one);

@@ -13,10 +13,13 @@
  * The queue also holds the ping flag (one wake-up of the main thread for
  * many messages) and the backpressure state. With a limit, the producer is
  * THROTTLED (it reads no new messages) while routable bytes are waiting
- * and they, with the bytes of messages still arriving ("pending"), reach
- * the limit; it goes on when the consumer has brought them down to half
- * the limit, or has read every routable byte (then waiting longer could
- * not help: only the pending messages can complete).
+ * and they, with the bytes of messages still arriving ("pending", counted
+ * for at most half the limit), reach the limit; it goes on when the
+ * consumer has brought them down to half the limit, or has read every
+ * routable byte (then waiting longer could not help: only the pending
+ * messages can complete). Counting pending bytes for at most half the
+ * limit keeps one sender's message in progress from holding the whole
+ * limit against the complete messages of everyone else.
  *
  * A dedicated chunk of a large message is address space only until bytes
  * arrive: its pages are committed a few MiB ahead of them

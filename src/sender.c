@@ -124,7 +124,9 @@ int mpr_sender_stop(mpr_sender *s)
         return MPR_ESTATE;
     if (!owner(s))
         return MPR_EOWNER;
-    int rc = s->broken ? 0 : s->ops->stop(s); /* nothing to tell a router that is gone */
+    /* After a send failed (the router went away or dropped us), messages
+     * may have been lost: never report a clean end then. */
+    int rc = s->broken ? MPR_EPIPE : s->ops->stop(s);
     s->ops->close(s);
     s->state = MPR__SENDER_CLOSED;
     return rc;
@@ -280,7 +282,10 @@ int mpr_sender_from_string(mpr_sender **out, const char *text)
     char server_key[MPR__CURVE_KEY_LEN + 1] = "";
     const char *endpoint = "";
     if (*rest) {
-        if (*rest != ':' || strlen(rest + 1) < MPR__CURVE_KEY_LEN + 1 ||
+        /* The remote part is all or nothing: a key and an endpoint, both
+         * valid (mpr__sender_set_remote checks them), so that every string
+         * accepted prints back byte for byte. */
+        if (*rest != ':' || strlen(rest + 1) < MPR__CURVE_KEY_LEN + 2 ||
             rest[1 + MPR__CURVE_KEY_LEN] != ':') {
             explicit_bzero(key, sizeof key);
             return MPR_EINVAL;

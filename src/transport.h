@@ -80,6 +80,7 @@ struct mpr__conn {
     uint32_t claimed;             /* the pipe its HELLO named */
     int in_handshake, busy, sync_owed;
     int bye;                      /* the sender stopped: the stream ends cleanly */
+    int have_nonce_r;             /* nonce_r is made (at the first HELLO) */
     int mid_frame;                /* the transport has part of a frame header */
     int64_t deadline_ns;          /* for the handshake */
     unsigned char nonce_s[MPR__NONCE_SIZE], nonce_r[MPR__NONCE_SIZE];
@@ -173,8 +174,10 @@ int mpr__watch_add(mpr_router *r, mpr__watch *w, int fd, int throttle_set);
 void mpr__watch_set_throttle(mpr_router *r, mpr__watch *w, int throttle_set);
 void mpr__watch_del(mpr_router *r, mpr__watch *w);
 
-/* Descriptors: may the monitor take one more (fd, just received) and
- * still leave the application its headroom? */
-int mpr__fd_headroom(int fd);
+/* Descriptors: may the monitor take one more and still leave the
+ * application its headroom (the lowest free descriptor, the one an accept
+ * would take, stays FD_HEADROOM below the limit)? any_fd: any open
+ * descriptor (it is duplicated for a moment to find the lowest free one). */
+int mpr__fd_room(int any_fd);
 
 #endif /* MPR_TRANSPORT_H */

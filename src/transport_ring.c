@@ -351,8 +351,8 @@ static int ring_send(mpr_sender *s, const void *data, size_t size)
 
 static int ring_stop(mpr_sender *s)
 {
-    mpr__ring_put(&s->ring, MPR__RING_BYE, NULL, 0);
-    return 0;
+    /* MPR_EPIPE if the router has gone: what it had not read is lost. */
+    return mpr__ring_put(&s->ring, MPR__RING_BYE, NULL, 0);
 }
 
 static void ring_sender_close(mpr_sender *s)

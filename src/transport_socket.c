@@ -34,6 +34,7 @@
 #include "sender_p.h"
 
 #define READS_PER_EVENT 4 /* fairness between socket connections */
+#define ACCEPTS_PER_ROUND 16
 #define ACCEPT_BACKOFF_NS (100 * 1000000)
 #define HANDSHAKE_TIMEOUT_NS ((int64_t)10 * 1000000000) /* the sender's wait for answers */
 
@@ -281,19 +282,23 @@ static void pause_accepting(mpr_router *r, socket_ep *ep, const char *why)
 static void on_listen(mpr_router *r, mpr__watch *w)
 {
     socket_ep *ep = (socket_ep *)w;
-    for (;;) {
+    /* A few at a time: the listening socket stays readable (level-
+     * triggered) and is served again next round, so a flood of connections
+     * never keeps the monitor from the handshakes already under way. */
+    for (int n = 0; n < ACCEPTS_PER_ROUND; n++) {
+        if (!mpr__fd_room(w->fd)) {
+            /* Leave the application its descriptors: the connection waits
+             * in the backlog (its sender in its handshake) until there are
+             * descriptors again. */
+            pause_accepting(r, ep, "too few descriptors left for the application");
+            return;
+        }
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 pause_accepting(r, ep, mpr_strerror(mpr__syserr()));
-            return;
-        }
-        if (!mpr__fd_headroom(fd)) {
-            /* Leave the application its descriptors. */
-            close(fd);
-            pause_accepting(r, ep, "too few descriptors left for the application");
             return;
         }
         struct ucred cred = {0, (uid_t)-1, (gid_t)-1};
@@ -599,8 +604,7 @@ static int frames_stop(mpr_sender *s)
 {
     unsigned char bye[4];
     mpr__put_u32(bye, MPR__WIRE_BYE);
-    mpr__send_all(s->fd, bye, sizeof bye);
-    return 0;
+    return mpr__send_all(s->fd, bye, sizeof bye); /* MPR_EPIPE: the router has gone */
 }
 
 static void frames_close(mpr_sender *s)

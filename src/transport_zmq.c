@@ -158,14 +158,15 @@ static void send_state(zmq_ep *ep, const unsigned char *rid, size_t rid_len, uin
 }
 
 /* The STATE a sender is owed: what was taken, and more credit unless the
- * queue is full: up to CREDIT_WINDOW beyond what was taken, within the
- * room the queue limit leaves, but never less than one frame (a sender
- * must always be able to send its next record). */
+ * queue is throttled: up to CREDIT_WINDOW beyond what was taken, within
+ * the room the queue limit leaves, but never less than one frame while
+ * the router reads (a sender must always be able to send its next record,
+ * also while another sender's message in progress fills the room). */
 static void flush_state(zmq_ep *ep, remote_conn *c)
 {
     mpr_router *r = c->base.router;
     size_t room = mpr__queue_room(&r->queue);
-    if (room > 0) {
+    if (!mpr__throttled(r)) {
         uint64_t window = room < CREDIT_WINDOW ? room : CREDIT_WINDOW;
         if (window < MPR__FRAME_MAX)
             window = MPR__FRAME_MAX;
@@ -1173,7 +1174,6 @@ static void *remote_thread(void *arg)
     rs->last_heard = rs->last_progress = rs->last_sent = now;
     rs->window = (int64_t)10 * 1000000000;
     int result = 0;
-    int64_t stop_deadline = 0;
     for (;;) {
         int request = atomic_load(&rs->request);
         if (request == ABORT_ASKED) {
@@ -1197,14 +1197,11 @@ static void *remote_thread(void *arg)
             break;
         }
         now = mpr__now_ns();
-        if (request == STOP_ASKED && !stop_deadline)
-            stop_deadline = now + rs->window;
+        /* Only silence ends the wait: a router that answers is alive, and
+         * stop waits for it as long as it takes (a slow router is not a
+         * lost one). */
         if (now - rs->last_heard > rs->window) {
             result = request == STOP_ASKED ? MPR_ETIMEDOUT : MPR_EPIPE;
-            break;
-        }
-        if (stop_deadline && now >= stop_deadline) {
-            result = MPR_ETIMEDOUT; /* the router lives but did not take it all */
             break;
         }
         if (rs->head && now - rs->last_progress >= RESEND_NS) {
@@ -1218,8 +1215,8 @@ static void *remote_thread(void *arg)
         int64_t next = rs->last_sent + HEARTBEAT_NS;
         if (rs->head && rs->last_progress + RESEND_NS < next)
             next = rs->last_progress + RESEND_NS;
-        if (stop_deadline && stop_deadline < next)
-            next = stop_deadline;
+        if (rs->last_heard + rs->window < next)
+            next = rs->last_heard + rs->window;
         short events = (short)(ZMQ_POLLIN | (rs->unsent ? ZMQ_POLLOUT : 0));
         zmq_pollitem_t items[2] = {{rs->sock, 0, events, 0}, {NULL, rs->wake_fd, ZMQ_POLLIN, 0}};
         /* Sleep when credit holds us back (a STATE wakes us), when ZeroMQ

@@ -269,8 +269,11 @@ void tst_Abuse::announcedSizes()
 }
 
 // With a queue limit, the bytes of a message still arriving count against
-// it: a peer holding 3.5 MiB of an unfinished message under a 4 MiB limit
-// leaves room for about half a MiB of other messages before senders wait.
+// it, but for at most half of it: a peer holding 3.5 MiB of an unfinished
+// message under a 4 MiB limit counts as 2 MiB and leaves 2 MiB of room for
+// the complete messages of others (issue 15: one sender's message in
+// progress must not hold the whole limit against everyone else). Then
+// senders wait.
 void tst_Abuse::partialMessagesCountAgainstLimit()
 {
     QVERIFY(restart(0, 4 << 20));
@@ -286,8 +289,8 @@ void tst_Abuse::partialMessagesCountAgainstLimit()
     QVERIFY(raw.send(hdr + QByteArray(3584 * 1024, 'h')));
     QVERIFY(busyWait([&] { return unread(raw.fd) == 0; }));
 
-    // 3 MiB of 1 KiB messages, below the limit on their own; nobody routes.
-    const int count = 3072;
+    // 5 MiB of 1 KiB messages, above the limit on their own; nobody routes.
+    const int count = 5120;
     auto *sent = static_cast<std::atomic<int> *>(mmap(nullptr, sizeof(std::atomic<int>),
                                                       PROT_READ | PROT_WRITE,
                                                       MAP_SHARED | MAP_ANONYMOUS, -1, 0));
@@ -319,10 +322,16 @@ void tst_Abuse::partialMessagesCountAgainstLimit()
     }));
     const bool blocked = !worker.exited();
     const int sentWhenBlocked = sent->load();
-    QVERIFY2(blocked, qPrintable(QString("the worker sent all %1 KiB: the message in progress "
-                                         "was not counted against the limit")
+    QVERIFY2(blocked, qPrintable(QString("the worker sent all %1 KiB: the limit held nobody")
                                      .arg(count)));
     QVERIFY(sentWhenBlocked < count);
+    // It got the room the unfinished message leaves: 2 MiB in the queue
+    // (and its 1 MiB ring). Had the message in progress counted in full, it
+    // would have been held after half a MiB (and its ring).
+    QVERIFY2(sentWhenBlocked >= 2048,
+             qPrintable(QString("held after %1 KiB: the message in progress counted for more "
+                                "than half the limit")
+                            .arg(sentWhenBlocked)));
     // Routing lets it finish, in order.
     QTRY_VERIFY_WITH_TIMEOUT(worker.exited(), T_LONG);
     QVERIFY(worker.exitedWith(0));

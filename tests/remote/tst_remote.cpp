@@ -369,8 +369,8 @@ void tst_Remote::hostilePeers_data()
     QTest::newRow("CURVE with a wrong server key") << "wrong server" << "a tcp peer" << "rejected";
     QTest::newRow("garbage on the port") << "garbage" << "a tcp peer" << "rejected";
     QTest::newRow("a silent TCP peer") << "silent" << "a tcp peer" << "rejected";
-    QTest::newRow("a forged pipe key") << "forged" << "wrong secret" << "rejected";
-    QTest::newRow("another pipe's key") << "other key" << "wrong secret" << "rejected";
+    QTest::newRow("a forged pipe key") << "forged" << "proof does not match" << "rejected";
+    QTest::newRow("another pipe's key") << "other key" << "proof does not match" << "rejected";
     QTest::newRow("an id never issued") << "unissued" << "connection id never issued" << "rejected";
     QTest::newRow("data without a HELLO") << "no hello" << "no HELLO" << "rejected";
     QTest::newRow("a HELLO of another version") << "version" << "unsupported protocol version"

@@ -167,12 +167,12 @@ void tst_Trust::badHandshake_data()
     QTest::addColumn<QString>("kind");
     QTest::addColumn<QString>("reason"); // in the warning
     QTest::addColumn<bool>("challenged"); // the HELLO was good: a CHALLENGE came back
-    QTest::newRow("forged key (one bit)") << "forged" << "wrong secret" << true;
-    QTest::newRow("all-zero key") << "zero secret" << "wrong secret" << true;
-    QTest::newRow("another pipe's key") << "other key" << "wrong secret" << true;
-    QTest::newRow("the key itself as the proof") << "key as proof" << "wrong secret" << true;
-    QTest::newRow("proof for another challenge (replay)") << "replay" << "wrong secret" << true;
-    QTest::newRow("proof of the router's role (reflection)") << "reflect" << "wrong secret" << true;
+    QTest::newRow("forged key (one bit)") << "forged" << "proof does not match" << true;
+    QTest::newRow("all-zero key") << "zero secret" << "proof does not match" << true;
+    QTest::newRow("another pipe's key") << "other key" << "proof does not match" << true;
+    QTest::newRow("the key itself as the proof") << "key as proof" << "proof does not match" << true;
+    QTest::newRow("proof for another challenge (replay)") << "replay" << "proof does not match" << true;
+    QTest::newRow("proof of the router's role (reflection)") << "reflect" << "proof does not match" << true;
     QTest::newRow("id never issued") << "unissued id" << "connection id never issued" << false;
     QTest::newRow("id zero") << "id zero" << "connection id never issued" << false;
     QTest::newRow("id far away") << "id huge" << "connection id never issued" << false;
@@ -896,7 +896,8 @@ void tst_Trust::noSigpipeWhenRouterProcessIsGone()
         for (int i = 0; i < 3; i++)
             if (mpr_sender_send(s, "more", 4) != MPR_EPIPE)
                 return 4;
-        if (mpr_sender_stop(s) != 0)
+        // Messages were lost: stop says so (issue 15).
+        if (mpr_sender_stop(s) != MPR_EPIPE)
             return 5;
         mpr_sender_free(s);
         return 0;
