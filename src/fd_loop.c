@@ -1,30 +1,28 @@
 /*
  * fd_loop.c - the file-descriptor event loop.
  *
- * Pings go into one FIFO of (pingee) entries guarded by a mutex; an eventfd
- * is readable while the FIFO holds entries that arrived since the last
+ * Pings go into one FIFO of (pingee) entries guarded by a mutex; an event
+ * (platform.h) is set while the FIFO holds entries that arrived since the last
  * dispatch started. Each entry holds a reference to its pingee, so a pingee
  * with undelivered pings stays valid; dispatch skips entries whose pingee
  * has been disconnected.
  *
- * Lifetimes: the shared state (mutex, FIFO, eventfd) is referenced by the
+ * Lifetimes: the shared state (mutex, FIFO, event) is referenced by the
  * loop and by every live pingee, so pingers held by background threads stay
- * safe after mpr_fd_loop_free; the eventfd is closed with the last of them.
+ * safe after mpr_fd_loop_free; the event is closed with the last of them.
  */
-#include <pthread.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <mprouter/fd_loop.h>
 
-#include "internal.h"
+#include "base.h"
+#include "platform.h"
 
 struct shared {
-    pthread_mutex_t lock;
+    mpr__mutex lock;
     int refs; /* the loop + each pingee */
-    int efd;
-    int signaled; /* efd is readable */
+    mpr__event ev;
+    int signaled; /* ev is set */
     int dispatching;
     int loop_freed; /* nobody dispatches any more: pings are dropped */
     struct pingee **fifo; /* ring buffer */
@@ -58,9 +56,9 @@ static int shared_unref_locked(struct shared *sh)
 
 static void shared_free(struct shared *sh)
 {
-    close(sh->efd);
+    mpr__event_close(&sh->ev);
     free(sh->fifo);
-    pthread_mutex_destroy(&sh->lock);
+    mpr__mutex_destroy(&sh->lock);
     free(sh);
 }
 
@@ -78,9 +76,9 @@ static int pingee_unref_locked(struct pingee *p)
 static void pingee_unref(struct pingee *p)
 {
     struct shared *sh = p->sh;
-    pthread_mutex_lock(&sh->lock);
+    mpr__mutex_lock(&sh->lock);
     int free_sh = pingee_unref_locked(p);
-    pthread_mutex_unlock(&sh->lock);
+    mpr__mutex_unlock(&sh->lock);
     if (free_sh)
         shared_free(sh);
 }
@@ -100,9 +98,9 @@ static int fd_pingee_new(const mpr_event_loop *loop, void (*on_ping)(void *arg),
     p->refs = 1;
     p->on_ping = on_ping;
     p->arg = arg;
-    pthread_mutex_lock(&sh->lock);
+    mpr__mutex_lock(&sh->lock);
     sh->refs++;
-    pthread_mutex_unlock(&sh->lock);
+    mpr__mutex_unlock(&sh->lock);
     *out = (mpr_pingee *)p;
     return 0;
 }
@@ -140,9 +138,9 @@ static int fd_pinger_new(mpr_pingee *pingee, mpr_pinger **out)
     struct pinger *g = calloc(1, sizeof *g);
     if (!g)
         return MPR_ENOMEM;
-    pthread_mutex_lock(&p->sh->lock);
+    mpr__mutex_lock(&p->sh->lock);
     p->refs++;
-    pthread_mutex_unlock(&p->sh->lock);
+    mpr__mutex_unlock(&p->sh->lock);
     g->pingee = p;
     *out = (mpr_pinger *)g;
     return 0;
@@ -162,9 +160,9 @@ static void fd_pinger_ping(mpr_pinger *pinger)
         return;
     struct pingee *p = g->pingee;
     struct shared *sh = p->sh;
-    pthread_mutex_lock(&sh->lock);
+    mpr__mutex_lock(&sh->lock);
     if (sh->loop_freed) {
-        pthread_mutex_unlock(&sh->lock);
+        mpr__mutex_unlock(&sh->lock);
         return;
     }
     if (sh->count == sh->cap) {
@@ -173,7 +171,7 @@ static void fd_pinger_ping(mpr_pinger *pinger)
         if (!fifo) {
             /* Cannot queue the ping; dropping it silently would break the
              * one-on_ping-per-ping rule, so say so. */
-            pthread_mutex_unlock(&sh->lock);
+            mpr__mutex_unlock(&sh->lock);
             mpr__log(MPR_LOG_ERROR, "fd loop %p: out of memory, ping for pingee %p lost", (void *)sh,
                      (void *)p);
             return;
@@ -190,13 +188,9 @@ static void fd_pinger_ping(mpr_pinger *pinger)
     p->refs++;
     if (!sh->signaled) {
         sh->signaled = 1;
-        uint64_t one = 1;
-        /* Cannot fail short of a kernel bug: the counter is reset by every
-         * dispatch, so it never comes near overflow. */
-        ssize_t rc = write(sh->efd, &one, sizeof one);
-        (void)rc;
+        mpr__event_set(&sh->ev);
     }
-    pthread_mutex_unlock(&sh->lock);
+    mpr__mutex_unlock(&sh->lock);
 }
 
 static void fd_pinger_disconnect(mpr_pinger *pinger)
@@ -231,14 +225,13 @@ int mpr_fd_loop_new(mpr_fd_loop **out)
         free(sh);
         return MPR_ENOMEM;
     }
-    sh->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (sh->efd < 0) {
-        int err = mpr__syserr();
+    int err = mpr__event_open(&sh->ev);
+    if (err < 0) {
         free(loop);
         free(sh);
         return err;
     }
-    pthread_mutex_init(&sh->lock, NULL);
+    mpr__mutex_init(&sh->lock);
     sh->refs = 1;
     loop->sh = sh;
     loop->iface = (mpr_event_loop){
@@ -263,7 +256,7 @@ void mpr_fd_loop_free(mpr_fd_loop *loop)
     if (!loop)
         return;
     struct shared *sh = loop->sh;
-    pthread_mutex_lock(&sh->lock);
+    mpr__mutex_lock(&sh->lock);
     /* Pings nobody will dispatch: drop them and their references. The
      * loop's own reference keeps sh alive through this. */
     sh->loop_freed = 1;
@@ -274,7 +267,7 @@ void mpr_fd_loop_free(mpr_fd_loop *loop)
         pingee_unref_locked(p);
     }
     int free_sh = shared_unref_locked(sh);
-    pthread_mutex_unlock(&sh->lock);
+    mpr__mutex_unlock(&sh->lock);
     if (free_sh)
         shared_free(sh);
     free(loop);
@@ -287,7 +280,7 @@ const mpr_event_loop *mpr_fd_loop_event_loop(mpr_fd_loop *loop)
 
 int mpr_fd_loop_fd(const mpr_fd_loop *loop)
 {
-    return loop ? loop->sh->efd : -1;
+    return loop ? (int)mpr__event_fd(&loop->sh->ev) : -1;
 }
 
 int mpr_fd_loop_dispatch(mpr_fd_loop *loop)
@@ -295,16 +288,14 @@ int mpr_fd_loop_dispatch(mpr_fd_loop *loop)
     if (!loop)
         return MPR_EINVAL;
     struct shared *sh = loop->sh;
-    pthread_mutex_lock(&sh->lock);
+    mpr__mutex_lock(&sh->lock);
     if (sh->dispatching) {
-        pthread_mutex_unlock(&sh->lock);
+        mpr__mutex_unlock(&sh->lock);
         return MPR_ESTATE;
     }
     size_t n = sh->count;
     if (sh->signaled) {
-        uint64_t value;
-        ssize_t rc = read(sh->efd, &value, sizeof value);
-        (void)rc; /* EAGAIN only if nobody wrote, which signaled excludes */
+        mpr__event_clear(&sh->ev);
         sh->signaled = 0;
     }
     sh->dispatching = 1;
@@ -313,17 +304,17 @@ int mpr_fd_loop_dispatch(mpr_fd_loop *loop)
         struct pingee *p = sh->fifo[sh->head];
         sh->head = (sh->head + 1) % sh->cap;
         sh->count--;
-        pthread_mutex_unlock(&sh->lock);
+        mpr__mutex_unlock(&sh->lock);
         /* connected/on_ping are only touched on this thread. */
         if (p->connected) {
             p->on_ping(p->arg);
             ran++;
         }
-        pthread_mutex_lock(&sh->lock);
+        mpr__mutex_lock(&sh->lock);
         /* The loop holds a reference to sh, so sh survives this. */
         pingee_unref_locked(p);
     }
     sh->dispatching = 0;
-    pthread_mutex_unlock(&sh->lock);
+    mpr__mutex_unlock(&sh->lock);
     return ran;
 }

@@ -10,11 +10,11 @@
  * One lock for the table: routers on different threads share it. Only
  * the calls that take a handle use it, never the routing of a message.
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "router_p.h"
+#include "handle.h"
+#include "platform.h"
 
 /* slot + 1 in the low bits (0 is never a handle), generation above */
 #define SLOT_BITS (sizeof(uintptr_t) >= 8 ? 32u : 20u)
@@ -22,12 +22,12 @@
 #define GEN_MASK (UINTPTR_MAX >> SLOT_BITS)
 
 struct entry {
-    struct receiver *receiver; /* NULL: free */
+    void *receiver; /* NULL: free */
     uintptr_t gen;
     size_t next_free;          /* slot + 1 of the next free entry, 0: none */
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static mpr__mutex lock = MPR__MUTEX_INIT;
 static struct entry *table;
 static size_t cap, free_head;
 
@@ -47,14 +47,14 @@ static struct entry *find(const mpr_receiver *h)
     return e->receiver && e->gen == v >> SLOT_BITS ? e : NULL;
 }
 
-int mpr__handle_new(struct receiver *rc, mpr_receiver **out)
+int mpr__handle_new(void *rc, mpr_receiver **out)
 {
-    pthread_mutex_lock(&lock);
+    mpr__mutex_lock(&lock);
     if (!free_head) {
         size_t n = cap ? cap * 2 : 64;
         struct entry *t = n - 1 <= SLOT_MASK - 1 ? realloc(table, n * sizeof *t) : NULL;
         if (!t) {
-            pthread_mutex_unlock(&lock);
+            mpr__mutex_unlock(&lock);
             return MPR_ENOMEM;
         }
         for (size_t i = cap; i < n; i++) {
@@ -71,22 +71,22 @@ int mpr__handle_new(struct receiver *rc, mpr_receiver **out)
     free_head = e->next_free;
     e->receiver = rc;
     *out = (mpr_receiver *)value(slot, e->gen);
-    pthread_mutex_unlock(&lock);
+    mpr__mutex_unlock(&lock);
     return 0;
 }
 
-struct receiver *mpr__handle_get(const mpr_receiver *h)
+void *mpr__handle_get(const mpr_receiver *h)
 {
-    pthread_mutex_lock(&lock);
+    mpr__mutex_lock(&lock);
     struct entry *e = find(h);
-    struct receiver *rc = e ? e->receiver : NULL;
-    pthread_mutex_unlock(&lock);
+    void *rc = e ? e->receiver : NULL;
+    mpr__mutex_unlock(&lock);
     return rc;
 }
 
 void mpr__handle_free(const mpr_receiver *h)
 {
-    pthread_mutex_lock(&lock);
+    mpr__mutex_lock(&lock);
     struct entry *e = find(h);
     if (e) {
         e->receiver = NULL;
@@ -96,5 +96,5 @@ void mpr__handle_free(const mpr_receiver *h)
         e->next_free = free_head;
         free_head = (size_t)(e - table) + 1;
     }
-    pthread_mutex_unlock(&lock);
+    mpr__mutex_unlock(&lock);
 }

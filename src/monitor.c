@@ -1,14 +1,15 @@
 /*
- * monitor.c - the router's monitor thread: the loop over every transport's
- * descriptors, and the life of a connection from its first byte to its
- * end (transport.h has the map of the data path).
+ * monitor.c - the router's monitor thread: the loop over every endpoint's
+ * handles, and the life of a connection from its first byte to its end
+ * (transport.h has the map of the data path).
  *
  * A connection goes through:
- *   handshake  within the handshake timeout: a HELLO naming an issued
- *              pipe, then a PROOF of that pipe's key answering our nonce
- *              (wire.h); a pipe takes one sender in its life. At most
- *              MAX_HANDSHAKES wait at a time, the oldest is dropped first.
- *              Handshakes go on while the queue is throttled.
+ *   handshake  within the handshake timeout from its start: a HELLO naming
+ *              an issued pipe, then a PROOF of that pipe's key answering
+ *              our nonce (hs.h); a pipe takes one sender in its life. At
+ *              most MPR__MAX_HANDSHAKES wait at a time, the oldest is
+ *              dropped first. Handshakes go on while the queue is
+ *              throttled.
  *   messages   the transport hands over records or message bytes; they
  *              are assembled here into the local queue (queue.c) and the
  *              main thread is pinged when the queue goes from empty to
@@ -27,60 +28,138 @@
  * connection notes how far its sender has sent (ops->sync_mark) and is
  * read that far; then the queue says the sync is done.
  *
- * Warnings about connections that fail their handshake are rate-limited:
- * the first few each second in full, then one summary a second.
+ * Warnings about connections that fail their handshake, and other
+ * warnings a peer can provoke, are rate-limited: the first few each second
+ * in full, then one summary a second.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
-#include "internal.h"
-#include "router_p.h"
+#include "base.h"
+#include "monitor.h"
+#include "platform.h"
 
 #define RING_BUDGET (64u * 1024u) /* bytes per connection per round */
-#define MAX_HANDSHAKES 128        /* connections waiting for theirs at once */
-#define FD_HEADROOM 32            /* descriptors always left to the application */
 #define RL_FULL 5                 /* warnings of a kind in full per second */
 #define RL_WINDOW_NS 1000000000
+#define RL_REASONS 6
+#define RL_KINDS 4
+
+/* Rate limit of one kind of warning: the first few per second in full,
+ * then a summary per second of how many and why. */
+typedef struct ratelimit {
+    const char *kind; /* "rejected connections", ...; NULL: a free slot */
+    int64_t window_start;
+    unsigned logged, suppressed;
+    struct {
+        char why[96];
+        unsigned count;
+    } reasons[RL_REASONS];
+} ratelimit;
+
+struct mpr__monitor {
+    /* fixed while it runs */
+    mpr__settings settings;
+    char *remote_bind, *remote_host; /* the settings' strings (copies) */
+    const unsigned char *secret;
+    const _Atomic uint32_t *last_id;
+    const mpr_event_loop *loop;
+    mpr_pinger *pinger;
+    mpr__poller *poller;
+    mpr__queue queue;
+    int have_queue;
+    mpr__thread thread;
+    int have_thread;
+    const mpr__endpoint_ops *eps[4];
+    void *ep_state[4];
+    int neps;
+    char ipc_name[MPR__IPC_NAME_MAX + 1];
+    char remote_endpoint[256]; /* "tcp://host:port" for remote workers, or "" */
+    char remote_key[41];       /* the remote endpoint's CURVE public key (Z85), or "" */
+
+    /* shared with the main thread */
+    atomic_int stopping;
+    atomic_int manual;             /* route_until took over: no pings */
+    atomic_uint_fast64_t sync_req; /* route_until's sync requests (numbered from 1) */
+    atomic_uint_fast64_t accepted, rejected, broken, pings, received;
+
+    /* the monitor thread's */
+    mpr__conn *conns;
+    /* Connections ended while this round's events are dispatched: freed
+     * after the round, since a later event of the same batch may name one
+     * of their watches. */
+    mpr__conn *dead;
+    int in_round;
+    mpr__conn *hs_head, *hs_tail;
+    unsigned hs_count;
+    mpr__conn *busy;       /* connections that asked for a turn */
+    int throttled;
+    int flags;             /* MPR__Q_ flags gathered during one round */
+    uint64_t n_received;   /* complete messages read; published to received */
+    uint64_t sync_seen;    /* the last sync request taken up */
+    unsigned sync_owed;    /* connections still to be read for it */
+    uint64_t *used;        /* pipes that had their sender: a bit per id */
+    size_t used_words;
+    ratelimit rl[RL_KINDS];
+};
+
+static const char REJECTED[] = "rejected connections";
 
 /* ---- rate-limited warnings ---- */
 
-int64_t mpr__rl_flush(mpr_router *r, mpr__ratelimit *rl, const char *kind, int64_t now)
+/* Log the summary of a second that has passed; returns when the current
+ * one ends if it has something to summarize, else -1. */
+static int64_t rl_flush(mpr__monitor *m, ratelimit *rl, int64_t now)
 {
     if (now - rl->window_start < RL_WINDOW_NS)
         return rl->suppressed ? rl->window_start + RL_WINDOW_NS : -1;
     if (rl->suppressed) {
         char why[320] = "";
         size_t len = 0;
-        for (int i = 0; i < MPR__RL_REASONS && rl->reasons[i].count; i++) {
+        for (int i = 0; i < RL_REASONS && rl->reasons[i].count; i++) {
             int n = snprintf(why + len, sizeof why - len, "%s%s: %u", i ? "; " : "",
                              rl->reasons[i].why, rl->reasons[i].count);
             if (n < 0 || (size_t)n >= sizeof why - len)
                 break;
             len += (size_t)n;
         }
-        mpr__warn("router %p: %u more %s in the last second (%s)", (void *)r, rl->suppressed, kind,
-                  why);
+        mpr__warn("router %p: %u more %s in the last second (%s)", (void *)m, rl->suppressed,
+                  rl->kind, why);
     }
+    const char *kind = rl->kind;
     memset(rl, 0, sizeof *rl);
+    rl->kind = kind;
     rl->window_start = now;
     return -1;
 }
 
-int mpr__rl_allow(mpr_router *r, mpr__ratelimit *rl, const char *kind, const char *why)
+static ratelimit *rl_of(mpr__monitor *m, const char *kind)
 {
-    mpr__rl_flush(r, rl, kind, mpr__now_ns());
+    for (int i = 0; i < RL_KINDS; i++) {
+        if (m->rl[i].kind == kind)
+            return &m->rl[i];
+        if (!m->rl[i].kind) {
+            m->rl[i].kind = kind;
+            return &m->rl[i];
+        }
+    }
+    return &m->rl[RL_KINDS - 1]; /* more kinds than slots: share the last */
+}
+
+/* Whether to log this one in full (the first few each second), or count
+ * it under why for the summary. */
+static int rl_allow(mpr__monitor *m, const char *kind, const char *why)
+{
+    ratelimit *rl = rl_of(m, kind);
+    rl_flush(m, rl, mpr__now_ns());
     if (rl->logged < RL_FULL) {
         rl->logged++;
         return 1;
     }
     rl->suppressed++;
-    for (int i = 0; i < MPR__RL_REASONS; i++) {
+    for (int i = 0; i < RL_REASONS; i++) {
         if (!rl->reasons[i].count || strcmp(rl->reasons[i].why, why) == 0) {
             snprintf(rl->reasons[i].why, sizeof rl->reasons[i].why, "%s", why);
             rl->reasons[i].count++;
@@ -90,97 +169,100 @@ int mpr__rl_allow(mpr_router *r, mpr__ratelimit *rl, const char *kind, const cha
     return 0;
 }
 
-static const char *const REJECTED = "rejected connections";
-
-void mpr__reject_warn(mpr_router *r, const char *peer, uint32_t claimed, const char *why)
+static void reject_warn(mpr__monitor *m, const char *peer, uint32_t claimed, const char *why)
 {
-    atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
-    if (!mpr__rl_allow(r, &r->rl_reject, REJECTED, why))
+    atomic_fetch_add_explicit(&m->rejected, 1, memory_order_relaxed);
+    if (!rl_allow(m, REJECTED, why))
         return;
     if (claimed)
-        mpr__warn("router %p: rejected connection from %s claiming pipe #%u: %s", (void *)r, peer,
+        mpr__warn("router %p: rejected connection from %s claiming pipe #%u: %s", (void *)m, peer,
                   claimed, why);
     else
-        mpr__warn("router %p: rejected connection from %s: %s", (void *)r, peer, why);
+        mpr__warn("router %p: rejected connection from %s: %s", (void *)m, peer, why);
 }
 
-/* ---- watches ---- */
-
-int mpr__watch_add(mpr_router *r, mpr__watch *w, int fd, int throttle_set)
+void mpr__monitor_refuse(mpr__monitor *m, const char *peer, const char *why)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
-    w->fd = fd;
-    w->throttle_set = 0;
-    w->gone = 0;
-    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return mpr__syserr();
-    if (throttle_set)
-        mpr__watch_set_throttle(r, w, 1);
-    return 0;
+    reject_warn(m, peer, 0, why);
 }
 
-void mpr__watch_set_throttle(mpr_router *r, mpr__watch *w, int throttle_set)
+void mpr__monitor_warn_limited(mpr__monitor *m, const char *what, const char *why)
 {
-    if (w->throttle_set == throttle_set)
-        return;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
-    if (epoll_ctl(r->throttle_epfd, throttle_set ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->fd, &ev) == 0)
-        w->throttle_set = throttle_set;
+    if (rl_allow(m, what, why))
+        mpr__warn("router %p: %s: %s", (void *)m, what, why);
 }
 
-void mpr__watch_del(mpr_router *r, mpr__watch *w)
+/* ---- settings ---- */
+
+const mpr__settings *mpr__monitor_settings(const mpr__monitor *m)
 {
-    /* Explicitly: a forked child may hold a copy of the descriptor, and
-     * epoll forgets it only when every copy is closed. */
-    epoll_ctl(r->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-    if (w->throttle_set)
-        epoll_ctl(r->throttle_epfd, EPOLL_CTL_DEL, w->fd, NULL);
-    w->throttle_set = 0;
-    w->gone = 1;
+    return &m->settings;
 }
 
-int mpr__fd_room(int any_fd)
+mpr__poller *mpr__monitor_poller(mpr__monitor *m)
 {
-    struct rlimit lim;
-    if (getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur == RLIM_INFINITY)
-        return 1;
-    /* Descriptors are handed out lowest first: the next one taken is the
-     * lowest free one. Find it without taking it for long. */
-    int probe = fcntl(any_fd, F_DUPFD_CLOEXEC, 0);
-    if (probe < 0)
-        return 0; /* none at all */
-    close(probe);
-    return (rlim_t)probe + FD_HEADROOM < lim.rlim_cur;
+    return m->poller;
 }
 
-int mpr__throttled(const mpr_router *r)
+void mpr__monitor_set_ipc_name(mpr__monitor *m, const char *name)
 {
-    return r->throttled;
+    snprintf(m->ipc_name, sizeof m->ipc_name, "%s", name);
+}
+
+void mpr__monitor_set_remote(mpr__monitor *m, const char *endpoint, const char *server_key)
+{
+    snprintf(m->remote_endpoint, sizeof m->remote_endpoint, "%s", endpoint);
+    snprintf(m->remote_key, sizeof m->remote_key, "%s", server_key);
+}
+
+const char *mpr__monitor_ipc_name(const mpr__monitor *m)
+{
+    return m->ipc_name;
+}
+
+const char *mpr__monitor_remote_endpoint(const mpr__monitor *m)
+{
+    return m->remote_endpoint;
+}
+
+const char *mpr__monitor_remote_key(const mpr__monitor *m)
+{
+    return m->remote_key;
+}
+
+int mpr__monitor_throttled(const mpr__monitor *m)
+{
+    return m->throttled;
+}
+
+size_t mpr__monitor_room(mpr__monitor *m)
+{
+    return mpr__queue_room(&m->queue);
 }
 
 /* ---- the list of connections ---- */
 
-static void hs_unlink(mpr_router *r, mpr__conn *c)
+static void hs_unlink(mpr__monitor *m, mpr__conn *c)
 {
     if (!c->in_handshake)
         return;
     if (c->hs_prev)
         c->hs_prev->hs_next = c->hs_next;
     else
-        r->hs_head = c->hs_next;
+        m->hs_head = c->hs_next;
     if (c->hs_next)
         c->hs_next->hs_prev = c->hs_prev;
     else
-        r->hs_tail = c->hs_prev;
+        m->hs_tail = c->hs_prev;
     c->in_handshake = 0;
-    r->hs_count--;
+    m->hs_count--;
 }
 
-static void busy_remove(mpr_router *r, mpr__conn *c)
+static void busy_remove(mpr__monitor *m, mpr__conn *c)
 {
     if (!c->busy)
         return;
-    for (mpr__conn **p = &r->busy; *p; p = &(*p)->busy_next) {
+    for (mpr__conn **p = &m->busy; *p; p = &(*p)->busy_next) {
         if (*p == c) {
             *p = c->busy_next;
             break;
@@ -194,200 +276,181 @@ void mpr__conn_busy(mpr__conn *c)
     if (c->busy || !c->ops->drain)
         return;
     c->busy = 1;
-    c->busy_next = c->router->busy;
-    c->router->busy = c;
+    c->busy_next = c->mon->busy;
+    c->mon->busy = c;
 }
 
 static void conn_free(mpr__conn *c)
 {
-    mpr_router *r = c->router;
-    hs_unlink(r, c);
-    busy_remove(r, c);
+    mpr__monitor *m = c->mon;
+    hs_unlink(m, c);
+    busy_remove(m, c);
     mpr__conn_synced(c);
     if (c->prev)
         c->prev->next = c->next;
     else
-        r->conns = c->next;
+        m->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     if (c->big) {
-        mpr__queue_pending(&r->queue, -(int64_t)c->counted);
+        mpr__queue_pending(&m->queue, -(int64_t)c->counted);
         mpr__queue_free_dedicated(c->big);
     }
     c->ops->close(c);
-    explicit_bzero(c->nonce_s, sizeof c->nonce_s);
-    if (r->in_round) {
+    mpr__hs_router_clear(&c->hs);
+    if (m->in_round) {
         /* Its watches may still have events in this round's batch (an
          * accept that dropped the oldest handshake, say): free it after. */
-        c->next = r->dead;
-        r->dead = c;
+        c->next = m->dead;
+        m->dead = c;
         return;
     }
     free(c);
 }
 
-void mpr__conn_reject(mpr__conn *c)
+void mpr__conn_refused(mpr__conn *c, const char *why)
 {
+    if (why)
+        reject_warn(c->mon, c->peer, c->hs.claimed, why);
     conn_free(c);
 }
 
-void mpr__conn_add(mpr_router *r, mpr__conn *c, const mpr__conn_ops *ops, const char *peer)
+void mpr__conn_add(mpr__monitor *m, mpr__conn *c, const mpr__conn_ops *ops, const char *peer)
 {
-    c->router = r;
+    c->mon = m;
     c->ops = ops;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
-    c->deadline_ns = mpr__now_ns() + r->handshake_ns;
-    c->next = r->conns;
-    if (r->conns)
-        r->conns->prev = c;
-    r->conns = c;
+    c->deadline_ns = mpr__now_ns() + m->settings.handshake_ns;
+    c->next = m->conns;
+    if (m->conns)
+        m->conns->prev = c;
+    m->conns = c;
     c->in_handshake = 1;
-    c->hs_prev = r->hs_tail;
-    if (r->hs_tail)
-        r->hs_tail->hs_next = c;
+    c->hs_prev = m->hs_tail;
+    if (m->hs_tail)
+        m->hs_tail->hs_next = c;
     else
-        r->hs_head = c;
-    r->hs_tail = c;
-    if (++r->hs_count > MAX_HANDSHAKES) {
-        mpr__conn *oldest = r->hs_head;
-        mpr__reject_warn(r, oldest->peer, oldest->claimed,
-                         "too many connections waiting for a handshake; dropped the oldest");
-        conn_free(oldest);
-    }
+        m->hs_head = c;
+    m->hs_tail = c;
+    if (++m->hs_count > MPR__MAX_HANDSHAKES)
+        mpr__conn_refused(m->hs_head,
+                          "too many connections waiting for a handshake; dropped the oldest");
 }
 
 /* ---- the handshake ---- */
 
-void mpr__router_pipe_key(const mpr_router *r, uint32_t id, unsigned char out[MPR__SECRET_SIZE])
+static mpr__hs_router_keys keys_of(const mpr__monitor *m)
 {
-    mpr__pipe_key(out, r->sec->secret, id);
+    mpr__hs_router_keys k = {m->secret, atomic_load(m->last_id), m->settings.max_msg};
+    return k;
 }
 
-int mpr__hs_hello(mpr__conn *c, const mpr__hello *h, unsigned char challenge[MPR__CHALLENGE_SIZE])
+int mpr__conn_hello(mpr__conn *c, const unsigned char in[MPR__HELLO_SIZE],
+                    unsigned char challenge[MPR__CHALLENGE_SIZE])
 {
-    mpr_router *r = c->router;
-    c->claimed = h->conn_id;
+    mpr__hs_router_keys k = keys_of(c->mon);
     const char *why = NULL;
-    if (h->version != MPR__WIRE_VERSION || h->flags != 0)
-        why = "unsupported protocol version";
-    else if (h->conn_id == 0 || h->conn_id > atomic_load(&r->last_id))
-        why = "connection id never issued";
-    else if (!c->have_nonce_r && mpr__random(c->nonce_r, sizeof c->nonce_r) < 0)
-        why = "no random numbers for the handshake";
-    if (why) {
-        mpr__reject_warn(r, c->peer, h->conn_id, why);
-        return MPR_EACCES;
-    }
-    /* One nonce of ours per connection: a HELLO sent again (a sender that
-     * waited long for our answer) gets the same CHALLENGE, so its PROOF
-     * answers whichever copy of it arrived first. */
-    c->have_nonce_r = 1;
-    memcpy(c->nonce_s, h->nonce, sizeof c->nonce_s);
-    mpr__challenge ch = {.max_msg = r->max_msg};
-    memcpy(ch.nonce, c->nonce_r, sizeof ch.nonce);
-    unsigned char key[MPR__SECRET_SIZE];
-    mpr__router_pipe_key(r, h->conn_id, key);
-    mpr__proof_tag(ch.proof, key, 'r', h->conn_id, c->nonce_s, c->nonce_r);
-    explicit_bzero(key, sizeof key);
-    mpr__challenge_encode(challenge, &ch);
-    return 0;
+    int rc = mpr__hs_router_hello(&c->hs, &k, in, challenge, &why);
+    if (rc < 0)
+        reject_warn(c->mon, c->peer, c->hs.claimed, why);
+    return rc;
 }
 
-static int id_used(const mpr_router *r, uint32_t id)
+static int id_used(const mpr__monitor *m, uint32_t id)
 {
     size_t word = id / 64;
-    return word < r->used_words && (r->used[word] >> (id % 64) & 1);
+    return word < m->used_words && (m->used[word] >> (id % 64) & 1);
 }
 
-static int id_mark(mpr_router *r, uint32_t id)
+static int id_mark(mpr__monitor *m, uint32_t id)
 {
     size_t word = id / 64;
-    if (word >= r->used_words) {
-        size_t n = r->used_words ? r->used_words : 16;
+    if (word >= m->used_words) {
+        size_t n = m->used_words ? m->used_words : 16;
         while (n <= word)
             n *= 2;
-        uint64_t *used = realloc(r->used, n * sizeof *used);
+        uint64_t *used = realloc(m->used, n * sizeof *used);
         if (!used)
             return MPR_ENOMEM;
-        memset(used + r->used_words, 0, (n - r->used_words) * sizeof *used);
-        r->used = used;
-        r->used_words = n;
+        memset(used + m->used_words, 0, (n - m->used_words) * sizeof *used);
+        m->used = used;
+        m->used_words = n;
     }
-    r->used[word] |= (uint64_t)1 << (id % 64);
+    m->used[word] |= (uint64_t)1 << (id % 64);
     return 0;
 }
 
-int mpr__hs_proof(mpr__conn *c, const mpr__proof *p, uint32_t *status)
+int mpr__conn_proof(mpr__conn *c, const unsigned char in[MPR__PROOF_SIZE], uint32_t *flags)
 {
-    mpr_router *r = c->router;
-    unsigned char key[MPR__SECRET_SIZE], expected[MPR__SECRET_SIZE];
-    mpr__router_pipe_key(r, c->claimed, key);
-    mpr__proof_tag(expected, key, 's', c->claimed, c->nonce_r, c->nonce_s);
-    int ok = mpr__secret_equal(expected, p->proof);
-    explicit_bzero(key, sizeof key);
-    explicit_bzero(expected, sizeof expected);
-    if (!ok) {
-        mpr__reject_warn(r, c->peer, c->claimed,
-                         "its proof does not match (not this pipe's key, or not an answer to "
-                         "our challenge)");
-        return MPR_EACCES;
+    mpr__monitor *m = c->mon;
+    mpr__hs_router_keys k = keys_of(m);
+    const char *why = NULL;
+    int rc = mpr__hs_router_proof(&c->hs, &k, in, &why);
+    if (rc < 0) {
+        reject_warn(m, c->peer, c->hs.claimed, why);
+        return rc;
     }
-    if (id_used(r, c->claimed)) {
+    *flags = c->hs.flags;
+    return 0;
+}
+
+int mpr__conn_accept(mpr__conn *c, uint32_t *status)
+{
+    mpr__monitor *m = c->mon;
+    MPR__ASSERT(c->hs.state == MPR__HS_PROVEN && c->in_handshake);
+    uint32_t id = c->hs.claimed;
+    if (id_used(m, id)) {
         /* It holds the key, so it may learn why (its start returns
          * MPR_EALREADY). */
-        mpr__reject_warn(r, c->peer, c->claimed,
-                         "the pipe already had its sender (a pipe takes one sender; "
-                         "N workers need N pipes)");
+        reject_warn(m, c->peer, id,
+                    "the pipe already had its sender (a pipe takes one sender; N workers need N "
+                    "pipes)");
         *status = MPR__ACK_TAKEN;
         return 0;
     }
-    if (id_mark(r, c->claimed) < 0) {
-        mpr__reject_warn(r, c->peer, c->claimed, "out of memory");
+    if (id_mark(m, id) < 0) {
+        reject_warn(m, c->peer, id, "out of memory");
         return MPR_ENOMEM;
     }
-    hs_unlink(r, c);
-    c->id = c->claimed;
-    atomic_fetch_add_explicit(&r->accepted, 1, memory_order_relaxed);
+    hs_unlink(m, c);
+    c->id = id;
+    atomic_fetch_add_explicit(&m->accepted, 1, memory_order_relaxed);
     *status = MPR__ACK_OK;
     return 0;
 }
 
 /* Close connections that did not finish their handshake in time; returns
  * the next deadline, or -1. */
-static int64_t expire(mpr_router *r, int64_t now)
+static int64_t expire(mpr__monitor *m, int64_t now)
 {
-    while (r->hs_head && r->hs_head->deadline_ns <= now) {
+    while (m->hs_head && m->hs_head->deadline_ns <= now) {
         char why[64];
-        snprintf(why, sizeof why, "no handshake within %.3g s", (double)r->handshake_ns / 1e9);
-        mpr__conn *c = r->hs_head;
-        mpr__reject_warn(r, c->peer, c->claimed, why);
-        conn_free(c);
+        snprintf(why, sizeof why, "no handshake within %.3g s",
+                 (double)m->settings.handshake_ns / 1e9);
+        mpr__conn_refused(m->hs_head, why);
     }
-    return r->hs_head ? r->hs_head->deadline_ns : -1;
+    return m->hs_head ? m->hs_head->deadline_ns : -1;
 }
 
 /* ---- the end of a connection ---- */
 
-static void push_lost(mpr_router *r, mpr__conn *c)
+static void push_lost(mpr__monitor *m, mpr__conn *c)
 {
-    if (!mpr__queue_reserve(&r->queue, c->id, MPR__REC_LOST, 0))
+    if (!mpr__queue_reserve(&m->queue, c->id, MPR__REC_LOST, 0))
         mpr__log(MPR_LOG_ERROR, "router %p: pipe #%u: out of memory, sender-lost notice dropped",
-                 (void *)r, c->id);
+                 (void *)m, c->id);
 }
 
-static void warn_pipe(mpr_router *r, mpr__conn *c, const char *what)
+static void warn_pipe(mpr__monitor *m, mpr__conn *c, const char *what)
 {
-    mpr__warn("router %p: pipe #%u: %s", (void *)r, c->id, what);
+    mpr__warn("router %p: pipe #%u: %s", (void *)m, c->id, what);
 }
 
 void mpr__conn_end(mpr__conn *c, int err)
 {
-    mpr_router *r = c->router;
+    mpr__monitor *m = c->mon;
     if (c->in_handshake) {
-        if (err != MPR_EACCES) /* mpr__hs_* have warned */
-            mpr__reject_warn(r, c->peer, c->claimed,
-                             err ? mpr_strerror(err) : "closed before the handshake");
-        conn_free(c);
+        mpr__conn_refused(c, err ? mpr_strerror(err) : "closed before the handshake");
         return;
     }
     if (!err && c->ops->final_drain) {
@@ -399,23 +462,23 @@ void mpr__conn_end(mpr__conn *c, int err)
     if (err) {
         char what[128];
         snprintf(what, sizeof what, "closing connection: %s", mpr_strerror(err));
-        warn_pipe(r, c, what);
-        atomic_fetch_add_explicit(&r->broken, 1, memory_order_relaxed);
-        push_lost(r, c);
+        warn_pipe(m, c, what);
+        atomic_fetch_add_explicit(&m->broken, 1, memory_order_relaxed);
+        push_lost(m, c);
     } else if (c->bye) {
-        mpr__debug("router %p: pipe #%u: sender stopped", (void *)r, c->id);
+        mpr__debug("router %p: pipe #%u: sender stopped", (void *)m, c->id);
     } else if (partial) {
         char what[160];
         snprintf(what, sizeof what,
                  "sender lost in the middle of a message; discarding %llu of %llu bytes",
                  (unsigned long long)c->have, (unsigned long long)c->total);
-        warn_pipe(r, c, what);
-        atomic_fetch_add_explicit(&r->broken, 1, memory_order_relaxed);
-        push_lost(r, c);
+        warn_pipe(m, c, what);
+        atomic_fetch_add_explicit(&m->broken, 1, memory_order_relaxed);
+        push_lost(m, c);
     } else {
         mpr__log(MPR_LOG_INFO, "router %p: pipe #%u: sender lost (connection ended without stop)",
-                 (void *)r, c->id);
-        push_lost(r, c);
+                 (void *)m, c->id);
+        push_lost(m, c);
     }
     conn_free(c);
 }
@@ -424,8 +487,9 @@ void mpr__conn_end(mpr__conn *c, int err)
 
 unsigned char *mpr__msg_begin(mpr__conn *c, uint64_t len, int complete_now)
 {
-    mpr__queue *q = &c->router->queue;
+    mpr__queue *q = &c->mon->queue;
     unsigned char *dst;
+    MPR__ASSERT(!c->in_message && len <= c->mon->settings.max_msg);
     if (len <= MPR__SMALL_MAX && complete_now) {
         dst = mpr__queue_reserve(q, c->id, MPR__REC_MSG, (uint32_t)len);
     } else {
@@ -444,21 +508,22 @@ unsigned char *mpr__msg_begin(mpr__conn *c, uint64_t len, int complete_now)
 
 void mpr__msg_progress(mpr__conn *c, uint64_t have)
 {
+    MPR__ASSERT(c->in_message && have <= c->total);
     c->have = have;
     if (c->big && have > c->counted) {
         mpr__queue_prefault(c->big, have);
-        mpr__queue_pending(&c->router->queue, (int64_t)(have - c->counted));
+        mpr__queue_pending(&c->mon->queue, (int64_t)(have - c->counted));
         c->counted = have;
     }
 }
 
 void mpr__msg_end(mpr__conn *c)
 {
-    mpr_router *r = c->router;
-    r->mon_received++;
+    mpr__monitor *m = c->mon;
+    m->n_received++;
     if (c->big) {
-        mpr__queue_pending(&r->queue, -(int64_t)c->counted);
-        r->mon_flags |= mpr__queue_link(&r->queue, c->big);
+        mpr__queue_pending(&m->queue, -(int64_t)c->counted);
+        m->flags |= mpr__queue_link(&m->queue, c->big);
         c->big = NULL;
     }
     c->in_message = 0;
@@ -467,14 +532,14 @@ void mpr__msg_end(mpr__conn *c)
 
 int mpr__conn_record(mpr__conn *c, const mpr__ring_rec *rec)
 {
-    mpr_router *r = c->router;
+    mpr__monitor *m = c->mon;
     if (c->bye)
         return MPR_EPROTO; /* nothing may follow BYE */
     switch (rec->type) {
     case MPR__RING_MSG: {
         if (c->in_message)
             return MPR_EPROTO;
-        if (rec->len > r->max_msg)
+        if (rec->len > m->settings.max_msg)
             return MPR_EMSGSIZE;
         unsigned char *dst = mpr__msg_begin(c, rec->len, 1);
         if (!dst)
@@ -486,7 +551,7 @@ int mpr__conn_record(mpr__conn *c, const mpr__ring_rec *rec)
     case MPR__RING_FRAG_START:
         if (c->in_message)
             return MPR_EPROTO;
-        if (rec->total > r->max_msg)
+        if (rec->total > m->settings.max_msg)
             return MPR_EMSGSIZE;
         if (!mpr__msg_begin(c, rec->total, 0))
             return MPR_ENOMEM;
@@ -519,34 +584,46 @@ void mpr__conn_synced(mpr__conn *c)
     if (!c->sync_owed)
         return;
     c->sync_owed = 0;
-    c->router->sync_owed--;
+    c->mon->sync_owed--;
 }
 
-static void sync_start(mpr_router *r, uint64_t req)
+static void sync_start(mpr__monitor *m, uint64_t req)
 {
-    r->sync_seen = req;
-    r->sync_owed = 0;
-    for (mpr__conn *c = r->conns; c; c = c->next) {
+    m->sync_seen = req;
+    m->sync_owed = 0;
+    for (mpr__conn *c = m->conns; c; c = c->next) {
         c->sync_owed = 0;
         if (!c->in_handshake && c->ops->sync_mark && c->ops->sync_mark(c)) {
             c->sync_owed = 1;
-            r->sync_owed++;
+            m->sync_owed++;
             mpr__conn_busy(c);
         }
     }
-    for (int i = 0; i < r->nendpoints; i++)
-        if (r->endpoints[i]->sync)
-            r->endpoints[i]->sync(r);
+    for (int i = 0; i < m->neps; i++)
+        if (m->eps[i]->sync)
+            m->eps[i]->sync(m->ep_state[i]);
+}
+
+uint64_t mpr__monitor_request_sync(mpr__monitor *m)
+{
+    uint64_t gen = atomic_fetch_add(&m->sync_req, 1) + 1;
+    mpr__poller_wake(m->poller);
+    return gen;
+}
+
+void mpr__monitor_set_manual(mpr__monitor *m)
+{
+    atomic_store(&m->manual, 1);
 }
 
 /* ---- the loop ---- */
 
 /* One round over the connections that asked for a turn (none while
  * throttled: every connection gets one when throttling ends). */
-static void drain_busy(mpr_router *r)
+static void drain_busy(mpr__monitor *m)
 {
-    mpr__conn *list = r->busy;
-    r->busy = NULL;
+    mpr__conn *list = m->busy;
+    m->busy = NULL;
     while (list) {
         mpr__conn *c = list;
         list = c->busy_next;
@@ -559,100 +636,187 @@ static void drain_busy(mpr_router *r)
     }
 }
 
-static void set_throttled(mpr_router *r, int on)
+static void set_throttled(mpr__monitor *m, int on)
 {
-    r->throttled = on;
+    m->throttled = on;
     if (!on)
-        for (mpr__conn *c = r->conns; c; c = c->next)
+        for (mpr__conn *c = m->conns; c; c = c->next)
             mpr__conn_busy(c); /* not read meanwhile: look at every one */
 }
 
-static void on_wake(mpr_router *r, mpr__watch *w)
+/* The earlier of two deadlines (-1: none). */
+static int64_t earlier(int64_t a, int64_t b)
 {
-    (void)r;
-    uint64_t v;
-    ssize_t rc = read(w->fd, &v, sizeof v);
-    (void)rc; /* only a wake-up; the flags say the rest */
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
-void *mpr__monitor_main(void *arg)
+static void *monitor_main(void *arg)
 {
-    mpr_router *r = arg;
-    const mpr_event_loop *loop = r->loop;
-    loop->pinger_connect(r->monitor_pinger);
-    r->wake.on_event = on_wake;
-    struct epoll_event evs[64];
+    mpr__monitor *m = arg;
+    const mpr_event_loop *loop = m->loop;
+    loop->pinger_connect(m->pinger);
+    mpr__watch *ready[64];
 
-    while (!atomic_load(&r->stopping)) {
+    while (!atomic_load(&m->stopping)) {
         int64_t now = mpr__now_ns();
-        int64_t next = expire(r, now);
-        for (int i = 0; i < r->nendpoints; i++) {
-            int64_t t = r->endpoints[i]->tick(r, now);
-            if (t >= 0 && (next < 0 || t < next))
-                next = t;
-        }
-        int64_t t = mpr__rl_flush(r, &r->rl_reject, REJECTED, now);
-        if (t >= 0 && (next < 0 || t < next))
-            next = t;
+        int64_t next = expire(m, now);
+        for (int i = 0; i < m->neps; i++)
+            next = earlier(next, m->eps[i]->tick(m->ep_state[i], now));
+        for (int i = 0; i < RL_KINDS && m->rl[i].kind; i++)
+            next = earlier(next, rl_flush(m, &m->rl[i], now));
         int timeout = -1;
-        if ((r->busy && !r->throttled) || r->mon_flags || r->queue.unpublished > 0) {
+        if ((m->busy && !m->throttled) || m->flags || m->queue.unpublished > 0) {
             /* Also when a tick above read messages: commit and ping now. */
             timeout = 0;
         } else if (next >= 0) {
             int64_t ms = (next - now + 999999) / 1000000;
             timeout = ms > INT_MAX ? INT_MAX : (int)ms;
         }
-        int n = epoll_wait(r->throttled ? r->throttle_epfd : r->epfd, evs, 64, timeout);
+        int n = mpr__poller_wait(m->poller, m->throttled, timeout, ready,
+                                 (int)MPR__ARRAY_SIZE(ready));
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            mpr__log(MPR_LOG_ERROR, "router %p: epoll_wait: %s", (void *)r, mpr_strerror(-errno));
+            mpr__log(MPR_LOG_ERROR, "router %p: waiting for events: %s", (void *)m,
+                     mpr_strerror(n));
             break;
         }
-        r->in_round = 1;
-        for (int i = 0; i < n; i++) {
-            mpr__watch *w = evs[i].data.ptr;
-            if (!w->gone)
-                w->on_event(r, w);
-        }
-        r->in_round = 0;
-        while (r->dead) {
-            mpr__conn *c = r->dead;
-            r->dead = c->next;
+        m->in_round = 1;
+        for (int i = 0; i < n; i++)
+            if (!ready[i]->gone)
+                ready[i]->on_event(ready[i]);
+        m->in_round = 0;
+        while (m->dead) {
+            mpr__conn *c = m->dead;
+            m->dead = c->next;
             free(c);
         }
-        uint64_t req = atomic_load(&r->sync_req);
-        if (req != r->sync_seen)
-            sync_start(r, req);
-        if (!r->throttled)
-            drain_busy(r);
+        uint64_t req = atomic_load(&m->sync_req);
+        if (req != m->sync_seen)
+            sync_start(m, req);
+        if (!m->throttled)
+            drain_busy(m);
         /* What this round linked, the ticks at its top included: a large
          * message completed there (a transport's tick reads what its last
          * round left) must still ping, or its PING, and with it every
          * later one (the queue's ping_pending), would be lost. */
-        int flags = r->mon_flags;
-        r->mon_flags = 0;
-        if (r->sync_seen && r->sync_owed == 0 && r->queue.sync_done != r->sync_seen)
-            flags |= mpr__queue_sync_done(&r->queue, r->sync_seen);
+        int flags = m->flags;
+        m->flags = 0;
+        if (m->sync_seen && m->sync_owed == 0 && m->queue.sync_done != m->sync_seen)
+            flags |= mpr__queue_sync_done(&m->queue, m->sync_seen);
         else
-            flags |= mpr__queue_commit(&r->queue);
-        if ((flags & MPR__Q_PING) && !atomic_load(&r->manual)) {
-            atomic_fetch_add_explicit(&r->pings, 1, memory_order_relaxed);
-            loop->pinger_ping(r->monitor_pinger);
+            flags |= mpr__queue_commit(&m->queue);
+        if ((flags & MPR__Q_PING) && !atomic_load(&m->manual)) {
+            atomic_fetch_add_explicit(&m->pings, 1, memory_order_relaxed);
+            loop->pinger_ping(m->pinger);
         }
         int throttled = (flags & MPR__Q_THROTTLED) != 0;
-        if (throttled != r->throttled)
-            set_throttled(r, throttled);
-        atomic_store_explicit(&r->received, r->mon_received, memory_order_relaxed);
+        if (throttled != m->throttled)
+            set_throttled(m, throttled);
+        atomic_store_explicit(&m->received, m->n_received, memory_order_relaxed);
     }
 
-    while (r->conns)
-        conn_free(r->conns);
-    for (int i = 0; i < r->nendpoints; i++)
-        r->endpoints[i]->close(r);
-    r->nendpoints = 0;
-    loop->pinger_disconnect(r->monitor_pinger);
-    loop->pinger_free(r->monitor_pinger);
-    r->monitor_pinger = NULL;
+    while (m->conns)
+        conn_free(m->conns);
+    for (int i = 0; i < m->neps; i++)
+        m->eps[i]->close(m->ep_state[i]);
+    m->neps = 0;
+    loop->pinger_disconnect(m->pinger);
+    loop->pinger_free(m->pinger);
+    m->pinger = NULL;
     return NULL;
+}
+
+/* ---- life (main thread) ---- */
+
+static char *dup_or_null(const char *s, int *failed)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (!d)
+        *failed = 1;
+    else
+        memcpy(d, s, n);
+    return d;
+}
+
+int mpr__monitor_new(mpr__monitor **out, const mpr__monitor_config *cfg)
+{
+    mpr__monitor *m = calloc(1, sizeof *m);
+    if (!m)
+        return MPR_ENOMEM;
+    m->settings = cfg->settings;
+    int failed = 0;
+    m->remote_bind = dup_or_null(cfg->settings.remote_bind, &failed);
+    m->remote_host = dup_or_null(cfg->settings.remote_host, &failed);
+    m->settings.remote_bind = m->remote_bind;
+    m->settings.remote_host = m->remote_host;
+    m->secret = cfg->secret;
+    m->last_id = cfg->last_id;
+    m->loop = cfg->loop;
+    m->pinger = cfg->pinger;
+    int rc = failed ? MPR_ENOMEM : mpr__poller_new(&m->poller);
+    if (rc == 0) {
+        rc = mpr__queue_init(&m->queue, cfg->queue_limit, m->poller);
+        m->have_queue = rc == 0;
+    }
+    *out = m;
+    return rc;
+}
+
+int mpr__monitor_open(mpr__monitor *m, const mpr__endpoint_ops *const *eps, int n)
+{
+    for (int i = 0; i < n && i < (int)MPR__ARRAY_SIZE(m->eps); i++) {
+        m->eps[m->neps] = eps[i];
+        m->ep_state[m->neps] = NULL;
+        int rc = eps[i]->open(m, &m->ep_state[m->neps]);
+        m->neps++; /* closed by mpr__monitor_free, also when open failed */
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int mpr__monitor_start(mpr__monitor *m)
+{
+    int rc = mpr__thread_start(&m->thread, monitor_main, m);
+    m->have_thread = rc == 0;
+    return rc;
+}
+
+void mpr__monitor_free(mpr__monitor *m, mpr_router_stats *stats)
+{
+    if (!m)
+        return;
+    if (m->have_thread) {
+        atomic_store(&m->stopping, 1);
+        mpr__poller_wake(m->poller);
+        mpr__thread_join(m->thread); /* it closed the connections and endpoints */
+    }
+    for (int i = 0; i < m->neps; i++) /* start failed before the thread ran */
+        m->eps[i]->close(m->ep_state[i]);
+    if (m->pinger) /* the thread never ran */
+        m->loop->pinger_free(m->pinger);
+    if (m->have_queue)
+        stats->messages_dropped += mpr__queue_destroy(&m->queue);
+    mpr__monitor_add_stats(m, stats);
+    mpr__poller_free(m->poller);
+    free(m->used);
+    free(m->remote_bind);
+    free(m->remote_host);
+    free(m);
+}
+
+mpr__queue *mpr__monitor_queue(mpr__monitor *m)
+{
+    return &m->queue;
+}
+
+void mpr__monitor_add_stats(const mpr__monitor *m, mpr_router_stats *s)
+{
+    s->connections_accepted += atomic_load_explicit(&m->accepted, memory_order_relaxed);
+    s->connections_rejected += atomic_load_explicit(&m->rejected, memory_order_relaxed);
+    s->connections_broken += atomic_load_explicit(&m->broken, memory_order_relaxed);
+    s->pings += atomic_load_explicit(&m->pings, memory_order_relaxed);
+    s->messages_received += atomic_load_explicit(&m->received, memory_order_relaxed);
 }

@@ -4,12 +4,8 @@
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include <mprouter/common.h>
-
-#include "internal.h"
+#include "base.h"
 #include "queue.h"
 
 #define CHUNK_DATA (128u * 1024u)
@@ -18,9 +14,6 @@
 #define SPARE_MAX ((size_t)128u << 20) /* larger ones are unmapped when read */
 #define PREFAULT_MIN ((size_t)256u << 10) /* committed ahead of a large message's bytes: */
 #define PREFAULT_STEP ((size_t)4u << 20)  /* from this much up to this much */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 struct mpr__chunk {
     mpr__chunk *next;   /* set under lock; a chunk with a next is full */
@@ -36,7 +29,7 @@ struct mpr__chunk {
 static void chunk_free(mpr__chunk *c)
 {
     if (c && c->cap >= SPARE_MIN)
-        munmap(c, sizeof *c + c->cap);
+        mpr__vm_release(c, sizeof *c + c->cap);
     else
         free(c);
 }
@@ -52,9 +45,7 @@ static mpr__chunk *chunk_new(size_t cap, int pooled)
     if (cap >= SPARE_MIN) {
         /* Address space only: pages are committed ahead of the message's
          * bytes in steps (mpr__queue_prefault). */
-        void *p = mmap(NULL, sizeof *c + cap, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        c = p == MAP_FAILED ? NULL : p;
+        c = mpr__vm_reserve(sizeof *c + cap);
     } else {
         c = malloc(sizeof *c + cap);
     }
@@ -82,27 +73,20 @@ void mpr__queue_prefault(mpr__chunk *c, size_t upto)
     size_t end = upto + step;
     if (end > c->cap)
         end = c->cap;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t from = ((uintptr_t)c->data + c->faulted) & ~(uintptr_t)(page - 1);
-    uintptr_t to = ((uintptr_t)c->data + end + page - 1) & ~(uintptr_t)(page - 1);
-    madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    mpr__vm_commit(c->data + c->faulted, end - c->faulted);
     c->faulted = end;
 }
 
-int mpr__queue_init(mpr__queue *q, size_t limit, int wake_fd)
+int mpr__queue_init(mpr__queue *q, size_t limit, mpr__poller *producer)
 {
     memset(q, 0, sizeof *q);
     q->head = q->tail = chunk_new(CHUNK_DATA, 1);
     if (!q->head)
         return MPR_ENOMEM;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cond, &attr);
-    pthread_condattr_destroy(&attr);
-    pthread_mutex_init(&q->lock, NULL);
+    mpr__cond_init(&q->cond);
+    mpr__mutex_init(&q->lock);
     q->limit = limit;
-    q->wake_fd = wake_fd;
+    q->producer = producer;
     return 0;
 }
 
@@ -127,8 +111,8 @@ uint64_t mpr__queue_destroy(mpr__queue *q)
     }
     for (int i = 0; i < MPR__QUEUE_SPARES; i++)
         chunk_free(q->spare[i]);
-    pthread_cond_destroy(&q->cond);
-    pthread_mutex_destroy(&q->lock);
+    mpr__cond_destroy(&q->cond);
+    mpr__mutex_destroy(&q->lock);
     memset(q, 0, sizeof *q);
     return unread;
 }
@@ -163,7 +147,7 @@ static int publish_locked(mpr__queue *q)
         q->bytes += q->unpublished;
         q->unpublished = 0;
         if (q->waiting)
-            pthread_cond_signal(&q->cond);
+            mpr__cond_signal(&q->cond);
         if (!q->ping_pending) {
             q->ping_pending = 1;
             flags |= MPR__Q_PING;
@@ -182,25 +166,25 @@ unsigned char *mpr__queue_reserve(mpr__queue *q, uint32_t conn_id, uint32_t type
     size_t size = record_size(len);
     mpr__chunk *c = q->tail;
     if (c->cap - c->wpos < size) {
-        pthread_mutex_lock(&q->lock);
+        mpr__mutex_lock(&q->lock);
         mpr__chunk *fresh = q->pool;
         if (fresh) {
             q->pool = fresh->next;
             q->pool_size--;
             fresh->next = NULL;
         }
-        pthread_mutex_unlock(&q->lock);
+        mpr__mutex_unlock(&q->lock);
         if (!fresh)
             fresh = chunk_new(CHUNK_DATA, 1);
         if (!fresh)
             return NULL;
-        pthread_mutex_lock(&q->lock);
+        mpr__mutex_lock(&q->lock);
         /* Publish the full chunk now so the byte count never lags behind
          * what the consumer can read; the flags wait for the next commit. */
         q->carried_flags |= publish_locked(q) & MPR__Q_PING;
         c->next = fresh;
         q->tail = fresh;
-        pthread_mutex_unlock(&q->lock);
+        mpr__mutex_unlock(&q->lock);
         c = fresh;
     }
     unsigned char *at = c->data + c->wpos;
@@ -217,14 +201,14 @@ mpr__chunk *mpr__queue_dedicated(mpr__queue *q, uint32_t conn_id, uint32_t len,
     mpr__chunk *c = NULL;
     if (size >= SPARE_MIN) {
         /* Reuse the spare if it fits without wasting more than half. */
-        pthread_mutex_lock(&q->lock);
+        mpr__mutex_lock(&q->lock);
         for (int i = 0; i < MPR__QUEUE_SPARES && !c; i++) {
             if (q->spare[i] && q->spare[i]->cap >= size && q->spare[i]->cap / 2 <= size) {
                 c = q->spare[i];
                 q->spare[i] = NULL;
             }
         }
-        pthread_mutex_unlock(&q->lock);
+        mpr__mutex_unlock(&q->lock);
         if (c) {
             c->next = NULL;
             c->published = c->rpos = 0;
@@ -247,7 +231,7 @@ void mpr__queue_free_dedicated(mpr__chunk *c)
 
 int mpr__queue_link(mpr__queue *q, mpr__chunk *c)
 {
-    pthread_mutex_lock(&q->lock);
+    mpr__mutex_lock(&q->lock);
     mpr__chunk *old = q->tail;
     old->published = old->wpos;
     old->next = c;
@@ -255,19 +239,19 @@ int mpr__queue_link(mpr__queue *q, mpr__chunk *c)
     q->unpublished += c->wpos;
     int flags = publish_locked(q) | q->carried_flags;
     q->carried_flags = 0;
-    pthread_mutex_unlock(&q->lock);
+    mpr__mutex_unlock(&q->lock);
     return flags;
 }
 
 int mpr__queue_sync_done(mpr__queue *q, uint64_t gen)
 {
-    pthread_mutex_lock(&q->lock);
+    mpr__mutex_lock(&q->lock);
     int flags = publish_locked(q) | q->carried_flags;
     q->carried_flags = 0;
     q->sync_done = gen;
     if (q->waiting)
-        pthread_cond_signal(&q->cond);
-    pthread_mutex_unlock(&q->lock);
+        mpr__cond_signal(&q->cond);
+    mpr__mutex_unlock(&q->lock);
     return flags;
 }
 
@@ -275,27 +259,27 @@ size_t mpr__queue_room(mpr__queue *q)
 {
     if (!q->limit)
         return SIZE_MAX;
-    pthread_mutex_lock(&q->lock);
+    mpr__mutex_lock(&q->lock);
     size_t used = q->bytes + pending_counted(q, q->pending_delta) + q->unpublished;
     size_t room = q->throttled || used >= q->limit ? 0 : q->limit - used;
-    pthread_mutex_unlock(&q->lock);
+    mpr__mutex_unlock(&q->lock);
     return room;
 }
 
 int mpr__queue_synced(mpr__queue *q, uint64_t gen)
 {
-    pthread_mutex_lock(&q->lock);
+    mpr__mutex_lock(&q->lock);
     int done = q->sync_done >= gen;
-    pthread_mutex_unlock(&q->lock);
+    mpr__mutex_unlock(&q->lock);
     return done;
 }
 
 int mpr__queue_commit(mpr__queue *q)
 {
-    pthread_mutex_lock(&q->lock);
+    mpr__mutex_lock(&q->lock);
     int flags = publish_locked(q) | q->carried_flags;
     q->carried_flags = 0;
-    pthread_mutex_unlock(&q->lock);
+    mpr__mutex_unlock(&q->lock);
     return flags;
 }
 
@@ -306,9 +290,7 @@ static void settle_locked(mpr__queue *q)
     q->consumed = 0;
     if (q->throttled && (q->bytes == 0 || q->bytes + pending_counted(q, 0) <= q->limit / 2)) {
         q->throttled = 0;
-        uint64_t one = 1;
-        ssize_t rc = write(q->wake_fd, &one, sizeof one);
-        (void)rc; /* an eventfd write only fails on counter overflow */
+        mpr__poller_wake(q->producer);
     }
 }
 
@@ -324,7 +306,7 @@ const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping)
             return rec;
         }
         mpr__chunk *spent = NULL;
-        pthread_mutex_lock(&q->lock);
+        mpr__mutex_lock(&q->lock);
         settle_locked(q);
         if (c->rpos < c->published) {
             q->readable_end = c->published;
@@ -353,10 +335,10 @@ const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping)
         } else {
             if (clear_ping)
                 q->ping_pending = 0;
-            pthread_mutex_unlock(&q->lock);
+            mpr__mutex_unlock(&q->lock);
             return NULL;
         }
-        pthread_mutex_unlock(&q->lock);
+        mpr__mutex_unlock(&q->lock);
         chunk_free(spent);
     }
 }
@@ -364,7 +346,7 @@ const mpr__record *mpr__queue_next(mpr__queue *q, int clear_ping)
 int mpr__queue_wait(mpr__queue *q, int64_t deadline_ns, uint64_t sync_gen)
 {
     int ready;
-    pthread_mutex_lock(&q->lock);
+    mpr__mutex_lock(&q->lock);
     for (;;) {
         ready = q->head->rpos < q->head->published || q->head->next != NULL;
         if (ready || (sync_gen && q->sync_done >= sync_gen))
@@ -372,14 +354,12 @@ int mpr__queue_wait(mpr__queue *q, int64_t deadline_ns, uint64_t sync_gen)
         if (deadline_ns >= 0 && mpr__now_ns() >= deadline_ns)
             break;
         q->waiting = 1;
-        if (deadline_ns < 0) {
-            pthread_cond_wait(&q->cond, &q->lock);
-        } else {
-            struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
-            pthread_cond_timedwait(&q->cond, &q->lock, &ts);
-        }
+        if (deadline_ns < 0)
+            mpr__cond_wait(&q->cond, &q->lock);
+        else
+            mpr__cond_wait_until(&q->cond, &q->lock, deadline_ns);
         q->waiting = 0;
     }
-    pthread_mutex_unlock(&q->lock);
+    mpr__mutex_unlock(&q->lock);
     return ready;
 }

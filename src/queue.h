@@ -29,9 +29,10 @@
 #ifndef MPR_QUEUE_H
 #define MPR_QUEUE_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "platform.h"
 
 enum { MPR__REC_MSG = 0, MPR__REC_LOST = 1 };
 
@@ -53,8 +54,8 @@ typedef struct mpr__chunk mpr__chunk;
 #define MPR__QUEUE_SPARES 2 /* big chunks kept: one being filled while one is read */
 
 typedef struct mpr__queue {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    mpr__mutex lock;
+    mpr__cond cond;
     mpr__chunk *head;    /* the consumer reads here */
     mpr__chunk *tail;    /* the producer writes here */
     size_t bytes;        /* published and not yet consumed; under lock */
@@ -63,7 +64,7 @@ typedef struct mpr__queue {
     int throttled;       /* the producer has stopped reading; under lock */
     int waiting;         /* the consumer sleeps in mpr__queue_wait; under lock */
     int ping_pending;    /* a ping is on its way to the consumer; under lock */
-    int wake_fd;         /* eventfd written to end throttling */
+    mpr__poller *producer; /* woken when throttling ends */
     size_t unpublished;  /* producer only: bytes written since last commit */
     int64_t pending_delta; /* producer only: change of pending since last commit */
     uint64_t sync_done;  /* the last route_until sync the producer finished; under lock */
@@ -81,7 +82,9 @@ enum { MPR__Q_PING = 1, MPR__Q_THROTTLED = 2 };
 /* Messages up to this size (payload) may go into shared chunks. */
 #define MPR__SMALL_MAX (32u * 1024u)
 
-int mpr__queue_init(mpr__queue *q, size_t limit, int wake_fd);
+/* producer: the poller of the producer's thread, woken when throttling
+ * ends. */
+int mpr__queue_init(mpr__queue *q, size_t limit, mpr__poller *producer);
 /* Frees everything; returns the number of messages that were never read. */
 uint64_t mpr__queue_destroy(mpr__queue *q);
 

@@ -1,23 +1,34 @@
 /*
- * ring.h - the shared-memory ring between one sender and its reader (the
- * format is in wire.h), and the router's AF_UNIX connection that both
- * local transports ride on (transport_socket.c owns it, transport_ring.c
- * adds the ring). Never installed.
+ * ring.h - the ring of records between one writer and one reader (the
+ * format is in wire.h): in shared memory between a local sender and the
+ * router's monitor (the local transport), or in private memory between a
+ * remote sender's application thread and its own thread (the remote
+ * transport). The writer never makes a system call unless the reader
+ * sleeps (one wake-up) or the ring is full (it waits for room). Never
+ * installed.
  *
- * The same ring also serves a remote sender in private memory: its own
- * thread reads it and forwards the records (transport_zmq.c). The writer
- * wakes a sleeping reader through wake_fd: one byte on the local socket,
- * or an eventfd increment (wake_eventfd).
+ * Memory ordering: the writer publishes head with a seq_cst store after
+ * writing a record, then looks at reader_sleeping; the reader sets
+ * reader_sleeping (seq_cst), then looks at head again. So either the
+ * reader sees the new head, or the writer sees the reader asleep and wakes
+ * it. The same pattern, mirrored, covers writer_waiting and tail.
+ *
+ * Wake-ups:
+ *   writer -> reader: LOCAL a byte on the connection; PRIVATE an event.
+ *   reader -> writer (room): with futexes (Linux) a futex on tail_seq;
+ *   elsewhere LOCAL a byte on the connection the other way, PRIVATE an
+ *   event.
  */
 #ifndef MPR_RING_H
 #define MPR_RING_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-#include "transport.h"
+#include "platform.h"
 #include "wire.h"
+
+enum { MPR__RING_LOCAL, MPR__RING_PRIVATE };
 
 typedef struct mpr__ring {
     mpr__ring_hdr *hdr;  /* start of the mapping */
@@ -25,65 +36,59 @@ typedef struct mpr__ring {
     uint64_t cap;
     uint64_t pos;        /* writer: head; reader: tail (private copies) */
     size_t map_size;
-    int wake_fd;         /* writer: where a wake-up goes */
-    int wake_eventfd;    /* writer: wake_fd is an eventfd, not a socket */
+    int kind;            /* MPR__RING_LOCAL or MPR__RING_PRIVATE */
+    mpr__fd conn;        /* LOCAL: the connection that carries wake-ups */
+    mpr__event *reader_event; /* PRIVATE: the reader's wake-up */
+    mpr__event *room_event;   /* PRIVATE without futexes: the writer's */
 } mpr__ring;
 
 /* ---- writer ---- */
-/* Make a sealed memfd ring of cap bytes and map it; *memfd is for the
- * PROOF (the caller closes it once sent). Returns 0 or a negative error. */
-int mpr__ring_create(mpr__ring *ring, uint64_t cap, int *memfd);
-/* The same in private memory, for a reader in this process. */
-int mpr__ring_create_private(mpr__ring *ring, uint64_t cap, int wake_eventfd);
-/* Write one record, waiting for room if the ring is full; the reader is
- * woken through ring->wake_fd, which also tells (local socket) that it is
- * gone. Returns 0 or MPR_EPIPE (the reader has gone; the record may or may
- * not have been written). len + 8 must not exceed cap / 4. */
+
+/* A ring of cap bytes in shared memory, for the connection conn; *handle
+ * goes to the reader with the PROOF (close it once sent). 0 or an error. */
+int mpr__ring_create(mpr__ring *ring, uint64_t cap, mpr__fd conn, mpr__fd *handle);
+/* The same in private memory, for a reader in this process woken through
+ * reader_event (room_event: where the writer waits for room without
+ * futexes; may be NULL where there are futexes). */
+int mpr__ring_create_private(mpr__ring *ring, uint64_t cap, mpr__event *reader_event,
+                             mpr__event *room_event);
+/* Write one record, waiting for room if the ring is full. 0 or MPR_EPIPE
+ * (the reader has gone; the record may or may not have been written).
+ * len + 8 must not exceed cap / 4. */
 int mpr__ring_put(mpr__ring *ring, uint32_t type, const void *data, uint32_t len);
 /* A whole message: one MSG record if it fits in a quarter of the ring,
  * else FRAG_START and FRAG_DATA records. 0 or MPR_EPIPE. */
 int mpr__ring_put_message(mpr__ring *ring, const void *data, size_t size);
-/* Largest payload of one record. */
-static inline uint32_t mpr__ring_max_payload(const mpr__ring *ring)
-{
-    return (uint32_t)(ring->cap / 4 - 8);
-}
 
 /* ---- reader ---- */
-/* Map a ring received with a PROOF after checking its size and seals; the
- * reader starts asleep, so the first record wakes it. Returns 0 or
- * MPR_EPROTO. Does not take memfd. */
-int mpr__ring_map(mpr__ring *ring, int memfd);
-/* Before sleeping: announce it, then look again. Returns 1 if the ring is
- * (still) empty and the reader may sleep, 0 if data arrived meanwhile. */
-int mpr__ring_try_sleep(mpr__ring *ring);
+
+/* Map a ring the writer handed over (LOCAL; conn is the connection it came
+ * on): size and seals checked, indices at 0. The reader starts asleep, so
+ * the first record wakes it. 0 or MPR_EPROTO. Does not take handle. */
+int mpr__ring_map(mpr__ring *ring, mpr__fd handle, mpr__fd conn);
+/* The reader's view of a private ring made by mpr__ring_create_private. */
+void mpr__ring_reader_of(mpr__ring *reader, const mpr__ring *writer);
+/* The next record at the reader's position, PAD records skipped: 1 with
+ * *rec, 0 if the ring is empty, MPR_EPROTO if the writer wrote nonsense.
+ * Every shared field is read once and checked (mpr__ring_next). */
+int mpr__ring_peek(mpr__ring *ring, mpr__ring_rec *rec);
+/* Move past the record peek gave. */
+static inline void mpr__ring_take(mpr__ring *ring, const mpr__ring_rec *rec)
+{
+    ring->pos += rec->size;
+}
 /* Publish the reader's position and wake a writer waiting for room. */
 void mpr__ring_consumed(mpr__ring *ring);
-/* Tell the writer the reader is gone (it gets MPR_EPIPE, also if it is
- * waiting for room). */
+/* Before sleeping: announce it, then look again. 1 if the ring is (still)
+ * empty and the reader may sleep, 0 if data arrived meanwhile. */
+int mpr__ring_try_sleep(mpr__ring *ring);
+/* How far the writer has written (route_until's mark). */
+uint64_t mpr__ring_head(const mpr__ring *ring);
+/* Tell the writer the reader is gone (MPR_EPIPE from then on, also if it
+ * waits for room). */
 void mpr__ring_close(mpr__ring *ring);
 
-/* Unmap; the reader also marks the ring closed first (closing = 1). */
+/* Unmap (the reader marks the ring closed first: closing = 1). */
 void mpr__ring_unmap(mpr__ring *ring, int closing);
-
-/* ---- the router's end of a local connection ---- */
-
-typedef struct mpr__local_conn {
-    mpr__conn base;
-    mpr__watch watch; /* the socket */
-    int memfd;        /* received with the PROOF, until mapped */
-    int ctrunc;       /* a descriptor sent to us was dropped (our limit) */
-    mpr__wire wire;   /* the frame parser */
-    uint64_t sync_left; /* route_until: socket bytes still to read */
-    uint64_t sync_head; /* route_until: ring head to reach */
-    mpr__ring ring;   /* ring mode */
-} mpr__local_conn;
-
-/* transport_socket.c: the connection's socket side, used by both. */
-void mpr__local_close(mpr__conn *c);
-
-/* transport_ring.c: a connection whose messages come through the ring
- * lc->ring (mapped). */
-extern const mpr__conn_ops mpr__ring_conn_ops;
 
 #endif /* MPR_RING_H */

@@ -17,21 +17,72 @@
  * released there without touching its parent's sockets or threads.
  */
 #include <math.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <mprouter/router.h>
 
-#include "internal.h"
-#include "router_p.h"
+#include "base.h"
+#include "handle.h"
+#include "monitor.h"
+#include "platform.h"
+#include "sender_p.h"
+
+#define DEFAULT_HANDSHAKE_NS ((int64_t)5 * 1000000000)
+#define DEFAULT_WINDOW_NS ((int64_t)10 * 1000000000)
+
+/* A receiver; the application holds a handle to it (handle.c). */
+struct receiver {
+    uint32_t id;
+    mpr_receiver *handle;
+    mpr_router *router;
+    void (*cb)(void *arg, const void *data, size_t size);
+    void *arg;
+    void (*lost_cb)(void *arg);
+    void *lost_arg;
+};
+
+struct slot {
+    uint32_t id; /* 0: empty */
+    struct receiver *receiver;
+};
+
+/* Secrets, in a page a forked child reads as zeros (mpr__secure_alloc). */
+struct secrets {
+    unsigned char secret[MPR__SECRET_SIZE]; /* the pipe keys derive from it */
+};
+
+struct mpr_router {
+    const mpr_event_loop *loop;
+    uint64_t token; /* mpr__process_token() of the process that made it */
+    struct secrets *sec;
+
+    /* options (take effect at the next start) */
+    size_t queue_limit;
+    uint32_t max_msg;
+    int64_t handshake_ns;
+    char *remote_bind, *remote_host; /* mpr_router_set_remote; NULL: none */
+    int64_t remote_window_ns;
+
+    int running;
+    unsigned epoch;      /* bumped by stop: dispatch notices a stop in a callback */
+    int dispatching;
+    int free_requested;  /* mpr_router_free from a callback: done when dispatch unwinds */
+    int linked;
+    int manual;          /* route_until took over (until the next start) */
+    mpr_pingee *pingee;
+    mpr_pinger *self_pinger; /* re-ping after a full time slice */
+    struct slot *slots;  /* routing table: open addressing, ids are keys */
+    size_t nslots, nreceivers;
+    mpr_router_stats stats;
+    _Atomic uint32_t last_id; /* the highest pipe id issued (the monitor reads it) */
+
+    mpr__monitor *mon;   /* while running */
+    mpr__queue *queue;   /* its queue's consumer side */
+};
 
 #define SLICE_NS (4 * 1000000) /* dispatch time slice on the main thread */
 
@@ -114,7 +165,7 @@ static int table_remove(mpr_router *r, uint32_t id)
 /* Route one record; returns 0 if the queue was empty. */
 static int route_one(mpr_router *r, int clear_ping)
 {
-    const mpr__record *rec = mpr__queue_next(&r->queue, clear_ping);
+    const mpr__record *rec = mpr__queue_next(r->queue, clear_ping);
     if (!rec)
         return 0;
     struct receiver *rc = table_get(r, rec->conn_id);
@@ -167,7 +218,7 @@ static void on_ping(void *arg)
         if ((i & 15) == 0 && mpr__now_ns() >= end) {
             /* Time slice used up: let the loop paint and fire timers, and
              * come back. The ping flag stays set, so nobody else pings. */
-            atomic_fetch_add_explicit(&r->pings, 1, memory_order_relaxed);
+            r->stats.pings++;
             r->loop->pinger_ping(r->self_pinger);
             break;
         }
@@ -204,9 +255,8 @@ int mpr_router_new(mpr_router **out, const mpr_event_loop *loop)
     r->loop = loop;
     r->token = mpr__process_token();
     r->max_msg = (uint32_t)MPR_MAX_MESSAGE_SIZE;
-    r->handshake_ns = 5 * (int64_t)1000000000;
-    r->remote_window_ns = 10 * (int64_t)1000000000;
-    r->epfd = r->throttle_epfd = r->wake.fd = -1;
+    r->handshake_ns = DEFAULT_HANDSHAKE_NS;
+    r->remote_window_ns = DEFAULT_WINDOW_NS;
     *out = r;
     return 0;
 }
@@ -214,20 +264,11 @@ int mpr_router_new(mpr_router **out, const mpr_event_loop *loop)
 /* Release everything start made; used by stop and by a failed start. */
 static void teardown(mpr_router *r)
 {
-    if (r->have_thread) {
-        atomic_store(&r->stopping, 1);
-        uint64_t one = 1;
-        ssize_t rc = write(r->wake.fd, &one, sizeof one);
-        (void)rc;
-        pthread_join(r->thread, NULL); /* it closed the connections and endpoints */
-        r->have_thread = 0;
-    }
-    for (int i = 0; i < r->nendpoints; i++) /* start failed before the thread ran */
-        r->endpoints[i]->close(r);
-    r->nendpoints = 0;
-    if (r->monitor_pinger) { /* start failed before the thread ran */
-        r->loop->pinger_free(r->monitor_pinger);
-        r->monitor_pinger = NULL;
+    if (r->mon) {
+        /* Joins the monitor thread: every connection and endpoint closed. */
+        mpr__monitor_free(r->mon, &r->stats);
+        r->mon = NULL;
+        r->queue = NULL;
     }
     unlink_from_loop(r);
     if (r->self_pinger) {
@@ -238,69 +279,23 @@ static void teardown(mpr_router *r)
         r->loop->pingee_free(r->pingee);
         r->pingee = NULL;
     }
-    int *fds[] = {&r->epfd, &r->throttle_epfd, &r->wake.fd};
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
-        if (*fds[i] >= 0)
-            close(*fds[i]);
-        *fds[i] = -1;
-    }
-    if (r->have_queue) {
-        r->stats.messages_dropped += mpr__queue_destroy(&r->queue);
-        r->have_queue = 0;
-    }
-    free(r->scratch);
-    r->scratch = NULL;
-    free(r->used);
-    r->used = NULL;
-    r->used_words = 0;
-    explicit_bzero(r->sec, sizeof *r->sec);
-    r->remote_endpoint[0] = r->remote_key[0] = '\0';
-    atomic_store(&r->stopping, 0);
-    atomic_store(&r->manual, 0);
+    mpr__wipe(r->sec, sizeof *r->sec);
+    r->manual = 0;
 }
 
-static int open_monitor_fds(mpr_router *r)
+/* The endpoints of this build: the local one, and the remote one if asked
+ * for. */
+static int endpoints(const mpr_router *r, const mpr__endpoint_ops *eps[2])
 {
-    r->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (r->epfd < 0)
-        return mpr__syserr();
-    r->throttle_epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (r->throttle_epfd < 0)
-        return mpr__syserr();
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0)
-        return mpr__syserr();
-    return mpr__watch_add(r, &r->wake, fd, 1);
-}
-
-/* Open every endpoint: the local one, and the remote one if asked for. */
-static int open_endpoints(mpr_router *r)
-{
-    r->endpoints[r->nendpoints++] = &mpr__socket_endpoint;
-#ifdef MPR_HAVE_ZMQ
+    int n = 0;
+    eps[n++] = &mpr__local_endpoint;
+#ifdef MPR_HAVE_REMOTE
     if (r->remote_bind)
-        r->endpoints[r->nendpoints++] = &mpr__zmq_endpoint;
+        eps[n++] = &mpr__remote_endpoint;
+#else
+    (void)r;
 #endif
-    for (int i = 0; i < r->nendpoints; i++) {
-        int rc = r->endpoints[i]->open(r);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int start_monitor(mpr_router *r)
-{
-    /* The monitor never runs the application's signal handlers. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&r->thread, NULL, mpr__monitor_main, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return mpr__errno_code(rc);
-    r->have_thread = 1;
-    return 0;
+    return n;
 }
 
 int mpr_router_start(mpr_router *r)
@@ -314,37 +309,39 @@ int mpr_router_start(mpr_router *r)
     const mpr_event_loop *loop = r->loop;
     int rc = mpr__random(r->sec->secret, sizeof r->sec->secret);
     if (rc == 0)
-        rc = open_monitor_fds(r);
-    if (rc == 0) {
-        rc = mpr__queue_init(&r->queue, r->queue_limit, r->wake.fd);
-        r->have_queue = rc == 0;
-    }
-    if (rc == 0) {
-        r->scratch = malloc(MPR__SCRATCH_SIZE);
-        if (!r->scratch)
-            rc = MPR_ENOMEM;
-    }
-    if (rc == 0) {
-        r->uid = geteuid();
-        r->throttled = 0;
-        r->sync_seen = 0;
-        r->sync_owed = 0;
-        atomic_store(&r->sync_req, 0);
-        rc = open_endpoints(r);
-    }
-    if (rc == 0)
         rc = loop->pingee_new(loop, on_ping, r, &r->pingee);
     if (rc == 0) {
         loop->pingee_connect(r->pingee);
         r->linked = 1;
         rc = loop->pinger_new(r->pingee, &r->self_pinger);
     }
+    mpr_pinger *monitor_pinger = NULL;
     if (rc == 0) {
         loop->pinger_connect(r->self_pinger);
-        rc = loop->pinger_new(r->pingee, &r->monitor_pinger);
+        rc = loop->pinger_new(r->pingee, &monitor_pinger);
+    }
+    if (rc == 0) {
+        mpr__monitor_config cfg = {
+            .settings = {.max_msg = r->max_msg,
+                         .handshake_ns = r->handshake_ns,
+                         .window_ns = r->remote_window_ns,
+                         .remote_bind = r->remote_bind,
+                         .remote_host = r->remote_host},
+            .queue_limit = r->queue_limit,
+            .secret = r->sec->secret,
+            .last_id = &r->last_id,
+            .loop = loop,
+            .pinger = monitor_pinger,
+        };
+        rc = mpr__monitor_new(&r->mon, &cfg); /* takes the pinger, also on failure */
+    }
+    if (rc == 0) {
+        r->queue = mpr__monitor_queue(r->mon);
+        const mpr__endpoint_ops *eps[2];
+        rc = mpr__monitor_open(r->mon, eps, endpoints(r, eps));
     }
     if (rc == 0)
-        rc = start_monitor(r);
+        rc = mpr__monitor_start(r->mon);
     if (rc < 0) {
         teardown(r);
         return rc;
@@ -457,11 +454,13 @@ int mpr_router_pipe(mpr_router *r, mpr_sender **sender, mpr_receiver **receiver)
     struct receiver *rc = calloc(1, sizeof *rc);
     mpr_sender *s = NULL;
     unsigned char key[MPR__SECRET_SIZE];
-    mpr__router_pipe_key(r, id, key);
-    int err = rc ? mpr__sender_new(&s, r->name, id, key, r->max_msg) : MPR_ENOMEM;
-    explicit_bzero(key, sizeof key);
+    mpr__pipe_key(key, r->sec->secret, id);
+    int err = rc ? mpr__sender_new(&s, mpr__monitor_ipc_name(r->mon), id, key, r->max_msg)
+                 : MPR_ENOMEM;
+    mpr__wipe(key, sizeof key);
     if (err == 0)
-        err = mpr__sender_set_remote(s, r->remote_endpoint, r->remote_key);
+        err = mpr__sender_set_remote(s, mpr__monitor_remote_endpoint(r->mon),
+                                     mpr__monitor_remote_key(r->mon));
     if (err == 0) {
         rc->id = id;
         rc->router = r;
@@ -500,17 +499,6 @@ int mpr_router_close_pipe(mpr_router *r, mpr_receiver *receiver)
     return 0;
 }
 
-/* Ask the monitor to read every connection as far as its sender has sent
- * (monitor.c); returns the request's number. */
-static uint64_t request_sync(mpr_router *r)
-{
-    uint64_t gen = atomic_fetch_add(&r->sync_req, 1) + 1;
-    uint64_t one = 1;
-    ssize_t rc = write(r->wake.fd, &one, sizeof one);
-    (void)rc; /* an eventfd write fails only on counter overflow */
-    return gen;
-}
-
 int mpr_router_route_until(mpr_router *r, int (*condition)(void *arg), void *arg, double timeout_s)
 {
     if (!r || !condition || isnan(timeout_s))
@@ -521,7 +509,8 @@ int mpr_router_route_until(mpr_router *r, int (*condition)(void *arg), void *arg
         return MPR_ESTATE;
     /* Manual mode for good: pings are ignored from now on. */
     unlink_from_loop(r);
-    atomic_store(&r->manual, 1);
+    r->manual = 1;
+    mpr__monitor_set_manual(r->mon);
 
     int64_t deadline = -1;
     if (timeout_s >= 0)
@@ -537,28 +526,28 @@ int mpr_router_route_until(mpr_router *r, int (*condition)(void *arg), void *arg
         if (done)
             break;
         /* Seen before routing: what the sync published is then routable. */
-        int synced = sync && mpr__queue_synced(&r->queue, sync);
+        int synced = sync && mpr__queue_synced(r->queue, sync);
         if (route_one(r, 0)) {
             if (stopped_by_callback(r, epoch))
                 return MPR_ESTATE;
             continue;
         }
         if (deadline < 0 || mpr__now_ns() < deadline) {
-            mpr__queue_wait(&r->queue, deadline, 0);
+            mpr__queue_wait(r->queue, deadline, 0);
             continue;
         }
         /* Out of time, and the queue is empty. Before saying so, make sure
          * every message sent before now has been read: a sender's send may
          * have returned with its message still in a ring or a socket. */
         if (!sync) {
-            sync = request_sync(r);
+            sync = mpr__monitor_request_sync(r->mon);
             continue;
         }
         if (synced) {
             rc = MPR_ETIMEDOUT;
             break;
         }
-        mpr__queue_wait(&r->queue, -1, sync);
+        mpr__queue_wait(r->queue, -1, sync);
     }
     r->dispatching = 0;
     return rc;
@@ -580,7 +569,19 @@ int mpr_router_set_max_message_size(mpr_router *r, size_t bytes)
     return 0;
 }
 
-#ifdef MPR_HAVE_ZMQ
+#ifdef MPR_HAVE_REMOTE
+/* A copy of s, or NULL (s NULL, or out of memory). */
+static char *dup_string(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
 /* A host for workers to reach: a name, an IPv4 address or [an IPv6 one]. */
 static int valid_host(const char *host)
 {
@@ -594,7 +595,7 @@ int mpr_router_set_remote(mpr_router *r, const char *bind_endpoint, const char *
 {
     if (!r)
         return MPR_EINVAL;
-#ifndef MPR_HAVE_ZMQ
+#ifndef MPR_HAVE_REMOTE
     (void)bind_endpoint;
     (void)advertised_host;
     return MPR_ENOTSUP;
@@ -603,8 +604,8 @@ int mpr_router_set_remote(mpr_router *r, const char *bind_endpoint, const char *
         return MPR_EINVAL;
     if (advertised_host && (!bind_endpoint || !valid_host(advertised_host)))
         return MPR_EINVAL;
-    char *bind = bind_endpoint ? strdup(bind_endpoint) : NULL;
-    char *host = advertised_host ? strdup(advertised_host) : NULL;
+    char *bind = dup_string(bind_endpoint);
+    char *host = dup_string(advertised_host);
     if ((bind_endpoint && !bind) || (advertised_host && !host)) {
         free(bind);
         free(host);
@@ -622,14 +623,15 @@ int mpr_router_remote_endpoint(const mpr_router *r, char *buf, size_t size)
 {
     if (!r || (!buf && size > 0))
         return MPR_EINVAL;
-#ifndef MPR_HAVE_ZMQ
+#ifndef MPR_HAVE_REMOTE
     return MPR_ENOTSUP;
 #else
     if (!r->running)
         return MPR_ESTATE;
-    if (!r->remote_endpoint[0])
+    const char *endpoint = mpr__monitor_remote_endpoint(r->mon);
+    if (!endpoint[0])
         return MPR_ENOENT;
-    return snprintf(buf, size, "%s", r->remote_endpoint);
+    return snprintf(buf, size, "%s", endpoint);
 #endif
 }
 
@@ -654,11 +656,8 @@ void mpr_router_get_stats(const mpr_router *r, mpr_router_stats *out)
     if (!r || !out)
         return;
     *out = r->stats;
-    out->connections_accepted = atomic_load_explicit(&r->accepted, memory_order_relaxed);
-    out->connections_rejected = atomic_load_explicit(&r->rejected, memory_order_relaxed);
-    out->connections_broken = atomic_load_explicit(&r->broken, memory_order_relaxed);
-    out->pings = atomic_load_explicit(&r->pings, memory_order_relaxed);
-    out->messages_received = atomic_load_explicit(&r->received, memory_order_relaxed);
+    if (r->mon)
+        mpr__monitor_add_stats(r->mon, out);
 }
 
 void mpr_receiver_set_callback(mpr_receiver *receiver, void (*cb)(void *, const void *, size_t),

@@ -19,16 +19,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "internal.h"
+#include "base.h"
+#include "platform.h"
 #include "sender_p.h"
+#include "transport.h"
 
 #define STRING_PREFIX "mpr3:"
 
+enum { INITIAL, OPEN, CLOSED };
+
+struct mpr_sender {
+    int state;
+    uint64_t token;    /* mpr__process_token() of the process that started it */
+    mpr__thread thread; /* the thread that started it */
+    int broken;        /* a send failed: the router went away; every send fails */
+    uint32_t id;
+    uint32_t max_msg;  /* the router's (learned in the handshake) */
+    unsigned char key[MPR__SECRET_SIZE]; /* the pipe's key (wire.h) */
+    char name[MPR__IPC_NAME_MAX + 1];
+    char remote[MPR__REMOTE_MAX + 1];    /* "" if the router has no remote endpoint */
+    char server_key[MPR__CURVE_KEY_LEN + 1]; /* its CURVE public key (Z85) */
+    mpr__link *link;   /* the transport chosen by start */
+};
+
 static int valid_name(const char *name, size_t len)
 {
-    if (len == 0 || len > MPR__NAME_MAX)
+    if (len == 0 || len > MPR__IPC_NAME_MAX)
         return 0;
     for (size_t i = 0; i < len; i++) {
         char ch = name[i];
@@ -48,8 +65,7 @@ int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsig
     mpr_sender *s = calloc(1, sizeof *s);
     if (!s)
         return MPR_ENOMEM;
-    s->state = MPR__SENDER_INITIAL;
-    s->fd = -1;
+    s->state = INITIAL;
     s->id = id;
     s->max_msg = max_msg;
     memcpy(s->key, key, MPR__SECRET_SIZE);
@@ -58,43 +74,37 @@ int mpr__sender_new(mpr_sender **out, const char *name, uint32_t id, const unsig
     return 0;
 }
 
-static int start_remote(mpr_sender *s)
-{
-#ifdef MPR_HAVE_ZMQ
-    return mpr__remote_start(s);
-#else
-    return s->remote[0] ? MPR_ENOTSUP : MPR_ECONNREFUSED;
-#endif
-}
-
 /* Is the caller the thread (and process) that started s? */
 static int owner(const mpr_sender *s)
 {
-    return !mpr__forked(s->token) && pthread_equal(s->thread, pthread_self());
+    return !mpr__forked(s->token) && mpr__thread_is_self(s->thread);
 }
 
 int mpr_sender_start(mpr_sender *s)
 {
     if (!s)
         return MPR_EINVAL;
-    if (s->state != MPR__SENDER_INITIAL)
+    if (s->state != INITIAL)
         return MPR_EALREADY;
+    mpr__sender_cred cred = {s->name, s->id, s->key, s->remote, s->server_key};
     const char *transport = getenv("MPR_TRANSPORT");
     int rc;
     if (transport && strcmp(transport, "zmq") == 0) {
-        rc = start_remote(s);
+        rc = mpr__remote_start(&cred, &s->link);
     } else {
-        rc = mpr__local_start(s, !(transport && strcmp(transport, "socket") == 0));
-        /* No router of ours at the local name: on another host, in another
-         * network namespace or container (or the router has stopped). */
+        rc = mpr__local_start(&cred, !(transport && strcmp(transport, "socket") == 0), &s->link);
+        /* No router of ours at the local endpoint: on another host, in
+         * another network namespace or container (or the router has
+         * stopped). */
         if (rc == MPR_ECONNREFUSED && s->remote[0])
-            rc = start_remote(s);
+            rc = mpr__remote_start(&cred, &s->link);
     }
     if (rc < 0)
         return rc;
+    s->max_msg = s->link->max_msg;
     s->token = mpr__process_token();
-    s->thread = pthread_self();
-    s->state = MPR__SENDER_OPEN;
+    s->thread = mpr__thread_self();
+    s->state = OPEN;
     return 0;
 }
 
@@ -102,7 +112,7 @@ int mpr_sender_send(mpr_sender *s, const void *data, size_t size)
 {
     if (!s || (!data && size > 0))
         return MPR_EINVAL;
-    if (s->state != MPR__SENDER_OPEN)
+    if (s->state != OPEN)
         return MPR_ESTATE;
     if (!owner(s))
         return MPR_EOWNER;
@@ -110,7 +120,7 @@ int mpr_sender_send(mpr_sender *s, const void *data, size_t size)
         return MPR_EMSGSIZE;
     if (s->broken)
         return MPR_EPIPE;
-    int rc = s->ops->send(s, data, size);
+    int rc = s->link->ops->send(s->link, data, size);
     if (rc == MPR_EPIPE)
         s->broken = 1;
     return rc;
@@ -120,15 +130,16 @@ int mpr_sender_stop(mpr_sender *s)
 {
     if (!s)
         return MPR_EINVAL;
-    if (s->state != MPR__SENDER_OPEN)
+    if (s->state != OPEN)
         return MPR_ESTATE;
     if (!owner(s))
         return MPR_EOWNER;
     /* After a send failed (the router went away or dropped us), messages
      * may have been lost: never report a clean end then. */
-    int rc = s->broken ? MPR_EPIPE : s->ops->stop(s);
-    s->ops->close(s);
-    s->state = MPR__SENDER_CLOSED;
+    int rc = s->broken ? MPR_EPIPE : s->link->ops->stop(s->link);
+    s->link->ops->close(s->link);
+    s->link = NULL;
+    s->state = CLOSED;
     return rc;
 }
 
@@ -136,18 +147,13 @@ void mpr_sender_free(mpr_sender *s)
 {
     if (!s)
         return;
-    if (s->state == MPR__SENDER_OPEN) {
-        if (mpr__forked(s->token)) {
-            /* A forked copy: release this process's copies of the
-             * descriptors and mappings only; the stream is its parent's. */
-            if (s->fd >= 0)
-                close(s->fd);
-            mpr__ring_unmap(&s->ring, 0);
-        } else {
-            s->ops->close(s); /* the router sees a lost sender */
-        }
+    if (s->state == OPEN) {
+        if (mpr__forked(s->token))
+            s->link->ops->forget(s->link); /* a forked copy: the stream is its parent's */
+        else
+            s->link->ops->close(s->link); /* the router sees a lost sender */
     }
-    explicit_bzero(s->key, sizeof s->key);
+    mpr__wipe(s->key, sizeof s->key);
     free(s);
 }
 
@@ -220,7 +226,7 @@ int mpr__sender_set_remote(mpr_sender *s, const char *endpoint, const char *serv
 
 int mpr_sender_to_string(const mpr_sender *s, char *buf, size_t size)
 {
-    if (!s || (!buf && size > 0) || s->state != MPR__SENDER_INITIAL)
+    if (!s || (!buf && size > 0) || s->state != INITIAL)
         return MPR_EINVAL;
     char hex[2 * MPR__SECRET_SIZE + 1];
     for (size_t i = 0; i < MPR__SECRET_SIZE; i++)
@@ -231,7 +237,7 @@ int mpr_sender_to_string(const mpr_sender *s, char *buf, size_t size)
                      s->remote);
     else
         n = snprintf(buf, size, STRING_PREFIX "%s:%u:%s", s->name, s->id, hex);
-    explicit_bzero(hex, sizeof hex);
+    mpr__wipe(hex, sizeof hex);
     return n < 0 ? MPR_EINVAL : n;
 }
 
@@ -287,18 +293,18 @@ int mpr_sender_from_string(mpr_sender **out, const char *text)
          * accepted prints back byte for byte. */
         if (*rest != ':' || strlen(rest + 1) < MPR__CURVE_KEY_LEN + 2 ||
             rest[1 + MPR__CURVE_KEY_LEN] != ':') {
-            explicit_bzero(key, sizeof key);
+            mpr__wipe(key, sizeof key);
             return MPR_EINVAL;
         }
         memcpy(server_key, rest + 1, MPR__CURVE_KEY_LEN);
         endpoint = rest + 2 + MPR__CURVE_KEY_LEN;
     }
 
-    char name_buf[MPR__NAME_MAX + 1];
+    char name_buf[MPR__IPC_NAME_MAX + 1];
     memcpy(name_buf, name, name_len);
     name_buf[name_len] = '\0';
     int rc = mpr__sender_new(out, name_buf, (uint32_t)id, key, (uint32_t)MPR_MAX_MESSAGE_SIZE);
-    explicit_bzero(key, sizeof key);
+    mpr__wipe(key, sizeof key);
     if (rc == 0 && *rest && (rc = mpr__sender_set_remote(*out, endpoint, server_key)) < 0) {
         mpr_sender_free(*out);
         *out = NULL;

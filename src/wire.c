@@ -151,7 +151,7 @@ void mpr__siphash(unsigned char *out, size_t outlen, const unsigned char key[16]
     }
     /* The state holds the key (xored with constants): leave no copy on
      * the stack for a forked child to find. */
-    explicit_bzero(v, sizeof v);
+    mpr__wipe(v, sizeof v);
 }
 
 void mpr__pipe_key(unsigned char out[MPR__SECRET_SIZE], const unsigned char secret[MPR__SECRET_SIZE],
@@ -248,7 +248,7 @@ int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p
             int rc = mpr__hello_decode(w->hdr, &h);
             w->hdr_have = 0;
             if (rc == 0)
-                rc = s->hello(s->ctx, &h);
+                rc = s->hello(s->ctx, w->hdr);
             if (rc < 0)
                 return fail(w, rc);
             w->state = MPR__WIRE_PROOF;
@@ -263,8 +263,9 @@ int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p
             mpr__proof pr;
             int rc = mpr__proof_decode(w->hdr, &pr);
             w->hdr_have = 0;
+            mpr__wipe(&pr, sizeof pr);
             if (rc == 0)
-                rc = s->proof(s->ctx, &pr);
+                rc = s->proof(s->ctx, w->hdr);
             if (rc < 0)
                 return fail(w, rc);
             w->state = rc == MPR__MODE_RING ? MPR__WIRE_RAW : MPR__WIRE_HEADER;
@@ -309,26 +310,19 @@ int mpr__wire_feed(mpr__wire *w, const mpr__wire_sink *s, const unsigned char *p
     return 0;
 }
 
-int mpr__ring_next(const unsigned char *data, uint64_t cap, uint64_t tail, uint64_t head,
-                   mpr__ring_rec *out)
+/* One record at p: hdr is a copy of its 8-byte header (taken once: a ring
+ * may change under us), avail the bytes published from p on, contiguous
+ * those before the end of the buffer. PAD only where allow_pad (a ring). */
+static int parse_record(const unsigned char hdr[8], const unsigned char *p, uint64_t avail,
+                        uint64_t contiguous, int allow_pad, mpr__ring_rec *out)
 {
-    uint64_t avail = head - tail;
-    if (avail == 0)
-        return 0;
-    if (avail > cap || (avail & 7u) != 0)
-        return MPR_EPROTO;
-    uint64_t pos = tail & (cap - 1);
-    uint64_t contiguous = cap - pos; /* >= 8: positions are 8-aligned */
-    /* The sender may change the ring under us: copy the header once. */
-    unsigned char hdr[8];
-    memcpy(hdr, (const void *)(data + pos), 8);
     uint32_t type = mpr__get_u32(hdr);
     uint32_t len = mpr__get_u32(hdr + 4);
     out->type = type;
     out->len = len;
     out->total = 0;
-    out->payload = data + pos + 8;
-    if (type == MPR__RING_PAD) {
+    out->payload = p + 8;
+    if (type == MPR__RING_PAD && allow_pad) {
         if (contiguous > avail)
             return MPR_EPROTO;
         out->len = 0;
@@ -346,7 +340,7 @@ int mpr__ring_next(const unsigned char *data, uint64_t cap, uint64_t tail, uint6
         if (len != 8)
             return MPR_EPROTO;
         unsigned char t[8];
-        memcpy(t, (const void *)(data + pos + 8), 8);
+        memcpy(t, (const void *)(p + 8), 8);
         out->total = mpr__get_u64(t);
         return 1;
     }
@@ -357,34 +351,28 @@ int mpr__ring_next(const unsigned char *data, uint64_t cap, uint64_t tail, uint6
     }
 }
 
+int mpr__ring_next(const unsigned char *data, uint64_t cap, uint64_t tail, uint64_t head,
+                   mpr__ring_rec *out)
+{
+    uint64_t avail = head - tail;
+    if (avail == 0)
+        return 0;
+    if (avail > cap || (avail & 7u) != 0)
+        return MPR_EPROTO;
+    uint64_t pos = tail & (cap - 1);
+    unsigned char hdr[8];
+    memcpy(hdr, (const void *)(data + pos), 8);
+    /* >= 8 bytes before the end: positions are 8-aligned */
+    return parse_record(hdr, data + pos, avail, cap - pos, 1, out);
+}
+
 int mpr__record_next(const unsigned char *buf, size_t n, mpr__ring_rec *out)
 {
     if (n == 0)
         return 0;
     if (n < 8)
         return MPR_EPROTO;
-    uint32_t type = mpr__get_u32(buf), len = mpr__get_u32(buf + 4);
-    out->type = type;
-    out->len = len;
-    out->total = 0;
-    out->payload = buf + 8;
-    out->size = mpr__ring_rec_size(len);
-    if (out->size > n)
-        return MPR_EPROTO;
-    switch (type) {
-    case MPR__RING_MSG:
-    case MPR__RING_FRAG_DATA:
-        return 1;
-    case MPR__RING_FRAG_START:
-        if (len != 8)
-            return MPR_EPROTO;
-        out->total = mpr__get_u64(buf + 8);
-        return 1;
-    case MPR__RING_BYE:
-        return len == 0 ? 1 : MPR_EPROTO;
-    default:
-        return MPR_EPROTO; /* PAD too: a frame has no end of ring */
-    }
+    return parse_record(buf, buf, n, n, 0, out); /* a frame has no end of ring: no PAD */
 }
 
 /* ---- the remote transport's frames ---- */

@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base.h"
+
 #define MPR__SECRET_SIZE 16 /* the router's secret and each pipe's key */
 #define MPR__NONCE_SIZE 16
 #define MPR__WIRE_VERSION 3u /* 1: the secret in the HELLO; 2: the pipe's key in the HELLO */
@@ -87,30 +89,6 @@ typedef struct mpr__ack {
     uint32_t mode;
 } mpr__ack;
 
-static inline void mpr__put_u32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static inline uint32_t mpr__get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void mpr__put_u64(unsigned char *p, uint64_t v)
-{
-    mpr__put_u32(p, (uint32_t)v);
-    mpr__put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static inline uint64_t mpr__get_u64(const unsigned char *p)
-{
-    return (uint64_t)mpr__get_u32(p) | (uint64_t)mpr__get_u32(p + 4) << 32;
-}
-
 /* Encoders, and decoders that check the magic (and the zero fields):
  * 0 or MPR_EPROTO. */
 void mpr__hello_encode(unsigned char out[MPR__HELLO_SIZE], const mpr__hello *h);
@@ -146,13 +124,14 @@ void mpr__proof_tag(unsigned char out[MPR__SECRET_SIZE], const unsigned char key
 /* What the parser hands to its user. */
 typedef struct mpr__wire_sink {
     void *ctx;
-    /* A HELLO arrived (magic checked). Return 0 to go on (the user answers
-     * with a CHALLENGE), < 0 to reject (the parser fails with that code). */
-    int (*hello)(void *ctx, const mpr__hello *h);
-    /* The PROOF arrived (magic checked). Return MPR__MODE_FRAMES for frames
-     * to follow, MPR__MODE_RING for wake-up bytes only (ring mode), < 0 to
-     * reject. */
-    int (*proof)(void *ctx, const mpr__proof *p);
+    /* A HELLO arrived (its bytes; their format checked). Return 0 to go on
+     * (the user answers with a CHALLENGE), < 0 to reject (the parser fails
+     * with that code). */
+    int (*hello)(void *ctx, const unsigned char in[MPR__HELLO_SIZE]);
+    /* The PROOF arrived (its bytes; their format checked). Return
+     * MPR__MODE_FRAMES for frames to follow, MPR__MODE_RING for wake-up
+     * bytes only (ring mode), < 0 to reject. */
+    int (*proof)(void *ctx, const unsigned char in[MPR__PROOF_SIZE]);
     /* A message of len bytes starts; avail of its bytes are in the buffer
      * being fed now. Return where its len bytes go, or NULL (out of
      * memory: the parser fails with MPR_ENOMEM). */
@@ -297,6 +276,16 @@ typedef struct mpr__ring_hdr {
     _Atomic uint32_t tail_seq;
     _Atomic uint32_t closed;
 } mpr__ring_hdr;
+
+/* The layout both ends of a ring rely on: the header fits its page, and
+ * each index sits on a cache line of its own (no false sharing between
+ * the writer's and the reader's words). */
+MPR__STATIC_ASSERT(sizeof(mpr__ring_hdr) <= MPR__RING_HDR, "the ring header fits its page");
+MPR__STATIC_ASSERT(offsetof(mpr__ring_hdr, head) == 0 && offsetof(mpr__ring_hdr, reader_sleeping) == 64 &&
+                       offsetof(mpr__ring_hdr, tail) == 128 && offsetof(mpr__ring_hdr, writer_waiting) == 192,
+                   "the ring header's layout is the protocol's");
+MPR__STATIC_ASSERT((MPR__RING_MIN & (MPR__RING_MIN - 1)) == 0 && (MPR__RING_MAX & (MPR__RING_MAX - 1)) == 0,
+                   "ring sizes are powers of two");
 
 /* Size of a record with len bytes of payload. */
 static inline uint64_t mpr__ring_rec_size(uint32_t len)

@@ -7,7 +7,6 @@
 #ifndef MPROUTER_COMMON_H
 #define MPROUTER_COMMON_H
 
-#include <errno.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -26,44 +25,46 @@ extern "C" {
  * Errors.
  *
  * Every fallible call returns an int: 0 on success or one of the negative
- * codes below. The codes are negated errno values, so a system error that
- * mprouter passes through keeps its usual meaning. Every call returns only
- * codes of this map: a system error outside it is reported as MPR_EIO
- * (ECONNRESET and ENOTCONN as MPR_EPIPE, ENOBUFS as MPR_ENOMEM).
- * mpr_strerror() gives a short English description of every code in this
- * map, and "unknown error" for any other value.
+ * codes below. The codes are mprouter's own numbers, the same on every
+ * platform (they are not errno values: compare with the names, never with
+ * -EINVAL and the like); each platform's system errors are mapped to them
+ * in one place inside the library. Every call returns only codes of this
+ * map: a system error without a code of the same meaning is reported as
+ * MPR_EIO (a reset connection as MPR_EPIPE, a lack of buffers as
+ * MPR_ENOMEM). mpr_strerror() gives a short English description of every
+ * code in this map, and "unknown error" for any other value.
  *
- * MPR_EOWNER (EPERM) is never a system error here: it means a sender was
- * used from a thread other than the one that started it, or from a process
- * that inherited a started sender through fork() (see <mprouter/sender.h>).
+ * MPR_EOWNER is never a system error: it means a sender was used from a
+ * thread other than the one that started it, or from a process that
+ * inherited a started sender through fork() (see <mprouter/sender.h>).
  */
 #define MPR_ERRNO_MAP(XX)                                                       \
-    XX(EINVAL, EINVAL, "invalid argument")                                      \
-    XX(ENOMEM, ENOMEM, "out of memory")                                         \
-    XX(EALREADY, EALREADY, "already started")                                   \
-    XX(ESTATE, EBADFD, "not allowed in the object's current state")             \
-    XX(ENOENT, ENOENT, "no such pipe")                                          \
-    XX(ETIMEDOUT, ETIMEDOUT, "timed out")                                       \
-    XX(EPIPE, EPIPE, "the router has closed the connection")                    \
-    XX(ECONNREFUSED, ECONNREFUSED, "the router is not accepting connections")   \
-    XX(EACCES, EACCES, "the router refused the sender's credentials")           \
-    XX(EMSGSIZE, EMSGSIZE, "message larger than the router accepts")            \
-    XX(EPROTO, EPROTO, "protocol error")                                        \
-    XX(EMFILE, EMFILE, "too many open files")                                   \
-    XX(ENFILE, ENFILE, "too many open files in system")                         \
-    XX(EAGAIN, EAGAIN, "resource temporarily unavailable")                      \
-    XX(EIO, EIO, "input/output error")                                          \
-    XX(EOWNER, EPERM, "the sender was started by another thread or process")   \
-    XX(ENOTSUP, ENOTSUP, "not supported by this build of mprouter")             \
-    XX(EADDRINUSE, EADDRINUSE, "address already in use")                        \
-    XX(EADDRNOTAVAIL, EADDRNOTAVAIL, "address not available on this host")
+    XX(EINVAL, 1, "invalid argument")                                           \
+    XX(ENOMEM, 2, "out of memory")                                              \
+    XX(EALREADY, 3, "already started")                                          \
+    XX(ESTATE, 4, "not allowed in the object's current state")                  \
+    XX(ENOENT, 5, "no such pipe")                                               \
+    XX(ETIMEDOUT, 6, "timed out")                                               \
+    XX(EPIPE, 7, "the router has closed the connection")                        \
+    XX(ECONNREFUSED, 8, "the router is not accepting connections")              \
+    XX(EACCES, 9, "the router refused the sender's credentials")                \
+    XX(EMSGSIZE, 10, "message larger than the router accepts")                  \
+    XX(EPROTO, 11, "protocol error")                                            \
+    XX(EMFILE, 12, "too many open files")                                       \
+    XX(ENFILE, 13, "too many open files in system")                             \
+    XX(EAGAIN, 14, "resource temporarily unavailable")                          \
+    XX(EIO, 15, "input/output error")                                           \
+    XX(EOWNER, 16, "the sender was started by another thread or process")      \
+    XX(ENOTSUP, 17, "not supported by this build of mprouter")                  \
+    XX(EADDRINUSE, 18, "address already in use")                                \
+    XX(EADDRNOTAVAIL, 19, "address not available on this host")
 
 /** MPR_EINVAL, MPR_ENOMEM, ... : the public names of the codes, one
- * MPR_name = -(errno value) for each row XX(name, errno, text) of
+ * MPR_name = -(number) for each row XX(name, number, text) of
  * MPR_ERRNO_MAP. */
 enum mpr_errno {
 /** @cond MPR_INTERNAL */
-#define MPR__ERRNO_ENUM(name, sys, text) MPR_##name = -(sys),
+#define MPR__ERRNO_ENUM(name, num, text) MPR_##name = -(num),
     MPR_ERRNO_MAP(MPR__ERRNO_ENUM)
 #undef MPR__ERRNO_ENUM
     MPR__ERRNO_LAST_ = 0

@@ -9,7 +9,7 @@ SOURCES += $$PWD/testsupport.cpp $$PWD/routersuite.cpp $$PWD/netns.cpp
 mpr_rawpeer {
     INCLUDEPATH += $$MPR_ROOT/src
     QMAKE_CFLAGS += -D_GNU_SOURCE
-    SOURCES += $$PWD/rawpeer.c $$MPR_ROOT/src/wire.c
+    SOURCES += $$PWD/rawpeer.c $$MPR_ROOT/src/wire.c $$MPR_ROOT/src/base.c
 }
 # The remote transport's calls answer MPR_ENOTSUP in a build without it.
 !mpr_remote: DEFINES += MPR_TEST_NO_REMOTE

@@ -7,7 +7,7 @@
  * a peer that got past CURVE with a valid server key, or from a router the
  * sender connected to.
  *
- * fuzz-sources: src/wire.c
+ * fuzz-sources: src/wire.c src/base.c
  *
  * Input: the frame (an exact-size malloc, so AddressSanitizer sees any read
  * outside it). The result is compared with a reference reading of the

@@ -4,7 +4,7 @@
  * its head index; the router's tail only ever moves by what the parser
  * returned.
  *
- * fuzz-sources: src/wire.c
+ * fuzz-sources: src/wire.c src/base.c
  *
  * Input: [0] picks the ring size (8 B .. 64 KiB), [1..8] head as a
  * u64 (little-endian, relative to the start tail), [9..16] start tail

@@ -3,7 +3,7 @@
  * (mpr__wire_feed, mpr__wire_body_written): everything a peer sends on its
  * connection: the HELLO, the PROOF and the frames after them.
  *
- * fuzz-sources: src/wire.c
+ * fuzz-sources: src/wire.c src/base.c
  *
  * Input: 4 control bytes, then the byte stream of one connection.
  *   [0] largest message (index into max_sizes)
@@ -151,22 +151,22 @@ static void ref_parse(struct ref *r, const unsigned char *p, size_t n, uint32_t 
     }
 }
 
-static int sink_hello(void *arg, const mpr__hello *h)
+static int sink_hello(void *arg, const unsigned char *h)
 {
     struct ctx *c = arg;
     CHECK(!c->frozen);
     CHECK(c->hellos++ == 0);
     CHECK(c->proofs == 0);
-    return hello_answer(c->policy, h->conn_id);
+    return hello_answer(c->policy, mpr__get_u32(h + 8));
 }
 
-static int sink_proof(void *arg, const mpr__proof *p)
+static int sink_proof(void *arg, const unsigned char *p)
 {
     struct ctx *c = arg;
     CHECK(!c->frozen);
     CHECK(c->hellos == 1);
     CHECK(c->proofs++ == 0);
-    return proof_answer(c->policy, p->flags);
+    return proof_answer(c->policy, mpr__get_u32(p + 4));
 }
 
 static unsigned char *sink_begin(void *arg, uint32_t len, size_t avail)

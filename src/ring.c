@@ -1,0 +1,281 @@
+/*
+ * ring.c - the ring of records (see ring.h): the writer's and the
+ * reader's side, and their wake-ups.
+ */
+#include "ring.h"
+
+#include "base.h"
+
+#define WAIT_SLICE_NS (50 * 1000000) /* a writer waiting for room re-checks this often */
+
+/* ---- wake-ups ---- */
+
+/* Wake the reader if it sleeps on this ring. */
+static int wake_reader(mpr__ring *ring)
+{
+    if (!atomic_exchange(&ring->hdr->reader_sleeping, 0))
+        return 0;
+    if (ring->kind == MPR__RING_PRIVATE) {
+        mpr__event_set(ring->reader_event);
+        return 0;
+    }
+    long n = mpr__stream_send_some(ring->conn, "w", 1);
+    /* MPR_EAGAIN: the connection is full of wake-ups the reader has yet
+     * to read. */
+    return n < 0 && n != MPR_EAGAIN ? MPR_EPIPE : 0;
+}
+
+/* True if the reader closed the ring (or, local, the connection). */
+static int reader_gone(mpr__ring *ring)
+{
+    if (atomic_load(&ring->hdr->closed))
+        return 1;
+    return ring->kind == MPR__RING_LOCAL && mpr__stream_peer_gone(ring->conn);
+}
+
+/* Sleep until the reader made room (tail_seq moved from seq) or a slice
+ * passed. */
+static void sleep_for_room(mpr__ring *ring, uint32_t seq)
+{
+#if MPR__HAVE_FUTEX
+    mpr__futex_wait(&ring->hdr->tail_seq, seq, WAIT_SLICE_NS);
+#else
+    (void)seq;
+    if (ring->kind == MPR__RING_PRIVATE) {
+        mpr__waitfd w = {mpr__event_fd(ring->room_event), MPR__WAIT_IN, 0};
+        if (mpr__wait(&w, 1, WAIT_SLICE_NS / 1000000) > 0)
+            mpr__event_clear(ring->room_event);
+        return;
+    }
+    /* Room bytes from the reader on the connection (nothing else comes
+     * that way). */
+    mpr__waitfd w = {ring->conn, MPR__WAIT_IN, 0};
+    if (mpr__wait(&w, 1, WAIT_SLICE_NS / 1000000) > 0) {
+        char buf[64];
+        mpr__stream_recv(ring->conn, buf, sizeof buf);
+    }
+#endif
+}
+
+/* The reader made room: wake a writer that waits for it. */
+static void wake_writer(mpr__ring *ring)
+{
+    mpr__ring_hdr *h = ring->hdr;
+    if (!atomic_load(&h->writer_waiting))
+        return;
+    atomic_store(&h->writer_waiting, 0);
+    atomic_fetch_add(&h->tail_seq, 1);
+#if MPR__HAVE_FUTEX
+    mpr__futex_wake(&h->tail_seq);
+#else
+    if (ring->kind == MPR__RING_PRIVATE)
+        mpr__event_set(ring->room_event);
+    else
+        mpr__stream_send_some(ring->conn, "r", 1); /* full: it has room bytes to read anyway */
+#endif
+}
+
+/* ---- writer ---- */
+
+static void init_view(mpr__ring *ring, void *base, uint64_t cap, int kind)
+{
+    ring->hdr = base;
+    ring->data = (unsigned char *)base + MPR__RING_HDR;
+    ring->cap = cap;
+    ring->map_size = MPR__RING_HDR + cap;
+    ring->kind = kind;
+    ring->pos = 0;
+}
+
+int mpr__ring_create(mpr__ring *ring, uint64_t cap, mpr__fd conn, mpr__fd *handle)
+{
+    memset(ring, 0, sizeof *ring);
+    void *base;
+    int rc = mpr__shm_create(MPR__RING_HDR + cap, handle, &base);
+    if (rc < 0)
+        return rc;
+    init_view(ring, base, cap, MPR__RING_LOCAL);
+    ring->conn = conn;
+    return 0;
+}
+
+int mpr__ring_create_private(mpr__ring *ring, uint64_t cap, mpr__event *reader_event,
+                             mpr__event *room_event)
+{
+    memset(ring, 0, sizeof *ring);
+    void *base;
+    int rc = mpr__shm_private(MPR__RING_HDR + cap, &base);
+    if (rc < 0)
+        return rc;
+    init_view(ring, base, cap, MPR__RING_PRIVATE);
+    ring->reader_event = reader_event;
+    ring->room_event = room_event;
+    atomic_store(&ring->hdr->reader_sleeping, 1);
+    return 0;
+}
+
+/* Wait until need bytes are free at head. */
+static int wait_room(mpr__ring *ring, uint64_t need)
+{
+    mpr__ring_hdr *h = ring->hdr;
+    for (;;) {
+        uint64_t used = ring->pos - atomic_load_explicit(&h->tail, memory_order_acquire);
+        if (used > ring->cap)
+            return MPR_EPIPE; /* the reader wrote nonsense: treat it as gone */
+        if (ring->cap - used >= need)
+            return 0;
+        uint32_t seq = atomic_load(&h->tail_seq);
+        atomic_store(&h->writer_waiting, 1);
+        used = ring->pos - atomic_load(&h->tail);
+        if (ring->cap - used >= need)
+            continue;
+        if (wake_reader(ring) < 0 || reader_gone(ring))
+            return MPR_EPIPE;
+        sleep_for_room(ring, seq);
+    }
+}
+
+static int publish(mpr__ring *ring)
+{
+    /* seq_cst store then load: the store cannot pass the load (Dekker
+     * with mpr__ring_try_sleep). */
+    atomic_store(&ring->hdr->head, ring->pos);
+    if (atomic_load(&ring->hdr->reader_sleeping))
+        return wake_reader(ring);
+    return 0;
+}
+
+static void put_header(unsigned char *at, uint32_t type, uint32_t len)
+{
+    mpr__put_u32(at, type);
+    mpr__put_u32(at + 4, len);
+}
+
+int mpr__ring_put(mpr__ring *ring, uint32_t type, const void *data, uint32_t len)
+{
+    /* The reader marks the ring closed when it drops the connection. A
+     * reader that died without doing so is noticed at the next wake-up or
+     * wait for room, like a socket peer. */
+    if (atomic_load_explicit(&ring->hdr->closed, memory_order_relaxed))
+        return MPR_EPIPE;
+    uint64_t size = mpr__ring_rec_size(len);
+    MPR__ASSERT(size <= ring->cap / 4);
+    uint64_t at = ring->pos & (ring->cap - 1);
+    if (ring->cap - at < size) {
+        /* No room before the end: pad to it and start over at 0. */
+        uint64_t pad = ring->cap - at;
+        int rc = wait_room(ring, pad);
+        if (rc < 0)
+            return rc;
+        put_header(ring->data + at, MPR__RING_PAD, 0);
+        ring->pos += pad;
+        at = 0;
+    }
+    int rc = wait_room(ring, size);
+    if (rc < 0)
+        return rc;
+    put_header(ring->data + at, type, len);
+    if (len)
+        memcpy(ring->data + at + 8, data, len);
+    ring->pos += size;
+    return publish(ring);
+}
+
+int mpr__ring_put_message(mpr__ring *ring, const void *data, size_t size)
+{
+    uint32_t piece = (uint32_t)(ring->cap / 4 - 8);
+    if (size <= piece)
+        return mpr__ring_put(ring, MPR__RING_MSG, data, (uint32_t)size);
+    unsigned char total[8];
+    mpr__put_u64(total, (uint64_t)size);
+    int rc = mpr__ring_put(ring, MPR__RING_FRAG_START, total, sizeof total);
+    const unsigned char *p = data;
+    for (size_t done = 0; rc == 0 && done < size; done += piece) {
+        size_t n = size - done < piece ? size - done : piece;
+        rc = mpr__ring_put(ring, MPR__RING_FRAG_DATA, p + done, (uint32_t)n);
+    }
+    return rc;
+}
+
+/* ---- reader ---- */
+
+int mpr__ring_map(mpr__ring *ring, mpr__fd handle, mpr__fd conn)
+{
+    memset(ring, 0, sizeof *ring);
+    void *base;
+    size_t size;
+    if (mpr__shm_map(handle, MPR__RING_HDR + MPR__RING_MIN, MPR__RING_HDR + MPR__RING_MAX, &base,
+                     &size) < 0)
+        return MPR_EPROTO;
+    uint64_t cap = size - MPR__RING_HDR;
+    mpr__ring_hdr *h = base;
+    if ((cap & (cap - 1)) || atomic_load(&h->tail) != 0 || atomic_load(&h->head) != 0) {
+        mpr__shm_unmap(base, size);
+        return MPR_EPROTO;
+    }
+    init_view(ring, base, cap, MPR__RING_LOCAL);
+    ring->conn = conn;
+    atomic_store(&h->reader_sleeping, 1);
+    return 0;
+}
+
+void mpr__ring_reader_of(mpr__ring *reader, const mpr__ring *writer)
+{
+    *reader = *writer; /* the same memory; the positions apart */
+    reader->pos = 0;
+}
+
+int mpr__ring_peek(mpr__ring *ring, mpr__ring_rec *rec)
+{
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&ring->hdr->head, memory_order_acquire);
+        int rc = mpr__ring_next(ring->data, ring->cap, ring->pos, head, rec);
+        if (rc <= 0 || rec->type != MPR__RING_PAD)
+            return rc;
+        ring->pos += rec->size;
+    }
+}
+
+int mpr__ring_try_sleep(mpr__ring *ring)
+{
+    atomic_store(&ring->hdr->reader_sleeping, 1);
+    if (atomic_load(&ring->hdr->head) == ring->pos)
+        return 1;
+    atomic_store(&ring->hdr->reader_sleeping, 0);
+    return 0;
+}
+
+void mpr__ring_consumed(mpr__ring *ring)
+{
+    atomic_store(&ring->hdr->tail, ring->pos);
+    wake_writer(ring);
+}
+
+uint64_t mpr__ring_head(const mpr__ring *ring)
+{
+    return atomic_load(&ring->hdr->head);
+}
+
+void mpr__ring_close(mpr__ring *ring)
+{
+    atomic_store(&ring->hdr->closed, 1);
+    atomic_fetch_add(&ring->hdr->tail_seq, 1);
+#if MPR__HAVE_FUTEX
+    mpr__futex_wake(&ring->hdr->tail_seq);
+#else
+    if (ring->kind == MPR__RING_PRIVATE)
+        mpr__event_set(ring->room_event);
+    else
+        mpr__stream_send_some(ring->conn, "r", 1);
+#endif
+}
+
+void mpr__ring_unmap(mpr__ring *ring, int closing)
+{
+    if (!ring->hdr)
+        return;
+    if (closing)
+        mpr__ring_close(ring);
+    mpr__shm_unmap(ring->hdr, ring->map_size);
+    memset(ring, 0, sizeof *ring);
+}
