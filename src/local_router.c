@@ -37,6 +37,7 @@ typedef struct local_ep {
     int listening;
     int64_t paused_until; /* accepting stopped for a moment (descriptors) */
     unsigned char *scratch;
+    unsigned char *window; /* rings read through a window (platform.h), one at a time */
 } local_ep;
 
 typedef struct local_conn {
@@ -90,6 +91,14 @@ static int sink_hello(void *ctx, const unsigned char in[MPR__HELLO_SIZE])
 
 static const mpr__conn_ops frames_ops, ring_ops;
 
+/* The ring's handle that came with the PROOF, now the caller's. */
+static mpr__fd take_shm(local_conn *lc)
+{
+    mpr__fd fd = lc->shm;
+    lc->shm = MPR__NO_FD;
+    return fd;
+}
+
 static int sink_proof(void *ctx, const unsigned char in[MPR__PROOF_SIZE])
 {
     local_conn *lc = ctx;
@@ -98,20 +107,21 @@ static int sink_proof(void *ctx, const unsigned char in[MPR__PROOF_SIZE])
     if (mpr__conn_proof(c, in, &flags) < 0)
         return MPR_EACCES; /* warned */
     uint32_t mode = MPR__MODE_FRAMES;
-    if (flags & ~MPR__PROOF_RING)
+    if (flags & ~MPR__PROOF_RING) {
         lc->why = "unsupported protocol version";
-    else if ((flags & MPR__PROOF_RING) && lc->shm >= 0 &&
-             mpr__ring_map(&lc->ring, lc->shm, lc->watch.fd) < 0)
-        lc->why = "invalid shared-memory ring";
-    else if ((flags & MPR__PROOF_RING) && lc->shm < 0 && !lc->dropped)
-        lc->why = "invalid shared-memory ring";
-    else if (flags & MPR__PROOF_RING)
-        mode = lc->shm >= 0 ? MPR__MODE_RING : MPR__MODE_FRAMES; /* dropped: frames */
-    if (mode == MPR__MODE_FRAMES && lc->dropped && (flags & MPR__PROOF_RING))
-        mpr__debug("router %p: %s: ring dropped at the descriptor limit; frames instead",
-                   (void *)c->mon, c->peer);
-    mpr__fd_close(lc->shm); /* mapped, or not wanted */
-    lc->shm = MPR__NO_FD;
+    } else if ((flags & MPR__PROOF_RING) && lc->shm >= 0) {
+        if (mpr__ring_map(&lc->ring, take_shm(lc), lc->watch.fd, lc->ep->window, SCRATCH_SIZE) < 0)
+            lc->why = "invalid shared-memory ring";
+        else
+            mode = MPR__MODE_RING;
+    } else if (flags & MPR__PROOF_RING) {
+        if (!lc->dropped)
+            lc->why = "invalid shared-memory ring"; /* promised, not sent */
+        else /* sent, but the system dropped it: we are at our descriptor limit */
+            mpr__debug("router %p: %s: ring dropped at the descriptor limit; frames instead",
+                       (void *)c->mon, c->peer);
+    }
+    mpr__fd_close(take_shm(lc)); /* not wanted */
     if (lc->why)
         return MPR_EPROTO; /* it proved the key but broke the protocol: no ACK */
     if (mpr__conn_accept(c, &status) < 0)
@@ -370,6 +380,9 @@ static void ep_close(void *state)
     if (ep->listening)
         mpr__poller_del(ep->poller, &ep->watch);
     mpr__ipc_unlisten(&ep->listener);
+#if MPR__SHM_WINDOW
+    free(ep->window);
+#endif
     free(ep->scratch);
     free(ep);
 }
@@ -384,7 +397,12 @@ static int ep_open(mpr__monitor *m, void **state)
     ep->poller = mpr__monitor_poller(m);
     ep->listener.fd = MPR__NO_FD;
     ep->scratch = malloc(SCRATCH_SIZE);
-    if (!ep->scratch)
+#if MPR__SHM_WINDOW
+    ep->window = malloc(SCRATCH_SIZE);
+#else
+    ep->window = ep->scratch; /* not used */
+#endif
+    if (!ep->scratch || !ep->window)
         return MPR_ENOMEM;
     char name[MPR__IPC_NAME_MAX + 1];
     int rc = mpr__ipc_listen(&ep->listener, name, sizeof name);

@@ -256,16 +256,32 @@ int mpr__ipc_peer_is_us(mpr__fd conn);
 /* ---- shared memory for rings ---- */
 
 /* A shared mapping of size bytes that can be handed to the peer of a local
- * connection, and that the receiver can map knowing that the sender can
- * no longer shrink it under it (Linux: memfd seals; elsewhere: see
- * platform_portable.c). *handle is for mpr__ipc_send_shm (close it after).
- * 0 or an error. */
+ * connection. *handle is for mpr__ipc_send_shm (close it after). 0 or an
+ * error. */
 int mpr__shm_create(size_t size, mpr__fd *handle, void **addr);
+void mpr__shm_unmap(void *addr, size_t size);
+
+/* The receiving side must never fault on memory its peer can shrink:
+ *   - where the system can guarantee the size (Linux: memfd seals; macOS:
+ *     a POSIX shared memory object cannot be resized once sized), the
+ *     receiver maps it: mpr__shm_map;
+ *   - elsewhere (MPR__SHM_WINDOW) it never maps it: it reads and writes
+ *     it through a bounded window (pread/pwrite), where a shrink is only a
+ *     short read. */
+#if MPR__PORTABLE && !defined(__APPLE__)
+#define MPR__SHM_WINDOW 1
+/* The object's size, or an error. */
+long mpr__shm_size(mpr__fd handle);
+/* Read or write n bytes at off: 0, or MPR_EPROTO when they are not all
+ * there (the peer shrank it). */
+int mpr__shm_read(mpr__fd handle, uint64_t off, void *buf, size_t n);
+int mpr__shm_write(mpr__fd handle, uint64_t off, const void *buf, size_t n);
+#else
 /* Map a handle received with mpr__ipc_recv: its size must lie within
- * [min, max] and it must be safe to map (sealed). 0 with *addr, *size, or
+ * [min, max] and be fixed for good (sealed). 0 with *addr, *size, or
  * MPR_EPROTO. Does not take the handle. */
 int mpr__shm_map(mpr__fd handle, size_t min, size_t max, void **addr, size_t *size);
-void mpr__shm_unmap(void *addr, size_t size);
+#endif
 /* Private memory of the same shape (a ring between two threads). */
 int mpr__shm_private(size_t size, void **addr);
 

@@ -121,7 +121,7 @@ void *mpr__vm_reserve(size_t size)
 
 void mpr__vm_commit(void *addr, size_t len)
 {
-#if defined(__linux__)
+#if defined(__linux__) && !defined(MPR_PORTABLE)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels fault page by page */
 #endif

@@ -8,6 +8,83 @@
 
 #define WAIT_SLICE_NS (50 * 1000000) /* a writer waiting for room re-checks this often */
 
+/* ---- the shared words, as the reader sees them ---- */
+
+#if MPR__SHM_WINDOW
+#define WINDOW(ring) ((ring)->window != NULL)
+
+static uint64_t win_u64(mpr__ring *ring, unsigned off)
+{
+    unsigned char b[8] = {0};
+    mpr__shm_read(ring->shm, off, b, sizeof b);
+    return mpr__get_u64(b);
+}
+
+static uint32_t win_u32(mpr__ring *ring, unsigned off)
+{
+    unsigned char b[4] = {0};
+    mpr__shm_read(ring->shm, off, b, sizeof b);
+    return mpr__get_u32(b);
+}
+
+static void win_put_u32(mpr__ring *ring, unsigned off, uint32_t v)
+{
+    unsigned char b[4];
+    mpr__put_u32(b, v);
+    mpr__shm_write(ring->shm, off, b, sizeof b);
+    atomic_thread_fence(memory_order_seq_cst); /* the store before any later load */
+}
+
+/* head, read until two reads agree (ring.h). */
+static uint64_t win_head(mpr__ring *ring)
+{
+    uint64_t a = win_u64(ring, MPR__RING_OFF_HEAD), b;
+    while ((b = win_u64(ring, MPR__RING_OFF_HEAD)) != a)
+        a = b;
+    return a;
+}
+#endif
+
+static uint64_t reader_head(mpr__ring *ring)
+{
+#if MPR__SHM_WINDOW
+    if (WINDOW(ring))
+        return win_head(ring);
+#endif
+    return atomic_load_explicit(&ring->hdr->head, memory_order_acquire);
+}
+
+/* The reader's flags: 0 or 1. */
+static void reader_set(mpr__ring *ring, _Atomic uint32_t *word, unsigned off, uint32_t v)
+{
+#if MPR__SHM_WINDOW
+    if (WINDOW(ring)) {
+        win_put_u32(ring, off, v);
+        return;
+    }
+#endif
+    (void)ring;
+    (void)off;
+    atomic_store(word, v);
+}
+
+static uint32_t reader_get(mpr__ring *ring, _Atomic uint32_t *word, unsigned off)
+{
+#if MPR__SHM_WINDOW
+    if (WINDOW(ring))
+        return win_u32(ring, off);
+#endif
+    (void)ring;
+    (void)off;
+    return atomic_load(word);
+}
+
+#if MPR__SHM_WINDOW
+#define FIELD(ring, name) ((ring)->hdr ? &(ring)->hdr->name : NULL)
+#else
+#define FIELD(ring, name) (&(ring)->hdr->name)
+#endif
+
 /* ---- wake-ups ---- */
 
 /* Wake the reader if it sleeps on this ring. */
@@ -60,13 +137,12 @@ static void sleep_for_room(mpr__ring *ring, uint32_t seq)
 /* The reader made room: wake a writer that waits for it. */
 static void wake_writer(mpr__ring *ring)
 {
-    mpr__ring_hdr *h = ring->hdr;
-    if (!atomic_load(&h->writer_waiting))
+    if (!reader_get(ring, FIELD(ring, writer_waiting), MPR__RING_OFF_WAITING))
         return;
-    atomic_store(&h->writer_waiting, 0);
-    atomic_fetch_add(&h->tail_seq, 1);
+    reader_set(ring, FIELD(ring, writer_waiting), MPR__RING_OFF_WAITING, 0);
 #if MPR__HAVE_FUTEX
-    mpr__futex_wake(&h->tail_seq);
+    atomic_fetch_add(&ring->hdr->tail_seq, 1);
+    mpr__futex_wake(&ring->hdr->tail_seq);
 #else
     if (ring->kind == MPR__RING_PRIVATE)
         mpr__event_set(ring->room_event);
@@ -80,7 +156,7 @@ static void wake_writer(mpr__ring *ring)
 static void init_view(mpr__ring *ring, void *base, uint64_t cap, int kind)
 {
     ring->hdr = base;
-    ring->data = (unsigned char *)base + MPR__RING_HDR;
+    ring->data = base ? (unsigned char *)base + MPR__RING_HDR : NULL;
     ring->cap = cap;
     ring->map_size = MPR__RING_HDR + cap;
     ring->kind = kind;
@@ -114,20 +190,34 @@ int mpr__ring_create_private(mpr__ring *ring, uint64_t cap, mpr__event *reader_e
     return 0;
 }
 
+/* The reader's position as the writer may trust it: tail, when tail_again
+ * agrees (ring.h: a reader writing through a window may be caught half-way
+ * through either; then the older position stands). */
+static uint64_t writer_tail(mpr__ring *ring, uint64_t known)
+{
+    uint64_t again = atomic_load_explicit(&ring->hdr->tail_again, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&ring->hdr->tail, memory_order_acquire);
+    return tail == again && tail - known <= ring->cap ? tail : known;
+}
+
 /* Wait until need bytes are free at head. */
 static int wait_room(mpr__ring *ring, uint64_t need)
 {
     mpr__ring_hdr *h = ring->hdr;
+    uint64_t tail = ring->pos - ring->cap; /* at worst: full */
+    if (ring->pos < ring->cap)
+        tail = 0;
     for (;;) {
-        uint64_t used = ring->pos - atomic_load_explicit(&h->tail, memory_order_acquire);
+        tail = writer_tail(ring, tail);
+        uint64_t used = ring->pos - tail;
         if (used > ring->cap)
             return MPR_EPIPE; /* the reader wrote nonsense: treat it as gone */
         if (ring->cap - used >= need)
             return 0;
         uint32_t seq = atomic_load(&h->tail_seq);
         atomic_store(&h->writer_waiting, 1);
-        used = ring->pos - atomic_load(&h->tail);
-        if (ring->cap - used >= need)
+        tail = writer_tail(ring, tail);
+        if (ring->cap - (ring->pos - tail) >= need)
             continue;
         if (wake_reader(ring) < 0 || reader_gone(ring))
             return MPR_EPIPE;
@@ -199,13 +289,40 @@ int mpr__ring_put_message(mpr__ring *ring, const void *data, size_t size)
 
 /* ---- reader ---- */
 
-int mpr__ring_map(mpr__ring *ring, mpr__fd handle, mpr__fd conn)
+int mpr__ring_map(mpr__ring *ring, mpr__fd handle, mpr__fd conn, unsigned char *window,
+                  size_t window_size)
 {
     memset(ring, 0, sizeof *ring);
+#if MPR__SHM_WINDOW
+    /* Read through the window: a ring whose records fit it. */
+    long size = mpr__shm_size(handle);
+    uint64_t cap = size > 0 ? (uint64_t)size - MPR__RING_HDR : 0;
+    if (size < (long)(MPR__RING_HDR + MPR__RING_MIN) || cap > MPR__RING_MAX || (cap & (cap - 1)) ||
+        cap / 4 > window_size) {
+        mpr__fd_close(handle);
+        return MPR_EPROTO;
+    }
+    init_view(ring, NULL, cap, MPR__RING_LOCAL);
+    ring->shm = handle;
+    ring->window = window;
+    ring->window_size = window_size;
+    ring->conn = conn;
+    if (win_head(ring) != 0 || win_u64(ring, MPR__RING_OFF_TAIL) != 0) {
+        mpr__fd_close(handle);
+        memset(ring, 0, sizeof *ring);
+        return MPR_EPROTO;
+    }
+    win_put_u32(ring, MPR__RING_OFF_SLEEPING, 1);
+    return 0;
+#else
+    (void)window;
+    (void)window_size;
     void *base;
     size_t size;
-    if (mpr__shm_map(handle, MPR__RING_HDR + MPR__RING_MIN, MPR__RING_HDR + MPR__RING_MAX, &base,
-                     &size) < 0)
+    int rc = mpr__shm_map(handle, MPR__RING_HDR + MPR__RING_MIN, MPR__RING_HDR + MPR__RING_MAX,
+                          &base, &size);
+    mpr__fd_close(handle);
+    if (rc < 0)
         return MPR_EPROTO;
     uint64_t cap = size - MPR__RING_HDR;
     mpr__ring_hdr *h = base;
@@ -217,6 +334,7 @@ int mpr__ring_map(mpr__ring *ring, mpr__fd handle, mpr__fd conn)
     ring->conn = conn;
     atomic_store(&h->reader_sleeping, 1);
     return 0;
+#endif
 }
 
 void mpr__ring_reader_of(mpr__ring *reader, const mpr__ring *writer)
@@ -225,11 +343,49 @@ void mpr__ring_reader_of(mpr__ring *reader, const mpr__ring *writer)
     reader->pos = 0;
 }
 
+#if MPR__SHM_WINDOW
+/* The record at the reader's position, read through the window. */
+static int win_next(mpr__ring *ring, uint64_t head, mpr__ring_rec *rec)
+{
+    uint64_t avail = head - ring->pos;
+    if (avail == 0)
+        return 0;
+    if (avail > ring->cap || (avail & 7u) != 0)
+        return MPR_EPROTO;
+    uint64_t off = ring->pos & (ring->cap - 1), contiguous = ring->cap - off;
+    unsigned char *w = ring->window;
+    if (mpr__shm_read(ring->shm, MPR__RING_HDR + off, w, 8) < 0)
+        return MPR_EPROTO;
+    if (mpr__get_u32(w) == MPR__RING_PAD) {
+        if (contiguous > avail)
+            return MPR_EPROTO;
+        rec->type = MPR__RING_PAD;
+        rec->len = 0;
+        rec->total = 0;
+        rec->payload = NULL;
+        rec->size = contiguous;
+        return 1;
+    }
+    uint64_t size = mpr__ring_rec_size(mpr__get_u32(w + 4));
+    if (size > contiguous || size > avail || size > ring->window_size)
+        return MPR_EPROTO;
+    if (size > 8 && mpr__shm_read(ring->shm, MPR__RING_HDR + off + 8, w + 8, size - 8) < 0)
+        return MPR_EPROTO;
+    return mpr__record_next(w, size, rec);
+}
+#endif
+
 int mpr__ring_peek(mpr__ring *ring, mpr__ring_rec *rec)
 {
     for (;;) {
-        uint64_t head = atomic_load_explicit(&ring->hdr->head, memory_order_acquire);
-        int rc = mpr__ring_next(ring->data, ring->cap, ring->pos, head, rec);
+        uint64_t head = reader_head(ring);
+        int rc;
+#if MPR__SHM_WINDOW
+        if (WINDOW(ring))
+            rc = win_next(ring, head, rec);
+        else
+#endif
+            rc = mpr__ring_next(ring->data, ring->cap, ring->pos, head, rec);
         if (rc <= 0 || rec->type != MPR__RING_PAD)
             return rc;
         ring->pos += rec->size;
@@ -238,29 +394,41 @@ int mpr__ring_peek(mpr__ring *ring, mpr__ring_rec *rec)
 
 int mpr__ring_try_sleep(mpr__ring *ring)
 {
-    atomic_store(&ring->hdr->reader_sleeping, 1);
-    if (atomic_load(&ring->hdr->head) == ring->pos)
+    reader_set(ring, FIELD(ring, reader_sleeping), MPR__RING_OFF_SLEEPING, 1);
+    if (reader_head(ring) == ring->pos)
         return 1;
-    atomic_store(&ring->hdr->reader_sleeping, 0);
+    reader_set(ring, FIELD(ring, reader_sleeping), MPR__RING_OFF_SLEEPING, 0);
     return 0;
 }
 
 void mpr__ring_consumed(mpr__ring *ring)
 {
+#if MPR__SHM_WINDOW
+    if (WINDOW(ring)) {
+        unsigned char b[8];
+        mpr__put_u64(b, ring->pos);
+        mpr__shm_write(ring->shm, MPR__RING_OFF_TAIL, b, 8);
+        mpr__shm_write(ring->shm, MPR__RING_OFF_TAIL_AGAIN, b, 8);
+        atomic_thread_fence(memory_order_seq_cst);
+        wake_writer(ring);
+        return;
+    }
+#endif
     atomic_store(&ring->hdr->tail, ring->pos);
+    atomic_store(&ring->hdr->tail_again, ring->pos);
     wake_writer(ring);
 }
 
 uint64_t mpr__ring_head(const mpr__ring *ring)
 {
-    return atomic_load(&ring->hdr->head);
+    return reader_head((mpr__ring *)ring);
 }
 
 void mpr__ring_close(mpr__ring *ring)
 {
-    atomic_store(&ring->hdr->closed, 1);
-    atomic_fetch_add(&ring->hdr->tail_seq, 1);
+    reader_set(ring, FIELD(ring, closed), MPR__RING_OFF_CLOSED, 1);
 #if MPR__HAVE_FUTEX
+    atomic_fetch_add(&ring->hdr->tail_seq, 1);
     mpr__futex_wake(&ring->hdr->tail_seq);
 #else
     if (ring->kind == MPR__RING_PRIVATE)
@@ -272,6 +440,15 @@ void mpr__ring_close(mpr__ring *ring)
 
 void mpr__ring_unmap(mpr__ring *ring, int closing)
 {
+#if MPR__SHM_WINDOW
+    if (WINDOW(ring)) {
+        if (closing)
+            mpr__ring_close(ring);
+        mpr__fd_close(ring->shm);
+        memset(ring, 0, sizeof *ring);
+        return;
+    }
+#endif
     if (!ring->hdr)
         return;
     if (closing)

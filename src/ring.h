@@ -18,6 +18,17 @@
  *   reader -> writer (room): with futexes (Linux) a futex on tail_seq;
  *   elsewhere LOCAL a byte on the connection the other way, PRIVATE an
  *   event.
+ *
+ * Where the reader cannot map the ring (MPR__SHM_WINDOW: a system whose
+ * shared memory its writer could shrink under the reader, which would
+ * fault), the reader reads and writes it with pread/pwrite instead: a
+ * shrink is then a short read and a protocol error of that connection
+ * only. Those system calls copy byte by byte as far as atomicity goes, so
+ * the reader reads head until two reads agree (the writer stores it in one
+ * instruction, so a torn value is never seen twice), and writes tail twice
+ * (tail, then tail_again): the writer takes a tail only when both agree,
+ * which they do only when one of them is whole. The flags change in one
+ * byte (0 and 1).
  */
 #ifndef MPR_RING_H
 #define MPR_RING_H
@@ -40,6 +51,14 @@ typedef struct mpr__ring {
     mpr__fd conn;        /* LOCAL: the connection that carries wake-ups */
     mpr__event *reader_event; /* PRIVATE: the reader's wake-up */
     mpr__event *room_event;   /* PRIVATE without futexes: the writer's */
+#if MPR__SHM_WINDOW
+    /* A LOCAL ring the reader cannot map (its writer could shrink it:
+     * platform.h): the reader reads and writes it through a window (its
+     * hdr and data stay NULL). */
+    mpr__fd shm;             /* reader: the ring's handle */
+    unsigned char *window;   /* reader: where records are read to */
+    size_t window_size;
+#endif
 } mpr__ring;
 
 /* ---- writer ---- */
@@ -62,10 +81,16 @@ int mpr__ring_put_message(mpr__ring *ring, const void *data, size_t size);
 
 /* ---- reader ---- */
 
-/* Map a ring the writer handed over (LOCAL; conn is the connection it came
- * on): size and seals checked, indices at 0. The reader starts asleep, so
- * the first record wakes it. 0 or MPR_EPROTO. Does not take handle. */
-int mpr__ring_map(mpr__ring *ring, mpr__fd handle, mpr__fd conn);
+/* Take a ring the writer handed over (LOCAL; conn is the connection it
+ * came on): its size checked (and that the writer cannot shrink it), its
+ * indices at 0. The reader starts asleep, so the first record wakes it. 0
+ * or MPR_EPROTO. Takes handle (closes it, or keeps it for the window).
+ * window (window_size bytes, at least MPR__RING_WINDOW_MIN) is where
+ * records are read to where the ring cannot be mapped (MPR__SHM_WINDOW);
+ * it must stay valid while the ring is read. */
+#define MPR__RING_WINDOW_MIN (MPR__RING_DEFAULT / 4)
+int mpr__ring_map(mpr__ring *ring, mpr__fd handle, mpr__fd conn, unsigned char *window,
+                  size_t window_size);
 /* The reader's view of a private ring made by mpr__ring_create_private. */
 void mpr__ring_reader_of(mpr__ring *reader, const mpr__ring *writer);
 /* The next record at the reader's position, PAD records skipped: 1 with

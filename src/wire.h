@@ -272,18 +272,36 @@ typedef struct mpr__ring_hdr {
     _Alignas(64) _Atomic uint64_t head;
     _Alignas(64) _Atomic uint32_t reader_sleeping;
     _Alignas(64) _Atomic uint64_t tail;
+    _Atomic uint64_t tail_again; /* tail, written after it (see ring.c) */
     _Alignas(64) _Atomic uint32_t writer_waiting;
     _Atomic uint32_t tail_seq;
     _Atomic uint32_t closed;
 } mpr__ring_hdr;
 
+/* Where each field is: a reader that cannot map the ring (platform.h,
+ * MPR__SHM_WINDOW) reads and writes them at these offsets. */
+#define MPR__RING_OFF_HEAD 0u
+#define MPR__RING_OFF_SLEEPING 64u
+#define MPR__RING_OFF_TAIL 128u
+#define MPR__RING_OFF_TAIL_AGAIN 136u
+#define MPR__RING_OFF_WAITING 192u
+#define MPR__RING_OFF_TAIL_SEQ 196u
+#define MPR__RING_OFF_CLOSED 200u
+
 /* The layout both ends of a ring rely on: the header fits its page, and
  * each index sits on a cache line of its own (no false sharing between
  * the writer's and the reader's words). */
 MPR__STATIC_ASSERT(sizeof(mpr__ring_hdr) <= MPR__RING_HDR, "the ring header fits its page");
-MPR__STATIC_ASSERT(offsetof(mpr__ring_hdr, head) == 0 && offsetof(mpr__ring_hdr, reader_sleeping) == 64 &&
-                       offsetof(mpr__ring_hdr, tail) == 128 && offsetof(mpr__ring_hdr, writer_waiting) == 192,
+MPR__STATIC_ASSERT(offsetof(mpr__ring_hdr, head) == MPR__RING_OFF_HEAD &&
+                       offsetof(mpr__ring_hdr, reader_sleeping) == MPR__RING_OFF_SLEEPING &&
+                       offsetof(mpr__ring_hdr, tail) == MPR__RING_OFF_TAIL &&
+                       offsetof(mpr__ring_hdr, tail_again) == MPR__RING_OFF_TAIL_AGAIN &&
+                       offsetof(mpr__ring_hdr, writer_waiting) == MPR__RING_OFF_WAITING &&
+                       offsetof(mpr__ring_hdr, tail_seq) == MPR__RING_OFF_TAIL_SEQ &&
+                       offsetof(mpr__ring_hdr, closed) == MPR__RING_OFF_CLOSED,
                    "the ring header's layout is the protocol's");
+MPR__STATIC_ASSERT(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4,
+                   "the shared words are plain 4- and 8-byte words");
 MPR__STATIC_ASSERT((MPR__RING_MIN & (MPR__RING_MIN - 1)) == 0 && (MPR__RING_MAX & (MPR__RING_MAX - 1)) == 0,
                    "ring sizes are powers of two");
 

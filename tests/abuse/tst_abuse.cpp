@@ -548,10 +548,7 @@ void tst_Abuse::senderChecksTheRouter()
             return 2;
         int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_un addr;
-        memset(&addr, 0, sizeof addr);
-        addr.sun_family = AF_UNIX;
-        memcpy(addr.sun_path + 1, c.name.constData(), size_t(c.name.size()));
-        socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + 1 + size_t(c.name.size()));
+        socklen_t len = socklen_t(hp_local_addr(c.name.constData(), &addr, 1));
         if (::bind(l, reinterpret_cast<sockaddr *>(&addr), len) < 0 || ::listen(l, 4) < 0)
             return 3;
         writeAll(ready.writer(), "r", 1);
@@ -707,10 +704,7 @@ void tst_Abuse::handshakeFloodKeepsDescriptors()
         for (int i = 0; i < 1000; i++) {
             int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             sockaddr_un addr;
-            memset(&addr, 0, sizeof addr);
-            addr.sun_family = AF_UNIX;
-            memcpy(addr.sun_path + 1, name.constData(), size_t(name.size()));
-            socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + 1 + size_t(name.size()));
+            socklen_t len = socklen_t(hp_local_addr(name.constData(), &addr, 0));
             if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), len) == 0)
                 opened++;
             else
@@ -854,6 +848,16 @@ void tst_Abuse::rejectedFloodIsRateLimited()
     });
     QTRY_VERIFY_WITH_TIMEOUT(result.has(int(sizeof(int))), T_LONG);
     const int connections = result.as<int>();
+#if defined(MPR_PORTABLE)
+    if (who == "other uid") {
+        // The portable build's endpoint is a socket in a 0700 directory:
+        // another user cannot even connect, so nothing reaches the router.
+        QCOMPARE(connections, 0);
+        QCOMPARE(stats(router).connections_rejected, before.connections_rejected);
+        FINISH_BYSTANDER(good);
+        return;
+    }
+#endif
     QVERIFY(connections > 100);
     QTRY_COMPARE_WITH_TIMEOUT(stats(router).connections_rejected,
                               before.connections_rejected + quint64(connections), T_LONG);

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 namespace mprtest {
@@ -157,12 +158,35 @@ pid_t NetNs::fork(const std::function<int()> &body) const
     if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
         _exit(90);
     ::close(fd);
+#if defined(MPR_PORTABLE)
+    // The portable build's local endpoint is a path in /tmp, which a
+    // network namespace does not hide: another host has a /tmp of its own.
+    if (unshare(CLONE_NEWNS) < 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
+        mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777") < 0)
+        _exit(91);
+#endif
     _exit(body());
+}
+
+QString NetNs::launchPrefix()
+{
+    QString prefix = ipTool() + QStringLiteral(" netns exec {host}");
+#if defined(MPR_PORTABLE)
+    prefix += QStringLiteral(" sh -c 'mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"'");
+#endif
+    return prefix;
 }
 
 QStringList NetNs::wrap(const QStringList &argv) const
 {
-    return QStringList{ipTool(), QStringLiteral("netns"), QStringLiteral("exec"), m_name} + argv;
+    QStringList ns{ipTool(), QStringLiteral("netns"), QStringLiteral("exec"), m_name};
+#if defined(MPR_PORTABLE)
+    // A /tmp of its own too (see fork()): ip netns exec gives the program a
+    // mount namespace of its own already.
+    ns << QStringLiteral("sh") << QStringLiteral("-c")
+       << QStringLiteral("mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"");
+#endif
+    return ns + argv;
 }
 
 } // namespace mprtest

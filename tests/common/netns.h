@@ -44,6 +44,9 @@ public:
     pid_t fork(const std::function<int()> &body) const;
     // argv to run a program inside the namespace ("ip netns exec NAME ...").
     QStringList wrap(const QStringList &argv) const;
+    // The same as a shell command's start, with {host} for the namespace's
+    // name (the primes example's --launch): "ip netns exec {host}".
+    static QString launchPrefix();
 
     // True if the machine can make namespaces (root, ip); else why not.
     static bool available(QString *why);

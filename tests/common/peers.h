@@ -153,10 +153,7 @@ inline int rawConnect(const QByteArray &name)
     if (fd < 0)
         return -1;
     sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    memcpy(addr.sun_path + 1, name.constData(), size_t(name.size())); // abstract name
-    socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + 1 + size_t(name.size()));
+    socklen_t len = socklen_t(hp_local_addr(name.constData(), &addr, 0));
     if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), len) < 0) {
         ::close(fd);
         return -1;

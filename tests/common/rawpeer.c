@@ -2,6 +2,8 @@
 #include "rawpeer.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -46,14 +48,32 @@ int hp_parse(const char *text, char *name, size_t name_size, uint32_t *id, unsig
     return 0;
 }
 
+unsigned hp_local_addr(const char *name, struct sockaddr_un *addr, int for_bind)
+{
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    size_t len = strlen(name);
+#if defined(MPR_PORTABLE) || !defined(__linux__)
+    char dir[sizeof addr->sun_path - 2];
+    snprintf(dir, sizeof dir, "/tmp/%.80s", name);
+    if (for_bind)
+        mkdir(dir, 0700);
+    snprintf(addr->sun_path, sizeof addr->sun_path, "%s/s", dir);
+    (void)len;
+    return (unsigned)sizeof *addr;
+#else
+    (void)for_bind;
+    memcpy(addr->sun_path + 1, name, len); /* abstract: sun_path[0] == 0 */
+    return (unsigned)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
+#endif
+}
+
 int hp_connect(const char *name)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    size_t len = strlen(name);
-    memcpy(addr.sun_path + 1, name, len);
-    if (connect(fd, (struct sockaddr *)&addr,
-                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0) {
+    struct sockaddr_un addr;
+    socklen_t len = (socklen_t)hp_local_addr(name, &addr, 0);
+    if (connect(fd, (struct sockaddr *)&addr, len) < 0) {
         close(fd);
         return -1;
     }

@@ -16,6 +16,12 @@ typedef struct hp_ring hp_ring;
 
 /* Split a sender string into socket name, id and the pipe's key. 0 or -1. */
 int hp_parse(const char *text, char *name, size_t name_size, uint32_t *id, unsigned char key[16]);
+/* The address of the router's local endpoint called name: an abstract
+ * socket on Linux, "/tmp/NAME/s" in the portable build (src/platform.h).
+ * for_bind: make the directory too (an impostor taking a stopped
+ * router's name). */
+struct sockaddr_un;
+unsigned hp_local_addr(const char *name, struct sockaddr_un *addr, int for_bind);
 /* Connect to the router's socket; the fd or -1. */
 int hp_connect(const char *name);
 

@@ -156,9 +156,8 @@ std::unique_ptr<NetNs> makeRemoteHost(QString *why)
 // reaching the router at our end of the veth pair, and only there.
 QStringList remoteOptions(const NetNs &ns)
 {
-    const QString ip = ns.wrap({}).value(0);
     return {QStringLiteral("--hosts"), ns.name(), QStringLiteral("--launch"),
-            ip + QStringLiteral(" netns exec {host} " PRIMES_DIR "/primes-worker"),
+            NetNs::launchPrefix() + QStringLiteral(" " PRIMES_DIR "/primes-worker"),
             QStringLiteral("--remote-bind"), QStringLiteral("tcp://%1:0").arg(ns.hostAddress()),
             QStringLiteral("--advertise"), ns.hostAddress()};
 }

@@ -361,8 +361,7 @@ void tst_ExamplesPrimesWindow::remoteWorkers()
     QVERIFY2(ns.ok(), qPrintable(ns.why()));
     PrimesJob *job = window->job();
     auto stopFirst = qScopeGuard([job] { job->cancel(); }); // before ns goes, if a check failed
-    job->setLaunchCommand(ns.wrap({}).value(0)
-                          + QStringLiteral(" netns exec {host} " PRIMES_WORKER));
+    job->setLaunchCommand(mprtest::NetNs::launchPrefix() + QStringLiteral(" " PRIMES_WORKER));
     job->setHosts({ns.name()});
     job->setRemote(QStringLiteral("tcp://%1:0").arg(ns.hostAddress()), ns.hostAddress());
     window->setRange(1, 200000);

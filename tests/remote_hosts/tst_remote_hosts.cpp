@@ -29,6 +29,7 @@
 
 #include "netns.h"
 #include "payload.h"
+#include "rawpeer.h"
 #include "testsupport.h"
 
 using namespace mprtest;
@@ -96,10 +97,7 @@ bool abstractReachable(const QByteArray &name)
 {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    memcpy(addr.sun_path + 1, name.constData(), size_t(name.size()));
-    socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + 1 + size_t(name.size()));
+    socklen_t len = socklen_t(hp_local_addr(name.constData(), &addr, 0));
     const bool ok = ::connect(fd, reinterpret_cast<sockaddr *>(&addr), len) == 0;
     ::close(fd);
     return ok;
