@@ -14,9 +14,10 @@
 # copies its DLLs into the prefix), sets the AeDebug debugger to "false" so
 # that a crashing program prints one line ("wine: Unhandled page fault ...
 # starting debugger...") and exits at once with its exception code (as an
-# exit status: the low 8 bits, 0xC0000005 gives 5) instead of running
-# winedbg, and starts a persistent wineserver (`wineserver -p`): without it
-# the first program after 2 s without any pays ~0.5 s of start-up.
+# exit status: the low 8 bits, 0xC0000005 gives 5; a non-zero code whose
+# low byte is 0 gives 1) instead of running winedbg, and starts a
+# persistent wineserver (`wineserver -p`): without it the first program
+# after 2 s without any pays ~0.5 s of start-up.
 #
 # Returns non-zero (and says why) when wine is missing or the prefix could
 # not be made. Sourcing it again with the same DIR does nothing more than

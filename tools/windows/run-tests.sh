@@ -61,7 +61,8 @@ for exe in "$@"; do
     line=$(grep -a '^Totals:' "$log" | tail -n 1)
     if [ -z "$line" ]; then
         # An exit status is the low byte of the Windows one: 5 for an
-        # access violation (0xC0000005); 124: the time limit.
+        # access violation (0xC0000005), 53 for a DLL not found
+        # (0xC0000135: link with -static); 124: the time limit.
         echo "== $name: no Totals line, exit status $rc"
         line="Totals: 0 passed, 1 failed, 0 skipped, 0 blacklisted, 0ms"
     fi
