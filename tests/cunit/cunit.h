@@ -107,8 +107,10 @@ static inline void cu_register(const cu_test_t *t)
     cu_tests[cu_ntests++] = *t;
 }
 
-/* CU_TEST(name) { body }, or CU_TEST(name, .timeout_s = N) { body } */
-#define CU_TEST(tname, ...)                                                                \
+/* CU_TEST(name) { body }, or CU_TEST(name, .timeout_s = N) { body }. (The
+ * extra comma keeps the variadic part non-empty, as ISO C wants.) */
+#define CU_TEST(...) CU_TEST_(__VA_ARGS__, )
+#define CU_TEST_(tname, ...)                                                               \
     static void cu_fn_##tname(void);                                                       \
     __attribute__((constructor)) static void cu_reg_##tname(void)                          \
     {                                                                                      \
