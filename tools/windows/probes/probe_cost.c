@@ -20,8 +20,10 @@
  *   load ~4 (three runs): self-start medians 25-67 / 41-100 ms; pipe:
  *     3700-18800 msg/s; 128 per WriteFile: 1.3-2.7 M msg/s; ring: 11-42
  *     M msg/s.
- * A WriteFile on a named pipe is a round trip through the wineserver
- * under wine (about 40 us): batch messages into few large writes.
+ * Under wine a WriteFile on a named pipe goes through the wineserver
+ * (strace -c of the server while a client made 10000 writes of 32 bytes:
+ * 72066 read, 31498 write, 9958 writev calls), about 40 us each: batch
+ * messages into few large writes. (Windows itself may differ.)
  */
 #include "probe.h"
 #include <stdatomic.h>
