@@ -11,9 +11,6 @@ mpr_rawpeer {
     QMAKE_CFLAGS += -D_GNU_SOURCE
     SOURCES += $$PWD/rawpeer.c $$MPR_ROOT/src/wire.c $$MPR_ROOT/src/base.c
 }
-# The portable POSIX build (src/platform.h): the router's local endpoint is
-# a path socket (tests/common/rawpeer.c connects to it).
-!linux|mpr_portable: DEFINES += MPR_PORTABLE
 # The remote transport's calls answer MPR_ENOTSUP in a build without it.
 !mpr_remote: DEFINES += MPR_TEST_NO_REMOTE
 DEFINES += MPR_TEST_WORKER=\\\"$$MPR_BUILD/tests/worker/mpr_test_worker\\\"

@@ -142,6 +142,11 @@ void tst_Ring::badHandshake()
     QFETCH(bool, sealed);
     QFETCH(quint64, cap);
     QFETCH(quint64, extra);
+#if defined(MPR_PORTABLE)
+    if (withFd && !sealed)
+        QSKIP("the portable build reads a ring it cannot seal through a window (src/ring.c): "
+              "tst_trust hostileRing shrinks one");
+#endif
     LogCapture log;
     hp_ring *ring = withFd ? hp_ring_new(cap, sealed, extra) : nullptr;
     QVERIFY(!withFd || ring);

@@ -327,9 +327,16 @@ void tst_Trust::peerOfAnotherUser()
     });
     QVERIFY(other.pid > 0);
     QTRY_VERIFY_WITH_TIMEOUT(other.exited(), T_LONG);
+#if defined(MPR_PORTABLE)
+    // The portable build's endpoint is a socket in a 0700 directory: the
+    // other user cannot even connect (status 3), nothing reaches the router.
+    QVERIFY2(other.exitedWith(3), qPrintable(QString("status %1").arg(other.status)));
+    QCOMPARE(stats(router).connections_rejected, before.connections_rejected);
+#else
     QVERIFY2(other.exitedWith(0), qPrintable(QString("status %1").arg(other.status)));
     QTRY_COMPARE(log.count("uid 65534 is not the router's"), 1);
     QCOMPARE(stats(router).connections_rejected, before.connections_rejected + 1);
+#endif
     QCOMPARE(stats(router).connections_accepted, before.connections_accepted);
     FINISH_BYSTANDER(good);
     QVERIFY(victim.untouched());
@@ -603,7 +610,14 @@ void tst_Trust::hostileRing_data()
     QTest::addColumn<QString>("kind");
     QTest::addColumn<bool>("rejected"); // at the handshake, else broken after it
     QTest::addColumn<QString>("reason");
+#if defined(MPR_PORTABLE)
+    // The portable build maps no ring its writer could shrink: it reads it
+    // through a window (src/ring.c). A shrink is then a protocol error of
+    // that connection after the handshake, never a SIGBUS.
+    QTest::newRow("memfd not sealed, shrunk") << "unsealed" << false << "protocol error";
+#else
     QTest::newRow("memfd not sealed") << "unsealed" << true << "invalid shared-memory ring";
+#endif
     QTest::newRow("size not a power of two") << "size" << true << "invalid shared-memory ring";
     QTest::newRow("head already moved") << "early head" << true << "invalid shared-memory ring";
     QTest::newRow("head past the ring") << "head" << false << "protocol error";
@@ -665,7 +679,9 @@ void tst_Trust::hostileRing()
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &memfd, sizeof(int));
     QCOMPARE(sendmsg(peer.fd, &msg, MSG_NOSIGNAL), ssize_t(h.size()));
-    ::close(memfd);
+    const int shrink = kind == "unsealed" ? memfd : -1; /* kept to shrink it later */
+    if (shrink < 0)
+        ::close(memfd);
 
     int delivered = 0;
     if (rejected) {
@@ -697,6 +713,14 @@ void tst_Trust::hostileRing()
         }
         if (kind != "head")
             putRecord(data, h64, RecMsg, 64, payload(1, 14, 64));
+        if (kind == "unsealed") {
+            // Published only after the ring shrank to its header page: the
+            // router reads past the end of what is left.
+            head->store(64 + 8);
+            QVERIFY(peer.send("w"));
+            QTRY_COMPARE_WITH_TIMEOUT(victim.inbox.messages.size(), 1, T_LONG);
+            QCOMPARE(ftruncate(shrink, off_t(RingHdr)), 0);
+        }
         head->store(h64);
         QVERIFY(peer.send("w")); // wake-up byte
         QTRY_VERIFY_WITH_TIMEOUT(peer.closedByRouter(), T_LONG);
@@ -710,6 +734,8 @@ void tst_Trust::hostileRing()
         QCOMPARE(stats(router).connections_broken, before.connections_broken + 1);
     }
     munmap(base, size_t(size));
+    if (shrink >= 0)
+        ::close(shrink);
     FINISH_BYSTANDER(good);
     QCOMPARE(victim.inbox.messages.size(), delivered);
     QCOMPARE(victim.inbox.lost, rejected ? 0 : 1);
