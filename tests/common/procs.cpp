@@ -423,6 +423,25 @@ QSet<quint16> establishedAt(quint16 port)
     return remote;
 }
 
+int connectingTo(quint16 port)
+{
+    int n = 0;
+    QFile f(QStringLiteral("/proc/net/tcp"));
+    if (!f.open(QIODevice::ReadOnly))
+        return 0;
+    const QList<QByteArray> lines = f.readAll().split('\n');
+    for (int i = 1; i < lines.size(); i++) {
+        const QList<QByteArray> w = lines[i].simplified().split(' ');
+        if (w.size() < 4)
+            continue;
+        const quint16 local = quint16(w[1].mid(w[1].indexOf(':') + 1).toUInt(nullptr, 16));
+        const quint16 remote = quint16(w[2].mid(w[2].indexOf(':') + 1).toUInt(nullptr, 16));
+        if ((w[3] == "02" && remote == port) || (w[3] == "03" && local == port))
+            n++;
+    }
+    return n;
+}
+
 quint16 freeLoopbackPort()
 {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

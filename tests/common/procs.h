@@ -154,6 +154,11 @@ private:
 // is ESTABLISHED: their remote ports.
 QSet<quint16> establishedAt(quint16 port);
 
+// TCP connections to port still being made (/proc/net/tcp: SYN_SENT towards
+// it, SYN_RECV at it): a connect that the listener has not answered yet
+// (its backlog was full) is tried again by the kernel a second later.
+int connectingTo(quint16 port);
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 quint16 freeLoopbackPort();
 
