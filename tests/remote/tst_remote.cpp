@@ -1369,9 +1369,10 @@ void tst_Remote::unfinishedMessageCannotStarveOthers()
     const qint64 target = limit + limit / 8; // 4.5 MiB for a limit of 4 MiB
     qint64 payload = 0;
     uint64_t recordsSent = 0, seq = 0;
-    QElapsedTimer t;
+    QElapsedTimer t, stalled; // as far as the credit goes: until it stops growing for a second
     t.start();
-    while (payload < target && t.elapsed() < 10000) {
+    stalled.start();
+    while (payload < target && t.elapsed() < 10000 && stalled.elapsed() < 1000) {
         QByteArray records = seq == 0 ? fragStartRecord(uint64_t(1) << 30) : QByteArray();
         const int chunk = int(qMin<qint64>(MaxFrameRecords - records.size() - 8, target - payload)) & ~7;
         records += fragDataRecord(chunk);
@@ -1383,6 +1384,7 @@ void tst_Remote::unfinishedMessageCannotStarveOthers()
         QVERIFY(c.send(dataFrame(++seq, records)));
         recordsSent += uint64_t(records.size());
         payload += chunk;
+        stalled.restart();
         readStates(0);
     }
     qInfo("the hostile worker announced 1 GiB and sent %lld KiB of it (credit %llu KiB)",
@@ -1765,7 +1767,10 @@ void tst_Remote::warningsNameThePeer()
         }
         QVERIFY(client.open(rp.endpoint, key, Client::NoReconnect | Client::WatchPort));
         port = client.localPort(10000);
-        client.send(hello(credentialsOf(ps[0].text).id));
+        const QByteArray h = hello(credentialsOf(ps[0].text).id);
+        // (never blocks: without reconnection, a client whose connection was
+        // refused has nowhere to send)
+        zmq_send(client.sock, h.constData(), size_t(h.size()), ZMQ_DONTWAIT);
     }
     QVERIFY(port);
     QTRY_VERIFY_WITH_TIMEOUT(rp.stats().value("rejected") > rejected, T_LONG);
