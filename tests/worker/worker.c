@@ -87,6 +87,8 @@ int main(int argc, char **argv)
             printf("start failed: %s (%d)\n", mpr_strerror(rc), rc);
         else
             printf("start failed: %s\n", mpr_strerror(rc));
+        fflush(stdout);
+        mpr_sender_free(sender); /* (LeakSanitizer looks at every exit) */
         return 3;
     }
     printf("started\n");
@@ -110,8 +112,12 @@ int main(int argc, char **argv)
         rc = mpr_sender_send(sender, buf, size);
         if (rc < 0) {
             printf("send failed: %s\n", mpr_strerror(rc));
-            if (!report)
+            if (!report) {
+                fflush(stdout);
+                mpr_sender_free(sender);
+                free(buf);
                 return 4;
+            }
             error = rc;
             break;
         }
