@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <random>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <zmq.h>
 
 #include "peers.h"
@@ -609,6 +610,13 @@ private:
 void tst_Remote::initTestCase()
 {
     qputenv("MPR_TRANSPORT", "zmq"); // every sender here, and in children, goes remote
+    // The crowds of peers below need descriptors (here, and in the router's
+    // process, which inherits the limit): the soft limit up to the hard one.
+    rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max < 65536 ? lim.rlim_max : 65536;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
 }
 
 void tst_Remote::init()
@@ -1131,6 +1139,9 @@ void tst_Remote::peerChosenRoutingIdsCannotCrashTheRouter()
 {
     const int starts = 64, steps = 256, startsPerRound = 8, workersPerRound = 2;
     const int rounds = starts / startsPerRound;
+    rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < 8192)
+        QSKIP("needs 8192 descriptors (RLIMIT_NOFILE) for 2048 peers at once");
     RouterProc rp;
     QVERIFY(rp.launch("remote=tcp://127.0.0.1:0 window=5 handshake=5"));
     const QList<PipeString> ps = rp.pipes(2 + rounds * workersPerRound);

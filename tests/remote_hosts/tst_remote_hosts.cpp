@@ -163,6 +163,21 @@ int workThenStop(mpr_sender *s, Progress *p, int count, size_t size, uint32_t ta
     return 0;
 }
 
+// A forked worker that must not outlive its test: killed and reaped when
+// the test leaves early.
+struct Reaper
+{
+    pid_t pid = -1;
+    ~Reaper()
+    {
+        int status;
+        if (pid > 0 && !reaped(pid, &status)) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+    }
+};
+
 // Route every message the router has received (it then stays out of
 // event-loop mode until its next start).
 void routeAll(mpr_router *r)
@@ -606,6 +621,7 @@ void tst_RemoteHosts::oneWayPartitionIsReportedByStop()
     Progress *p = newProgress();
     QVERIFY(p);
     pid_t pid = ns->fork([&] { return workThenStop(sender, p, 1000000, 64, 7, 1000); });
+    Reaper reaper{pid};
     QVERIFY(pid > 0);
     mpr_sender_free(sender);
     QTRY_VERIFY_WITH_TIMEOUT(got.messages.size() >= 2000, Long);
@@ -683,6 +699,18 @@ void tst_RemoteHosts::shortWindowHealsATwoSecondOutage()
         return 0;
     });
     ::close(go[0]);
+    struct Gate // our end: closing it releases the worker (also if the test leaves early)
+    {
+        int fd;
+        void open()
+        {
+            if (fd >= 0)
+                ::close(fd);
+            fd = -1;
+        }
+        ~Gate() { open(); }
+    } gate{go[1]};
+    Reaper reaper{pid};
     QVERIFY(pid > 0);
     mpr_sender_free(sender);
     QTRY_VERIFY_WITH_TIMEOUT(got.messages.size() >= half, Long);
@@ -692,11 +720,11 @@ void tst_RemoteHosts::shortWindowHealsATwoSecondOutage()
     QTest::qWait(500);
     QVERIFY(ns->setLinkUp(false));
     if (sendDuring)
-        ::close(go[1]); // the rest, now
+        gate.open(); // the rest, now
     QTest::qWait(2000); // the fault itself: 2 s down, less than the window
     QVERIFY(ns->setLinkUp(true));
     if (!sendDuring)
-        ::close(go[1]); // the rest, now
+        gate.open(); // the rest, now
     int status = 0;
     QTRY_VERIFY_WITH_TIMEOUT(reaped(pid, &status), Long);
     const QString what = QStringLiteral("send error %1 (%2), stop %3 (%4), %5 of %6 arrived, lost %7")
