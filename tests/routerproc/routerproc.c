@@ -540,7 +540,7 @@ static void on_lost(void *arg)
 
 static pthread_t probe_thread;
 static int probe_running, probe_n;
-static volatile int probe_quit;
+static _Atomic int probe_quit;
 static uint64_t probe_tries, probe_failures;
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -754,9 +754,12 @@ static int command(char *line)
             return 0;
         }
         if (make_needles(pk) < 0) {
+            pthread_mutex_lock(&records_lock);
+            const int k = nrecords;
+            pthread_mutex_unlock(&records_lock);
             answer("err the router's key pair was not made by libsodium's key-pair functions here "
                    "(%d recorded)",
-                   nrecords);
+                   k);
             return 0;
         }
         if (prepare_scan_buf() < 0) {
