@@ -2,8 +2,8 @@
 include($$MPR_ROOT/mprouter.pri)
 INCLUDEPATH += $$PWD
 HEADERS += $$PWD/quiet.h $$PWD/testsupport.h $$PWD/routersuite.h $$PWD/payload.h $$PWD/rawpeer.h $$PWD/peers.h \
-    $$PWD/netns.h
-SOURCES += $$PWD/testsupport.cpp $$PWD/routersuite.cpp $$PWD/netns.cpp
+    $$PWD/netns.h $$PWD/procs.h
+SOURCES += $$PWD/testsupport.cpp $$PWD/routersuite.cpp $$PWD/netns.cpp $$PWD/procs.cpp
 # The hand-made peer (rawpeer.c) speaks src/wire.h; its handshake tags come
 # from src/wire.c, compiled in (the library hides its internal symbols).
 mpr_rawpeer {
@@ -14,3 +14,4 @@ mpr_rawpeer {
 # The remote transport's calls answer MPR_ENOTSUP in a build without it.
 !mpr_remote: DEFINES += MPR_TEST_NO_REMOTE
 DEFINES += MPR_TEST_WORKER=\\\"$$MPR_BUILD/tests/worker/mpr_test_worker\\\"
+DEFINES += MPR_TEST_ROUTERPROC=\\\"$$MPR_BUILD/tests/routerproc/mpr_test_routerproc\\\"

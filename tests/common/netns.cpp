@@ -91,6 +91,7 @@ NetNs::NetNs()
     m_name = QStringLiteral("%1%2-%3").arg(QLatin1String(Prefix)).arg(getpid()).arg(n);
     m_hostIf = QStringLiteral("mv%1%2h").arg(getpid() & 0xfffff, 5, 16, QLatin1Char('0')).arg(n & 0xff, 2, 16, QLatin1Char('0'));
     const QString nsIf = m_hostIf.left(m_hostIf.size() - 1) + QLatin1Char('n');
+    m_nsIf = nsIf;
     m_host = QStringLiteral("10.231.%1.1").arg(subnet);
     m_ns = QStringLiteral("10.231.%1.2").arg(subnet);
     QString out;
@@ -144,6 +145,27 @@ bool NetNs::setLoss(int percent)
     return percent <= 0
            || inNs({"add", "rule", "inet", "mprt", "out", "numgen", "random", "mod", "100", "<",
                     QString::number(percent), "drop"});
+}
+
+bool NetNs::nft(const QStringList &args) const
+{
+    const QString tool = QStandardPaths::findExecutable(QStringLiteral("nft"), {"/usr/sbin", "/sbin"});
+    return !tool.isEmpty()
+           && runTool(ipTool(), QStringList{"netns", "exec", m_name, tool} + args, nullptr);
+}
+
+bool NetNs::setDrop(bool out, bool in)
+{
+    // Chains of their own in our table, made once, their rules replaced.
+    nft({"add", "table", "inet", "mprt"});
+    nft({"add", "chain", "inet", "mprt", "cutout", "{", "type", "filter", "hook", "output",
+         "priority", "0", ";", "policy", "accept", ";", "}"});
+    nft({"add", "chain", "inet", "mprt", "cutin", "{", "type", "filter", "hook", "input",
+         "priority", "0", ";", "policy", "accept", ";", "}"});
+    if (!nft({"flush", "chain", "inet", "mprt", "cutout"}) || !nft({"flush", "chain", "inet", "mprt", "cutin"}))
+        return false;
+    return (!out || nft({"add", "rule", "inet", "mprt", "cutout", "oifname", m_nsIf, "drop"}))
+           && (!in || nft({"add", "rule", "inet", "mprt", "cutin", "iifname", m_nsIf, "drop"}));
 }
 
 pid_t NetNs::fork(const std::function<int()> &body) const

@@ -38,6 +38,10 @@ public:
     bool setLinkUp(bool up);
     // Drop this percentage (0: none) of the packets the namespace sends.
     bool setLoss(int percent);
+    // A one-way partition: drop every packet the namespace sends on its
+    // link (out), or every packet it receives there (in), or both; false,
+    // false: none (nftables in the namespace).
+    bool setDrop(bool out, bool in);
 
     // fork() a child that enters the namespace and runs body (its result is
     // the exit status). -1 on failure.
@@ -53,7 +57,8 @@ public:
 
 private:
     bool run(const QStringList &args, QString *output = nullptr) const;
-    QString m_name, m_hostIf, m_host, m_ns, m_why;
+    bool nft(const QStringList &args) const;
+    QString m_name, m_hostIf, m_nsIf, m_host, m_ns, m_why;
     bool m_ok = false;
 };
 

@@ -99,3 +99,13 @@ q abort        "MPRX\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 q state        "MPRK\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x00\x00\x00\x00\x00\x10\x27\x00\x00\x00\x00\x00\x00"
 q challenge    "MPRC\x00\x00\x00\x00\x00\x00\xff\x7f\x00\x00\x00\x00RRRRRRRRRRRRRRRRPPPPPPPPPPPPPPPP"
 q ack          "MPRA\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00"
+# sender_string: strings as mpr_sender_to_string prints them (a local pipe,
+# remote ones with an address, a host name, IPv6), and one it must refuse
+mkdir -p sender_string
+t() { printf '%s' "$2" >"sender_string/$1"; }
+key='3pTaM.u%dtKcKQTZx+K[4HR<LEQwonAf05ca#r*]'
+t local     'mpr3:mprouter-7252-293aea48bdd8e810:1:172d17afedfd97650359fe8d8f9b0722'
+t remote    "mpr3:mprouter-7252-293aea48bdd8e810:2:d8b22879cec43ef9769450bd6018f5f3:$key:tcp://127.0.0.1:36661"
+t host-name "mpr3:mprouter-7252-293aea48bdd8e810:3:d8b22879cec43ef9769450bd6018f5f3:$key:tcp://worker-gateway.example:5555"
+t ipv6      "mpr3:mprouter-7252-293aea48bdd8e810:4:d8b22879cec43ef9769450bd6018f5f3:$key:tcp://[::1]:5555"
+t no-endpoint "mpr3:mprouter-7252-293aea48bdd8e810:5:d8b22879cec43ef9769450bd6018f5f3:$key:"
