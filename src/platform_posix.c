@@ -539,9 +539,14 @@ int mpr__tcp_connected(mpr__fd conn)
     socklen_t len = sizeof err;
     if (getsockopt(conn, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         return mpr__syserr();
-    if (err == 0)
+    if (err != 0)
+        return err == EINPROGRESS || err == EALREADY ? MPR_EAGAIN : mpr__errno_code(err);
+    /* No error yet: connected, or still connecting (a peer name tells). */
+    struct sockaddr_storage ss;
+    len = sizeof ss;
+    if (getpeername(conn, (struct sockaddr *)&ss, &len) == 0)
         return 0;
-    return err == EINPROGRESS || err == EALREADY ? MPR_EAGAIN : mpr__errno_code(err);
+    return errno == ENOTCONN ? MPR_EAGAIN : mpr__syserr();
 }
 
 void mpr__tcp_user_timeout(mpr__fd conn, int ms)

@@ -1,181 +1,169 @@
 /*
  * remote_router.c - the router's remote endpoint: senders on other
- * machines, in containers or in other network namespaces, over ZeroMQ
- * (tcp, CURVE always; the frames are in wire.h). The sending end is
- * remote_sender.c.
+ * machines, in containers or in other network namespaces, over tcp with
+ * ZeroMQ's protocol and its CURVE security (zmtp.c), then the handshake of
+ * every transport (hs.h) and numbered frames of records (wire.h). The
+ * sending end is remote_sender.c.
  *
- * The monitor thread only; ZeroMQ never leaves it. At start the
- * router makes a fresh CURVE key pair and binds a ROUTER socket; a sender's
- * string carries the public key, so a worker talks only to this router and
- * everything on the wire is encrypted. A ZAP handler (the ZeroMQ way to
- * authenticate) admits any CURVE client up to MAX_PEERS and names each
- * connection by its client key, so a sender keeps its identity across
- * reconnections and nobody else can take it over. The pipe is then proved
- * inside that channel with the same handshake as locally (HELLO,
- * CHALLENGE, PROOF, ACK). A socket monitor reports connections that fail
- * the ZeroMQ handshake (no CURVE, a wrong server key, garbage, refused by
- * ZAP): each is warned about (rate-limited) and counted as rejected.
+ * Why our own listener and not libzmq's ROUTER socket: libzmq cannot
+ * bound what a peer with only the public key makes it hold (the parts of
+ * an unfinished multipart message), lets a peer choose a routing id that
+ * later collides with one it assigns (an assertion: the process aborts),
+ * never closes a CURVE connection that says nothing after its handshake,
+ * and accepts until the process is out of descriptors. Here every link
+ * (a tcp connection) is ours:
+ *   - accepted a few a round, only while the process keeps its
+ *     descriptor headroom, at most MAX_PENDING waiting to prove a pipe's
+ *     key (the oldest dropped first), each with a deadline from accept;
+ *   - before the handshake it holds a few KiB (zmtp.c), before its pipe is
+ *     proved its frames are the handshake's (a few dozen bytes);
+ *   - what it owes us to read is bounded (LINK_OUT_MAX) or it is dropped;
+ *   - its warnings name its own address.
  *
- * The descriptors of the ZeroMQ sockets (ZMQ_FD) are in the monitor's
- * epoll sets. They are edge-triggered: after a wake-up the sockets are
- * read until ZMQ_EVENTS has no POLLIN (in rounds of READ_BUDGET messages,
- * the rest in the next round), and ZMQ_EVENTS is looked at again after
- * every send.
+ * A sender (a session, the monitor's connection) is named by its client
+ * key, which CURVE proves: it keeps its identity across links, so a broken
+ * link heals by reconnecting. Delivery: DATA frames are numbered; the
+ * router takes a frame only after the one before, answers STATE (the last
+ * frame taken, the credit), and drops repeats. Credit bounds what a sender
+ * may have sent beyond what the router took (CREDIT_WINDOW); while the
+ * queue is throttled no credit is given, so remote senders wait too. A
+ * sender not heard from for the reconnect window is lost, like a crashed
+ * local worker. A sender that ended is remembered for a while (a
+ * "zombie"), so its repeats are still answered.
  *
- * Delivery: DATA frames are numbered; the router takes a frame only after
- * the one before, answers STATE (the last frame taken, the credit), and
- * drops repeats. Credit bounds what a sender may have sent beyond what
- * the router took (CREDIT_WINDOW); while the queue is throttled no credit
- * is given, so remote senders wait too. A sender not heard from for the
- * reconnect window is lost, like a crashed local worker. A sender that
- * ended is remembered for a while (a "zombie"), so its repeats are still
- * answered.
- *
+ * The monitor thread only.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
 #include "base.h"
 #include "transport.h"
+#include "zmtp.h"
 
-#define MAX_PEERS 1024           /* remote senders (and handshakes) at once */
-#define PEER_BUCKETS 256
+#define MAX_SESSIONS 1024                /* remote senders at once */
+#define MAX_PENDING MPR__MAX_HANDSHAKES  /* links not yet in an open session */
+#define SESSION_BUCKETS 256
 #define MAX_ZOMBIES 4096
-#define READ_BUDGET 256          /* messages per round */
-#define CREDIT_WINDOW (8u << 20) /* DATA bytes beyond what was taken, at most */
+#define ACCEPTS_PER_ROUND 16
+#define ACCEPT_BACKOFF_NS (100 * 1000000)
+#define READ_BUDGET (256u * 1024u)       /* bytes per link per event */
+#define LINK_OUT_MAX (256u * 1024u)      /* owed to a peer that does not read */
+#define CREDIT_WINDOW (8u << 20)         /* DATA bytes beyond what was taken, at most */
 #define CHECK_EVERY_NS (100 * 1000000)
-#define LINGER_MS 100            /* for the last STATE to leave at stop */
-#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define MON_ENDPOINT "inproc://mprouter-monitor"
+#define MAX_FRAME (MPR__DATA_HDR + MPR__FRAME_MAX)
 
-typedef struct zmq_ep zmq_ep;
-typedef struct remote_conn {
-    mpr__conn base;
-    zmq_ep *ep;
-    struct remote_conn *hnext;
-    char key[41];                /* the client's CURVE public key (Z85) */
-    unsigned char rid[256];      /* ZeroMQ routing id of its latest connection */
-    size_t rid_len;
-    uint64_t seq;                /* the last DATA frame taken */
-    uint64_t bytes;              /* DATA bytes taken */
-    uint64_t credit;             /* credit given so far */
+typedef struct remote_ep remote_ep;
+typedef struct session session;
+
+/* One tcp connection. */
+typedef struct link {
+    remote_ep *ep;
+    mpr__watch watch;
+    mpr__zmtp *z;
+    struct link *prev, *next;   /* every link */
+    struct link *pprev, *pnext; /* pending: not (yet) in an open session, oldest first */
+    int pending;
+    int64_t deadline;           /* pending: from accept */
+    session *s;                 /* its sender, once known */
+    unsigned char key[MPR__ZMTP_KEY_SIZE]; /* the client key CURVE proved (READY) */
+    int ready;
+    int dead;                   /* closed: freed after the round (ep->dead) */
+    unsigned sync_gen;          /* route_until: read in this sync */
+    char peer[72];              /* "tcp 10.0.0.2:41234" */
+} link;
+
+/* One remote sender: the monitor's connection, across links. */
+struct session {
+    mpr__conn base; /* first: the monitor frees it */
+    remote_ep *ep;
+    session *hnext;
+    unsigned char key[MPR__ZMTP_KEY_SIZE];
+    link *link;                 /* its current link, or NULL between links */
+    uint64_t seq;               /* the last DATA frame taken */
+    uint64_t bytes;             /* DATA bytes taken */
+    uint64_t credit;            /* credit given so far */
     int64_t heard_ns;
-    int open;                    /* the PROOF was accepted */
-    int dirty;                   /* owes a STATE */
-} remote_conn;
+    int open;                   /* the PROOF was accepted */
+    int dirty;                  /* owes a STATE */
+};
 
 typedef struct zombie {
     struct zombie *next;
-    char key[41];
+    unsigned char key[MPR__ZMTP_KEY_SIZE];
     uint64_t seq, bytes;
     int64_t until;
 } zombie;
 
-typedef struct zwatch {
-    mpr__watch w;
-    zmq_ep *ep;
-} zwatch;
+/* Keys, in a wipe-on-fork page. */
+typedef struct keys {
+    unsigned char public_key[MPR__ZMTP_KEY_SIZE];
+    unsigned char secret_key[MPR__ZMTP_KEY_SIZE];
+    unsigned char cookie_key[MPR__ZMTP_KEY_SIZE];
+} keys;
 
-struct zmq_ep {
+struct remote_ep {
     mpr__monitor *m;
     mpr__poller *poller;
-    char *curve_secret; /* Z85, in a wipe-on-fork page */
-    void *ctx, *sock, *zap, *mon;
-    zwatch w_sock, w_zap, w_mon;
-    remote_conn *buckets[PEER_BUCKETS];
-    unsigned npeers;
+    keys *keys;
+    mpr__fd lfd;
+    mpr__watch lwatch;
+    int listening;
+    int64_t paused_until;
+    link *links, *pend_head, *pend_tail;
+    link *dead;      /* closed links, freed at the next tick (after the round) */
+    unsigned npending;
+    session *buckets[SESSION_BUCKETS];
+    unsigned nsessions;
     zombie *zombies, *zombie_tail;
     unsigned nzombies;
-    int more;        /* messages were left after a round's budget */
-    int throttled;   /* as of the last round: credit is given when it ends */
-    int owed;        /* STATEs may be owed (sent by flush_owed) */
-    int unthrottled; /* the queue's throttle ended since the last flush */
+    int throttled;   /* as of the last look: credit is given when it ends */
     int64_t next_check;
-    /* Connections ZeroMQ accepted that have not yet sent us a message (a
-     * bit per descriptor), and why the last ZeroMQ handshake failed: a
-     * connection that goes before its first message is counted as
-     * rejected once, with that reason. */
-    uint64_t *pending;
-    size_t pending_words;
-    const char *failure;
+    unsigned sync_gen;
 };
 
-static unsigned bucket_of(const char *key)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % PEER_BUCKETS;
-}
+static const char REMOTE_ACCEPT[] = "cannot accept remote connections";
 
-static remote_conn *find_peer(zmq_ep *ep, const char *key)
-{
-    for (remote_conn *c = ep->buckets[bucket_of(key)]; c; c = c->hnext)
-        if (strcmp(c->key, key) == 0)
-            return c;
-    return NULL;
-}
-
-static zombie *find_zombie(zmq_ep *ep, const char *key)
-{
-    for (zombie *z = ep->zombies; z; z = z->next)
-        if (strcmp(z->key, key) == 0)
-            return z;
-    return NULL;
-}
-
-static int64_t window_ns(const zmq_ep *ep)
+static int64_t window_ns(const remote_ep *ep)
 {
     return mpr__monitor_settings(ep->m)->window_ns;
 }
 
-/* Send one frame to a routing id (dropped by ZeroMQ if that connection is
- * gone: every message here is repeated or answered again later). */
-static void send_to(zmq_ep *ep, const unsigned char *rid, size_t rid_len, const void *p, size_t n)
+/* ---- sessions and zombies, by client key ---- */
+
+static unsigned bucket_of(const unsigned char *key)
 {
-    if (zmq_send(ep->sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)rid_len)
-        zmq_send(ep->sock, p, n, ZMQ_DONTWAIT);
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < MPR__ZMTP_KEY_SIZE; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % SESSION_BUCKETS;
 }
 
-static void send_state(zmq_ep *ep, const unsigned char *rid, size_t rid_len, uint32_t flags,
-                       uint64_t seq, uint64_t credit)
+static session *find_session(remote_ep *ep, const unsigned char *key)
 {
-    mpr__state st = {flags, seq, credit, (uint32_t)(window_ns(ep) / 1000000)};
-    unsigned char out[MPR__STATE_SIZE];
-    mpr__state_encode(out, &st);
-    send_to(ep, rid, rid_len, out, sizeof out);
+    for (session *s = ep->buckets[bucket_of(key)]; s; s = s->hnext)
+        if (memcmp(s->key, key, MPR__ZMTP_KEY_SIZE) == 0)
+            return s;
+    return NULL;
 }
 
-/* The STATE a sender is owed: what was taken, and more credit unless the
- * queue is throttled: up to CREDIT_WINDOW beyond what was taken, within
- * the room the queue limit leaves, but never less than one frame while
- * the router reads (a sender must always be able to send its next record,
- * also while another sender's message in progress fills the room). */
-static void flush_state(zmq_ep *ep, remote_conn *c)
+static zombie *find_zombie(remote_ep *ep, const unsigned char *key)
 {
-    size_t room = mpr__monitor_room(ep->m);
-    if (!mpr__monitor_throttled(ep->m)) {
-        uint64_t window = room < CREDIT_WINDOW ? room : CREDIT_WINDOW;
-        if (window < MPR__FRAME_MAX)
-            window = MPR__FRAME_MAX;
-        if (c->bytes + window > c->credit)
-            c->credit = c->bytes + window;
-    }
-    send_state(ep, c->rid, c->rid_len, 0, c->seq, c->credit);
-    c->dirty = 0;
+    for (zombie *z = ep->zombies; z; z = z->next)
+        if (memcmp(z->key, key, MPR__ZMTP_KEY_SIZE) == 0)
+            return z;
+    return NULL;
 }
 
-static void remember(zmq_ep *ep, const remote_conn *c)
+static void remember(remote_ep *ep, const session *s)
 {
     zombie *z = calloc(1, sizeof *z);
     if (!z)
         return; /* its repeats will be told "gone" without a count: harmless */
-    memcpy(z->key, c->key, sizeof z->key);
-    z->seq = c->seq;
-    z->bytes = c->bytes;
+    memcpy(z->key, s->key, sizeof z->key);
+    z->seq = s->seq;
+    z->bytes = s->bytes;
     z->until = mpr__now_ns() + 2 * window_ns(ep);
     if (ep->zombie_tail)
         ep->zombie_tail->next = z;
@@ -192,39 +180,198 @@ static void remember(zmq_ep *ep, const remote_conn *c)
     }
 }
 
-static void remote_close(mpr__conn *base)
+/* ---- links ---- */
+
+static void pending_unlink(remote_ep *ep, link *l)
 {
-    remote_conn *c = (remote_conn *)base;
-    zmq_ep *ep = c->ep;
-    for (remote_conn **p = &ep->buckets[bucket_of(c->key)]; *p; p = &(*p)->hnext) {
-        if (*p == c) {
-            *p = c->hnext;
+    if (!l->pending)
+        return;
+    if (l->pprev)
+        l->pprev->pnext = l->pnext;
+    else
+        ep->pend_head = l->pnext;
+    if (l->pnext)
+        l->pnext->pprev = l->pprev;
+    else
+        ep->pend_tail = l->pprev;
+    l->pending = 0;
+    ep->npending--;
+}
+
+/* Write what the link owes, as far as the connection takes it now. 0, or
+ * < 0 if the link must go (the peer went, or reads nothing). */
+static int link_flush(link *l)
+{
+    const unsigned char *out;
+    size_t n;
+    while ((n = mpr__zmtp_output(l->z, &out)) > 0) {
+        long sent = mpr__stream_send_some(l->watch.fd, out, n);
+        if (sent == MPR_EAGAIN)
+            break;
+        if (sent < 0)
+            return (int)sent;
+        mpr__zmtp_output_done(l->z, (size_t)sent);
+    }
+    return mpr__zmtp_output(l->z, &out) > LINK_OUT_MAX ? MPR_EIO : 0;
+}
+
+/* Close a link. Its memory waits for the next tick: its watch may still
+ * have an event in this round's batch, and callers up the stack may look
+ * at l->dead. */
+static void link_free(link *l)
+{
+    remote_ep *ep = l->ep;
+    if (l->dead)
+        return;
+    l->dead = 1;
+    pending_unlink(ep, l);
+    if (l->s && l->s->link == l)
+        l->s->link = NULL;
+    l->s = NULL;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        ep->links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    mpr__poller_del(ep->poller, &l->watch);
+    mpr__stream_shutdown_close(l->watch.fd);
+    mpr__zmtp_free(l->z);
+    l->z = NULL;
+    mpr__wipe(l->key, sizeof l->key);
+    l->next = ep->dead;
+    ep->dead = l;
+}
+
+static void free_dead(remote_ep *ep)
+{
+    while (ep->dead) {
+        link *l = ep->dead;
+        ep->dead = l->next;
+        free(l);
+    }
+}
+
+/* A link goes. One that belongs to no sender yet is a rejected
+ * connection (warned and counted). One whose sender broke the protocol
+ * (fatal) takes a sender still in its handshake with it (counted once, as
+ * the sender). Otherwise the sender stays: it may come back on a new link
+ * (within its handshake deadline, or the window once open). */
+static void link_drop(link *l, const char *why, int fatal)
+{
+    session *s = l->s;
+    if (s && !s->open && fatal) {
+        mpr__conn_refused(&s->base, why); /* closes the link too */
+        return;
+    }
+    if (!s && why)
+        mpr__monitor_refuse(l->ep->m, l->peer, why);
+    link_free(l);
+}
+
+/* Send one frame to a session's current link (dropped if it has none:
+ * every message here is repeated or answered again later). */
+static void send_frame(session *s, const void *p, size_t n)
+{
+    link *l = s->link;
+    if (!l)
+        return;
+    if (mpr__zmtp_send(l->z, p, n) < 0 || link_flush(l) < 0)
+        link_free(l);
+}
+
+static void send_state_to(link *l, uint32_t flags, uint64_t seq, uint64_t credit)
+{
+    mpr__state st = {flags, seq, credit, (uint32_t)(window_ns(l->ep) / 1000000)};
+    unsigned char out[MPR__STATE_SIZE];
+    mpr__state_encode(out, &st);
+    mpr__zmtp_send(l->z, out, sizeof out);
+}
+
+/* The STATE a sender is owed: what was taken, and more credit unless the
+ * queue is throttled: up to CREDIT_WINDOW beyond what was taken, within
+ * the room the queue limit leaves, but never less than one frame while
+ * the router reads (a sender must always be able to send its next record,
+ * also while another sender's message in progress fills the room). */
+static void flush_state(session *s)
+{
+    remote_ep *ep = s->ep;
+    if (!mpr__monitor_throttled(ep->m)) {
+        size_t room = mpr__monitor_room(ep->m);
+        uint64_t window = room < CREDIT_WINDOW ? room : CREDIT_WINDOW;
+        if (window < MPR__FRAME_MAX)
+            window = MPR__FRAME_MAX;
+        if (s->bytes + window > s->credit)
+            s->credit = s->bytes + window;
+    }
+    s->dirty = 0;
+    if (!s->link)
+        return;
+    send_state_to(s->link, 0, s->seq, s->credit);
+    if (link_flush(s->link) < 0)
+        link_free(s->link);
+}
+
+/* ---- sessions ---- */
+
+static void session_close(mpr__conn *base)
+{
+    session *s = (session *)base;
+    remote_ep *ep = s->ep;
+    for (session **p = &ep->buckets[bucket_of(s->key)]; *p; p = &(*p)->hnext) {
+        if (*p == s) {
+            *p = s->hnext;
             break;
         }
     }
-    ep->npeers--;
-    /* Tell it (best effort; otherwise it notices the silence). */
-    send_state(ep, c->rid, c->rid_len, MPR__STATE_GONE, c->seq, c->credit);
-    if (c->open)
-        remember(ep, c);
+    ep->nsessions--;
+    if (s->link) {
+        /* Tell it (best effort; otherwise it notices the silence), then
+         * hang up: the link belongs to nothing now. */
+        link *l = s->link;
+        send_state_to(l, MPR__STATE_GONE, s->seq, s->credit);
+        link_flush(l);
+        l->s = NULL;
+        s->link = NULL;
+        link_free(l);
+    }
+    if (s->open)
+        remember(ep, s);
+    mpr__wipe(s->key, sizeof s->key);
 }
 
-static const mpr__conn_ops remote_conn_ops = {
+static const mpr__conn_ops session_ops = {
     .drain = NULL,
     .sync_mark = NULL, /* the endpoint's sync reads what has arrived */
     .final_drain = NULL,
-    .close = remote_close,
+    .close = session_close,
 };
 
-/* A frame of an authenticated sender. */
-static void on_data(zmq_ep *ep, remote_conn *c, const mpr__remote_frame *f)
+/* Attach a link to its session (a reconnection takes over from the link
+ * before it, which goes). */
+static void attach(session *s, link *l)
 {
-    if (f->seq != c->seq + 1) {
-        c->dirty = 1; /* a repeat, or one past a lost frame: say where we are */
+    if (s->link && s->link != l) {
+        link *old = s->link;
+        old->s = NULL;
+        s->link = NULL;
+        link_free(old);
+    }
+    s->link = l;
+    l->s = s;
+    if (s->open)
+        pending_unlink(s->ep, l);
+}
+
+/* A frame of an open session. */
+static void on_data(session *s, const mpr__remote_frame *f)
+{
+    if (f->seq != s->seq + 1) {
+        s->dirty = 1; /* a repeat, or one past a lost frame: say where we are */
         return;
     }
-    if (c->bytes + f->nrecords > c->credit) {
-        mpr__conn_end(&c->base, MPR_EPROTO); /* beyond its credit */
+    if (s->bytes + f->nrecords > s->credit) {
+        mpr__conn_end(&s->base, MPR_EPROTO); /* beyond its credit */
         return;
     }
     const unsigned char *p = f->records;
@@ -235,45 +382,45 @@ static void on_data(zmq_ep *ep, remote_conn *c, const mpr__remote_frame *f)
         if (rc == 0)
             break;
         if (rc > 0)
-            rc = mpr__conn_record(&c->base, &rec);
+            rc = mpr__conn_record(&s->base, &rec);
         if (rc < 0) {
-            mpr__conn_end(&c->base, rc);
+            mpr__conn_end(&s->base, rc);
             return;
         }
         p += rec.size;
         left -= (size_t)rec.size;
     }
-    c->seq = f->seq;
-    c->bytes += f->nrecords;
-    if (c->base.bye) {
-        flush_state(ep, c); /* so its stop returns */
-        mpr__conn_end(&c->base, 0);
+    s->seq = f->seq;
+    s->bytes += f->nrecords;
+    if (s->base.bye) {
+        flush_state(s); /* so its stop returns */
+        mpr__conn_end(&s->base, 0);
         return;
     }
-    c->dirty = 1;
+    s->dirty = 1;
 }
 
-static void on_handshake(zmq_ep *ep, remote_conn *c, const mpr__remote_frame *f)
+static void on_handshake(session *s, const mpr__remote_frame *f)
 {
-    mpr__conn *b = &c->base;
+    mpr__conn *b = &s->base;
     if (f->kind == MPR__HELLO_MAGIC) {
-        if (!b->in_handshake)
+        if (s->open)
             return; /* a repeat after the handshake */
         unsigned char challenge[MPR__CHALLENGE_SIZE];
         if (mpr__conn_hello(b, f->body, challenge) < 0) { /* warned */
             mpr__conn_refused(b, NULL);
             return;
         }
-        send_to(ep, c->rid, c->rid_len, challenge, sizeof challenge);
+        send_frame(s, challenge, sizeof challenge);
         return;
     }
     /* PROOF */
     mpr__ack ack = {MPR__ACK_OK, MPR__MODE_REMOTE};
     unsigned char out[MPR__ACK_SIZE];
-    if (c->open) { /* a repeat: its ACK was lost */
+    if (s->open) { /* a repeat: its ACK was lost with a link */
         mpr__ack_encode(out, &ack);
-        send_to(ep, c->rid, c->rid_len, out, sizeof out);
-        flush_state(ep, c);
+        send_frame(s, out, sizeof out);
+        flush_state(s);
         return;
     }
     uint32_t flags, status;
@@ -291,326 +438,260 @@ static void on_handshake(zmq_ep *ep, remote_conn *c, const mpr__remote_frame *f)
     }
     ack.status = status;
     mpr__ack_encode(out, &ack);
-    send_to(ep, c->rid, c->rid_len, out, sizeof out);
+    send_frame(s, out, sizeof out);
     if (status != MPR__ACK_OK) {
         mpr__conn_refused(b, NULL);
         return;
     }
-    c->open = 1;
-    flush_state(ep, c); /* its first credit */
+    s->open = 1;
+    if (s->link)
+        pending_unlink(s->ep, s->link);
+    flush_state(s); /* its first credit */
 }
 
-static int pending_test(const zmq_ep *ep, int fd)
+/* A message on a link whose CURVE handshake is done. */
+static void on_message(link *l, const unsigned char *p, size_t n)
 {
-    return fd >= 0 && (size_t)fd / 64 < ep->pending_words &&
-           (ep->pending[fd / 64] >> (fd % 64) & 1);
-}
-
-static void pending_set(zmq_ep *ep, int fd, int on)
-{
-    if (fd < 0)
-        return;
-    size_t word = (size_t)fd / 64;
-    if (word >= ep->pending_words) {
-        if (!on)
-            return;
-        size_t n = word + 16;
-        uint64_t *p = realloc(ep->pending, n * sizeof *p);
-        if (!p)
-            return; /* then that one is not counted: harmless */
-        memset(p + ep->pending_words, 0, (n - ep->pending_words) * sizeof *p);
-        ep->pending = p;
-        ep->pending_words = n;
-    }
-    if (on)
-        ep->pending[word] |= (uint64_t)1 << (fd % 64);
-    else
-        ep->pending[word] &= ~((uint64_t)1 << (fd % 64));
-}
-
-/* One message from a remote sender: [routing id][frame]. */
-static void on_message(zmq_ep *ep, zmq_msg_t *rid, zmq_msg_t *msg)
-{
-    pending_set(ep, zmq_msg_get(msg, ZMQ_SRCFD), 0); /* it got through CURVE and ZAP */
-    const char *key = zmq_msg_gets(msg, "User-Id"); /* set by our ZAP handler */
-    const char *addr = zmq_msg_gets(msg, "Peer-Address");
-    if (!key || strlen(key) != 40 || zmq_msg_size(rid) > sizeof(((remote_conn *)0)->rid))
-        return;
+    remote_ep *ep = l->ep;
     mpr__remote_frame f;
-    int rc = mpr__remote_parse(zmq_msg_data(msg), zmq_msg_size(msg), &f);
-    remote_conn *c = find_peer(ep, key);
-    if (!c) {
-        zombie *z = find_zombie(ep, key);
+    int rc = mpr__remote_parse(p, n, &f);
+    session *s = l->s;
+    if (!s) {
+        zombie *z = find_zombie(ep, l->key);
         if (z) {
-            /* Its frames after the end: it may still wait for the last STATE. */
-            send_state(ep, zmq_msg_data(rid), zmq_msg_size(rid), MPR__STATE_GONE, z->seq, z->bytes);
+            /* Its frames after the end: it may still wait for the last
+             * STATE. */
+            send_state_to(l, MPR__STATE_GONE, z->seq, z->bytes);
+            if (link_flush(l) < 0)
+                link_free(l);
             return;
         }
-        char peer[64];
-        snprintf(peer, sizeof peer, "tcp://%s", addr ? addr : "?");
         if (rc < 0 || f.kind != MPR__HELLO_MAGIC) {
-            mpr__monitor_refuse(ep->m, peer, "protocol error (no HELLO)");
-            send_state(ep, zmq_msg_data(rid), zmq_msg_size(rid), MPR__STATE_GONE, 0, 0);
+            send_state_to(l, MPR__STATE_GONE, 0, 0);
+            link_flush(l);
+            link_drop(l, "protocol error (no HELLO)", 1);
             return;
         }
-        c = calloc(1, sizeof *c);
-        if (!c) {
-            mpr__monitor_refuse(ep->m, peer, "out of memory");
+        if (ep->nsessions >= MAX_SESSIONS) {
+            link_drop(l, "too many remote senders", 1);
             return;
         }
-        c->ep = ep;
-        memcpy(c->key, key, 41);
-        c->hnext = ep->buckets[bucket_of(key)];
-        ep->buckets[bucket_of(key)] = c;
-        ep->npeers++;
-        c->rid_len = zmq_msg_size(rid);
-        memcpy(c->rid, zmq_msg_data(rid), c->rid_len);
-        c->heard_ns = mpr__now_ns();
-        mpr__conn_add(ep->m, &c->base, &remote_conn_ops, peer);
-        if (find_peer(ep, key) != c)
+        s = calloc(1, sizeof *s);
+        if (!s) {
+            link_drop(l, "out of memory", 1);
+            return;
+        }
+        s->ep = ep;
+        memcpy(s->key, l->key, sizeof s->key);
+        s->hnext = ep->buckets[bucket_of(s->key)];
+        ep->buckets[bucket_of(s->key)] = s;
+        ep->nsessions++;
+        s->heard_ns = mpr__now_ns();
+        attach(s, l);
+        mpr__conn_add(ep->m, &s->base, &session_ops, l->peer);
+        if (find_session(ep, l->key) != s)
             return; /* dropped at once: too many handshakes waiting */
-        on_handshake(ep, c, &f);
+        on_handshake(s, &f);
         return;
     }
-    c->heard_ns = mpr__now_ns();
-    c->rid_len = zmq_msg_size(rid); /* answers go to its latest connection */
-    memcpy(c->rid, zmq_msg_data(rid), c->rid_len);
+    s->heard_ns = mpr__now_ns();
     if (rc < 0) {
-        if (c->open)
-            mpr__conn_end(&c->base, MPR_EPROTO);
+        if (s->open)
+            mpr__conn_end(&s->base, MPR_EPROTO);
         else
-            mpr__conn_refused(&c->base, "protocol error");
+            mpr__conn_refused(&s->base, "protocol error");
         return;
     }
     switch (f.kind) {
     case MPR__HELLO_MAGIC:
     case MPR__PROOF_MAGIC:
-        on_handshake(ep, c, &f);
+        on_handshake(s, &f);
         break;
     case MPR__DATA_MAGIC:
-        if (!c->open) {
-            mpr__conn_refused(&c->base, "data before the handshake");
-        } else {
-            on_data(ep, c, &f);
-        }
+        if (!s->open)
+            mpr__conn_refused(&s->base, "data before the handshake");
+        else
+            on_data(s, &f);
         break;
     case MPR__HEART_MAGIC:
-        if (c->open)
-            c->dirty = 1;
+        if (s->open)
+            s->dirty = 1;
         break;
     case MPR__ABORT_MAGIC:
-        if (c->open)
-            mpr__conn_end(&c->base, 0); /* freed without stop: lost */
+        if (s->open)
+            mpr__conn_end(&s->base, 0); /* freed without stop: lost */
         else
-            mpr__conn_refused(&c->base, "closed before the handshake");
+            mpr__conn_refused(&s->base, "closed before the handshake");
         break;
     }
 }
 
-static int has_input(void *sock)
+/* The CURVE handshake of a link is done: its client key is proved. */
+static void on_ready(link *l, const unsigned char *key)
 {
-    int events = 0;
-    size_t len = sizeof events;
-    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+    remote_ep *ep = l->ep;
+    memcpy(l->key, key, sizeof l->key);
+    l->ready = 1;
+    session *s = find_session(ep, key);
+    if (!s)
+        return; /* its first message (a HELLO) makes its session */
+    attach(s, l);
+    s->heard_ns = mpr__now_ns();
+    if (s->open)
+        flush_state(s); /* back: where we are, and credit */
 }
 
-/* Read up to budget messages from the ROUTER socket (budget < 0: all). */
-static void read_messages(zmq_ep *ep, int budget)
+static void on_readable(mpr__watch *w)
 {
-    zmq_msg_t rid, msg;
-    zmq_msg_init(&rid);
-    zmq_msg_init(&msg);
-    for (int n = 0; budget < 0 || n < budget; n++) {
-        if (zmq_msg_recv(&rid, ep->sock, ZMQ_DONTWAIT) < 0)
-            break;
-        if (!zmq_msg_more(&rid) || zmq_msg_recv(&msg, ep->sock, ZMQ_DONTWAIT) < 0)
-            continue;
-        int more = zmq_msg_more(&msg);
-        if (!more)
-            on_message(ep, &rid, &msg);
-        while (more) { /* ours are never multipart: drop the rest */
-            if (zmq_msg_recv(&msg, ep->sock, ZMQ_DONTWAIT) < 0)
+    link *l = MPR__CONTAINER_OF(w, link, watch);
+    for (size_t budget = READ_BUDGET; budget > 0 && !l->dead;) {
+        unsigned char *buf;
+        size_t space;
+        mpr__zmtp_input(l->z, &buf, &space);
+        if (space > 0) {
+            long got = mpr__stream_recv(w->fd, buf, space < budget ? space : budget);
+            if (got == MPR_EAGAIN)
                 break;
-            more = zmq_msg_more(&msg);
-        }
-    }
-    zmq_msg_close(&rid);
-    zmq_msg_close(&msg);
-    ep->more = has_input(ep->sock);
-}
-
-/* The ZAP handler: any CURVE client, up to MAX_PEERS, named by its key. */
-static void serve_zap(zmq_ep *ep)
-{
-    for (;;) {
-        zmq_msg_t part[7];
-        int n = 0, more = 1;
-        while (more) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, ep->zap, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&m);
-                if (n == 0)
-                    return;
-                break;
+            if (got <= 0) {
+                /* The end of the connection (a reset is the same). */
+                if (l->s && l->s->open)
+                    link_free(l); /* a good sender's link: it reconnects */
+                else
+                    link_drop(l,
+                              l->ready ? "closed before the handshake"
+                                       : "closed before the ZeroMQ handshake",
+                              0);
+                return;
             }
-            more = zmq_msg_more(&m);
-            if (n < 7)
-                part[n++] = m;
+            mpr__zmtp_input_done(l->z, (size_t)got);
+            budget -= (size_t)got;
+        }
+        mpr__zmtp_event ev;
+        int rc;
+        while (!l->dead && (rc = mpr__zmtp_step(l->z, &ev)) > 0) {
+            if (ev.kind == MPR__ZMTP_READY)
+                on_ready(l, ev.peer_key);
             else
-                zmq_msg_close(&m);
+                on_message(l, ev.data, ev.size);
         }
-        /* version, request id, domain, address, identity, mechanism, key */
-        const char *status = "200", *text = "OK";
-        char user[41] = "";
-        if (n != 7 || zmq_msg_size(&part[5]) != 5 || memcmp(zmq_msg_data(&part[5]), "CURVE", 5) ||
-            zmq_msg_size(&part[6]) != 32) {
-            status = "400";
-            text = "CURVE only";
-        } else {
-            zmq_z85_encode(user, zmq_msg_data(&part[6]), 32);
-            /* At the cap only senders we know may come (back): a broken
-             * connection of one of them must be able to heal. */
-            if (ep->npeers >= MAX_PEERS && !find_peer(ep, user) && !find_zombie(ep, user)) {
-                status = "300";
-                text = "too many remote senders";
-                user[0] = '\0';
-            }
-        }
-        const void *rq = n > 1 ? zmq_msg_data(&part[1]) : "";
-        size_t rq_len = n > 1 ? zmq_msg_size(&part[1]) : 0;
-        zmq_send(ep->zap, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(ep->zap, rq, rq_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(ep->zap, status, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(ep->zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(ep->zap, user, strlen(user), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(ep->zap, "", 0, ZMQ_DONTWAIT);
-        for (int i = 0; i < n; i++)
-            zmq_msg_close(&part[i]);
-    }
-}
-
-static const char *handshake_failure(int event, int value)
-{
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-        return value == 300 ? "refused: too many remote senders" : "refused: not a CURVE client";
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
-        if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-            return "no CURVE (plaintext or another mechanism)";
-        if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC ||
-            value == ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE)
-            return "CURVE failed (not this router's key)";
-        return "ZeroMQ protocol error";
-    }
-    return "handshake failed (timeout or broken connection)";
-}
-
-/* Socket monitor events: a connection that ZeroMQ accepted and that goes
- * before it sends us anything failed the ZeroMQ handshake (no CURVE, a
- * wrong key, garbage, silence, refused by ZAP) or gave up: rejected. */
-static void read_events(zmq_ep *ep)
-{
-    for (;;) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        zmq_msg_init(&addr);
-        if (zmq_msg_recv(&ev, ep->mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            zmq_msg_close(&addr);
+        if (l->dead)
+            return;
+        if (rc < 0) {
+            if (l->s && l->s->open)
+                mpr__conn_end(&l->s->base, MPR_EPROTO); /* it proved its key: broken */
+            else
+                link_drop(l, mpr__zmtp_why(l->z), 1);
             return;
         }
-        int ok = zmq_msg_more(&ev) && zmq_msg_recv(&addr, ep->mon, ZMQ_DONTWAIT) >= 0 &&
-                 zmq_msg_size(&ev) == 6;
-        if (ok) {
-            const unsigned char *d = zmq_msg_data(&ev);
-            int event = d[0] | d[1] << 8;
-            int value = (int)mpr__get_u32(d + 2);
-            if (event == ZMQ_EVENT_ACCEPTED) {
-                pending_set(ep, value, 1);
-            } else if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
-                ep->failure = handshake_failure(event, value); /* its disconnect follows */
-            } else if (event == ZMQ_EVENT_DISCONNECTED && pending_test(ep, value)) {
-                pending_set(ep, value, 0);
-                char peer[96];
-                snprintf(peer, sizeof peer, "a tcp peer at %.*s", (int)zmq_msg_size(&addr),
-                         (const char *)zmq_msg_data(&addr));
-                mpr__monitor_refuse(ep->m, peer,
-                                    ep->failure ? ep->failure : "closed before the ZeroMQ handshake");
-                ep->failure = NULL;
-            }
+        if (link_flush(l) < 0) {
+            link_drop(l, "it does not read what it is sent", 1);
+            return;
         }
-        zmq_msg_close(&ev);
-        zmq_msg_close(&addr);
     }
 }
 
-/* Everything that is waiting on the three sockets. The STATEs this owes
- * wait for flush_owed: the monitor first wakes the main thread for what
- * was read, then encrypts the acknowledgements (latency). */
-static void service(zmq_ep *ep, int budget)
+/* ---- the endpoint ---- */
+
+static void pause_accepting(remote_ep *ep, const char *why)
 {
-    if (has_input(ep->zap))
-        serve_zap(ep);
-    if (has_input(ep->mon))
-        read_events(ep);
-    read_messages(ep, budget);
-    int throttled = mpr__monitor_throttled(ep->m);
-    ep->unthrottled |= ep->throttled && !throttled;
-    ep->throttled = throttled;
-    ep->owed = 1; /* flush_owed also sees what is left (ep->more) */
+    mpr__monitor_warn_limited(ep->m, REMOTE_ACCEPT, why);
+    if (ep->listening)
+        mpr__poller_del(ep->poller, &ep->lwatch);
+    ep->listening = 0;
+    ep->paused_until = mpr__now_ns() + ACCEPT_BACKOFF_NS;
 }
 
-/* The STATEs owed since the last flush (the monitor's tick, and sync). */
-static void flush_owed(zmq_ep *ep)
+static void on_listen(mpr__watch *w)
 {
-    if (!ep->owed)
-        return;
-    ep->owed = 0;
-    for (unsigned b = 0; b < PEER_BUCKETS; b++)
-        for (remote_conn *c = ep->buckets[b]; c; c = c->hnext)
-            if (c->open && (c->dirty || ep->unthrottled))
-                flush_state(ep, c);
-    ep->unthrottled = 0;
-    /* Sending may take in commands that ZMQ_FD will not signal again. */
-    ep->more = has_input(ep->sock) || has_input(ep->zap) || has_input(ep->mon);
+    remote_ep *ep = MPR__CONTAINER_OF(w, remote_ep, lwatch);
+    const mpr__settings *set = mpr__monitor_settings(ep->m);
+    /* A few at a time, as for the local endpoint (local_router.c). */
+    for (int n = 0; n < ACCEPTS_PER_ROUND; n++) {
+        if (!mpr__fd_room()) {
+            /* Leave the application its descriptors: the connection waits
+             * in the backlog until there are some again. */
+            pause_accepting(ep, "too few descriptors left for the application; waiting");
+            return;
+        }
+        mpr__fd fd;
+        char addr[64];
+        int rc = mpr__tcp_accept(ep->lfd, &fd, addr, sizeof addr);
+        if (rc == MPR_EAGAIN)
+            return;
+        if (rc < 0) {
+            pause_accepting(ep, mpr_strerror(rc));
+            return;
+        }
+        link *l = calloc(1, sizeof *l);
+        mpr__zmtp_config cfg = {MPR__ZMTP_SERVER, ep->keys->public_key, ep->keys->secret_key, NULL,
+                                ep->keys->cookie_key, MAX_FRAME};
+        if (!l || mpr__zmtp_new(&l->z, &cfg) < 0) {
+            char peer[72];
+            snprintf(peer, sizeof peer, "tcp %s", addr);
+            mpr__monitor_refuse(ep->m, peer, "out of memory");
+            mpr__fd_close(fd);
+            free(l);
+            continue;
+        }
+        l->ep = ep;
+        snprintf(l->peer, sizeof l->peer, "tcp %s", addr);
+        l->watch.on_event = on_readable;
+        /* Read while throttled too: handshakes, heartbeats and credit go
+         * on; credit is what holds remote senders back. */
+        if (mpr__poller_add(ep->poller, &l->watch, fd, 1) < 0) {
+            mpr__monitor_refuse(ep->m, l->peer, "cannot watch the connection");
+            mpr__fd_close(fd);
+            mpr__zmtp_free(l->z);
+            free(l);
+            continue;
+        }
+        l->next = ep->links;
+        if (ep->links)
+            ep->links->prev = l;
+        ep->links = l;
+        l->pending = 1;
+        l->deadline = mpr__now_ns() + set->handshake_ns;
+        l->pprev = ep->pend_tail;
+        if (ep->pend_tail)
+            ep->pend_tail->pnext = l;
+        else
+            ep->pend_head = l;
+        ep->pend_tail = l;
+        if (++ep->npending > MAX_PENDING)
+            link_drop(ep->pend_head,
+                      "too many connections waiting for a handshake; dropped the oldest", 0);
+        if (link_flush(l) < 0) /* our greeting */
+            link_drop(l, "closed before the ZeroMQ handshake", 0);
+    }
 }
 
-static void on_zmq_event(mpr__watch *w)
+/* Split "tcp://HOST:PORT" (checked by the router) into host and port. */
+static int split_endpoint(const char *endpoint, char *host, size_t hsize, char *port, size_t psize)
 {
-    service(MPR__CONTAINER_OF(w, zwatch, w)->ep, READ_BUDGET);
-}
-
-/* Set a ZeroMQ socket option; 0 or an MPR_ error. */
-static int opt(void *sock, int name, const void *value, size_t len)
-{
-    return zmq_setsockopt(sock, name, value, len) == 0 ? 0 : mpr__errno_code(zmq_errno());
-}
-
-static int opt_int(void *sock, int name, int value)
-{
-    return opt(sock, name, &value, sizeof value);
+    const char *h = endpoint + 6, *colon = strrchr(h, ':');
+    if (strncmp(endpoint, "tcp://", 6) != 0 || !colon || (size_t)(colon - h) >= hsize)
+        return MPR_EINVAL;
+    snprintf(host, hsize, "%.*s", (int)(colon - h), h);
+    snprintf(port, psize, "%s", colon + 1);
+    if (!strcmp(port, "*"))
+        snprintf(port, psize, "0");
+    return 0;
 }
 
 /* The endpoint workers reach: the advertised host (or the bound address,
  * or this host's name for a wildcard) and the bound port. */
-static int advertise(zmq_ep *ep, char *out, size_t size)
+static int advertise(remote_ep *ep, const char *bound, char *out, size_t size)
 {
-    char bound[256];
-    size_t len = sizeof bound;
-    if (zmq_getsockopt(ep->sock, ZMQ_LAST_ENDPOINT, bound, &len) < 0)
-        return mpr__errno_code(zmq_errno());
     const char *colon = strrchr(bound, ':');
-    if (strncmp(bound, "tcp://", 6) != 0 || !colon)
+    if (!colon)
         return MPR_EINVAL;
     char host[200];
     const char *advertised = mpr__monitor_settings(ep->m)->remote_host;
     if (advertised) {
         snprintf(host, sizeof host, "%s", advertised);
     } else {
-        snprintf(host, sizeof host, "%.*s", (int)(colon - bound - 6), bound + 6);
-        if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]") || !strcmp(host, "*")) {
+        snprintf(host, sizeof host, "%.*s", (int)(colon - bound), bound);
+        if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]")) {
             int rc = mpr__hostname(host, sizeof host);
             if (rc < 0)
                 return rc;
@@ -622,98 +703,76 @@ static int advertise(zmq_ep *ep, char *out, size_t size)
 
 static int ep_open(mpr__monitor *m, void **state)
 {
-    zmq_ep *ep = calloc(1, sizeof *ep);
+    remote_ep *ep = calloc(1, sizeof *ep);
     if (!ep)
         return MPR_ENOMEM;
     *state = ep;
     ep->m = m;
     ep->poller = mpr__monitor_poller(m);
-    const mpr__settings *set = mpr__monitor_settings(m);
-    ep->w_sock.w.fd = ep->w_zap.w.fd = ep->w_mon.w.fd = -1;
-    ep->curve_secret = mpr__secure_alloc(41);
-    if (!ep->curve_secret)
+    ep->lfd = MPR__NO_FD;
+    ep->keys = mpr__secure_alloc(sizeof *ep->keys);
+    if (!ep->keys)
         return MPR_ENOMEM;
-    ep->ctx = zmq_ctx_new();
-    if (!ep->ctx)
-        return mpr__errno_code(zmq_errno());
-    zmq_ctx_set(ep->ctx, ZMQ_BLOCKY, 0);
-    char public_key[41];
-    if (zmq_curve_keypair(public_key, ep->curve_secret) < 0)
-        return zmq_errno() == ENOTSUP ? MPR_ENOTSUP : mpr__errno_code(zmq_errno());
-    int rc = 0;
-    /* The ZAP handler first: the ROUTER's handshakes need it. */
-    ep->zap = zmq_socket(ep->ctx, ZMQ_REP);
-    if (!ep->zap || zmq_bind(ep->zap, ZAP_ENDPOINT) < 0)
-        return mpr__errno_code(zmq_errno());
-    ep->sock = zmq_socket(ep->ctx, ZMQ_ROUTER);
-    if (!ep->sock)
-        return mpr__errno_code(zmq_errno());
-    /* The largest frame, and what CURVE adds to it on the wire. */
-    int64_t maxmsg = MPR__DATA_HDR + MPR__FRAME_MAX + 256;
-    int64_t handshake_ms = set->handshake_ns / 1000000;
-    if ((rc = opt_int(ep->sock, ZMQ_CURVE_SERVER, 1)) < 0 ||
-        (rc = opt(ep->sock, ZMQ_CURVE_SECRETKEY, ep->curve_secret, 40)) < 0 ||
-        (rc = opt(ep->sock, ZMQ_ZAP_DOMAIN, "mprouter", 8)) < 0 ||
-        (rc = opt(ep->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)) < 0 ||
-        (rc = opt_int(ep->sock, ZMQ_RCVHWM, 32)) < 0 ||
-        (rc = opt_int(ep->sock, ZMQ_SNDHWM, 256)) < 0 ||
-        (rc = opt_int(ep->sock, ZMQ_LINGER, LINGER_MS)) < 0 ||
-        (rc = opt_int(ep->sock, ZMQ_HANDSHAKE_IVL, handshake_ms > INT_MAX ? INT_MAX : (int)handshake_ms)) < 0 ||
-        (rc = opt_int(ep->sock, ZMQ_HEARTBEAT_IVL, 1000)) < 0 ||
-        (rc = opt_int(ep->sock, ZMQ_HEARTBEAT_TIMEOUT, 3000)) < 0)
+    int rc = mpr__zmtp_keypair(ep->keys->public_key, ep->keys->secret_key);
+    if (rc == 0)
+        rc = mpr__random(ep->keys->cookie_key, sizeof ep->keys->cookie_key);
+    char host[200], port[16], bound[256], endpoint[256], key[41];
+    if (rc == 0)
+        rc = split_endpoint(mpr__monitor_settings(m)->remote_bind, host, sizeof host, port,
+                            sizeof port);
+    if (rc == 0)
+        rc = mpr__tcp_listen(host, port, &ep->lfd, bound, sizeof bound);
+    if (rc == 0)
+        rc = advertise(ep, bound, endpoint, sizeof endpoint);
+    if (rc < 0)
         return rc;
-    if (zmq_socket_monitor(ep->sock, MON_ENDPOINT,
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0)
-        return mpr__errno_code(zmq_errno());
-    ep->mon = zmq_socket(ep->ctx, ZMQ_PAIR);
-    if (!ep->mon || zmq_connect(ep->mon, MON_ENDPOINT) < 0)
-        return mpr__errno_code(zmq_errno());
-    if (zmq_bind(ep->sock, set->remote_bind) < 0)
-        return zmq_errno() == EINVAL ? MPR_EINVAL : mpr__errno_code(zmq_errno());
-    char endpoint[256];
-    if ((rc = advertise(ep, endpoint, sizeof endpoint)) < 0)
-        return rc;
-    mpr__monitor_set_remote(m, endpoint, public_key);
-    struct {
-        zwatch *w;
-        void *sock;
-    } watched[] = {{&ep->w_sock, ep->sock}, {&ep->w_zap, ep->zap}, {&ep->w_mon, ep->mon}};
-    for (size_t i = 0; i < MPR__ARRAY_SIZE(watched); i++) {
-        int fd;
-        size_t len = sizeof fd;
-        if (zmq_getsockopt(watched[i].sock, ZMQ_FD, &fd, &len) < 0)
-            return mpr__errno_code(zmq_errno());
-        watched[i].w->w.on_event = on_zmq_event;
-        watched[i].w->ep = ep;
-        /* In the always-set too: handshakes, heartbeats and credit go on;
-         * credit is what holds remote senders back. */
-        if ((rc = mpr__poller_add(ep->poller, &watched[i].w->w, fd, 1)) < 0)
-            return rc;
-    }
-    return 0;
+    mpr__z85_encode(key, ep->keys->public_key);
+    mpr__monitor_set_remote(m, endpoint, key);
+    ep->lwatch.on_event = on_listen;
+    rc = mpr__poller_add(ep->poller, &ep->lwatch, ep->lfd, 1);
+    ep->listening = rc == 0;
+    return rc;
+}
+
+static void owed_states(remote_ep *ep)
+{
+    int throttled = mpr__monitor_throttled(ep->m);
+    int unthrottled = ep->throttled && !throttled;
+    ep->throttled = throttled;
+    for (unsigned b = 0; b < SESSION_BUCKETS; b++)
+        for (session *s = ep->buckets[b]; s; s = s->hnext)
+            if (s->open && (s->dirty || unthrottled))
+                flush_state(s);
 }
 
 static int64_t ep_tick(void *state, int64_t now)
 {
-    zmq_ep *ep = state;
-    flush_owed(ep);
-    if (ep->more || ep->throttled != mpr__monitor_throttled(ep->m)) {
-        service(ep, READ_BUDGET);
-        flush_owed(ep);
+    remote_ep *ep = state;
+    free_dead(ep); /* closed in the last round */
+    owed_states(ep);
+    if (ep->paused_until && ep->paused_until <= now) {
+        ep->paused_until = 0;
+        ep->listening = mpr__poller_add(ep->poller, &ep->lwatch, ep->lfd, 1) == 0;
+        if (!ep->listening)
+            ep->paused_until = now + ACCEPT_BACKOFF_NS;
+    }
+    /* Links that did not get into an open session in time. */
+    while (ep->pend_head && ep->pend_head->deadline <= now) {
+        char why[64];
+        snprintf(why, sizeof why, "no handshake within %.3g s",
+                 (double)mpr__monitor_settings(ep->m)->handshake_ns / 1e9);
+        link_drop(ep->pend_head, why, 0);
     }
     if (now >= ep->next_check) {
         /* Senders not heard from for the window are lost. */
         ep->next_check = now + CHECK_EVERY_NS;
-        for (unsigned b = 0; b < PEER_BUCKETS; b++) {
-            remote_conn *c = ep->buckets[b];
-            while (c) {
-                remote_conn *next = c->hnext;
-                if (c->open && now - c->heard_ns > window_ns(ep))
-                    mpr__conn_end(&c->base, 0);
-                c = next;
+        for (unsigned b = 0; b < SESSION_BUCKETS; b++) {
+            session *s = ep->buckets[b];
+            while (s) {
+                session *next = s->hnext;
+                if (s->open && now - s->heard_ns > window_ns(ep))
+                    mpr__conn_end(&s->base, 0);
+                s = next;
             }
         }
         while (ep->zombies && ep->zombies->until <= now) {
@@ -725,43 +784,54 @@ static int64_t ep_tick(void *state, int64_t now)
             ep->nzombies--;
         }
     }
-    return ep->more ? now : ep->next_check;
+    int64_t next = ep->next_check;
+    if (ep->pend_head && ep->pend_head->deadline < next)
+        next = ep->pend_head->deadline;
+    if (ep->paused_until && ep->paused_until < next)
+        next = ep->paused_until;
+    return next;
 }
 
+/* route_until: read every link as far as it has bytes. Reading one link
+ * may close others (a sender's new link replaces its old one), so each
+ * pass starts over, and a link is read in one pass only (sync_gen). */
 static void ep_sync(void *state)
 {
-    zmq_ep *ep = state;
-    service(ep, -1);
-    flush_owed(ep);
+    remote_ep *ep = state;
+    ep->sync_gen++;
+    for (int again = 1; again;) {
+        again = 0;
+        for (link *l = ep->links; l; l = l->next) {
+            if (l->sync_gen == ep->sync_gen)
+                continue;
+            l->sync_gen = ep->sync_gen;
+            while (!l->dead && mpr__stream_unread(l->watch.fd) > 0)
+                on_readable(&l->watch);
+            again = 1;
+            break;
+        }
+    }
+    owed_states(ep);
 }
 
 static void ep_close(void *state)
 {
-    zmq_ep *ep = state;
+    remote_ep *ep = state;
     if (!ep)
         return;
-    /* The connections are closed (each told "gone"); now the sockets. */
-    zwatch *watches[] = {&ep->w_sock, &ep->w_zap, &ep->w_mon};
-    for (size_t i = 0; i < MPR__ARRAY_SIZE(watches); i++)
-        if (watches[i]->w.fd >= 0)
-            mpr__poller_del(ep->poller, &watches[i]->w);
-    if (ep->sock) {
-        zmq_socket_monitor(ep->sock, NULL, 0);
-        zmq_close(ep->sock);
-    }
-    if (ep->mon)
-        zmq_close(ep->mon);
-    if (ep->zap)
-        zmq_close(ep->zap);
-    if (ep->ctx)
-        zmq_ctx_term(ep->ctx);
+    /* The sessions are closed (each told "gone"); now the links left. */
+    while (ep->links)
+        link_free(ep->links);
+    free_dead(ep);
+    if (ep->listening)
+        mpr__poller_del(ep->poller, &ep->lwatch);
+    mpr__fd_close(ep->lfd);
     while (ep->zombies) {
         zombie *z = ep->zombies;
         ep->zombies = z->next;
         free(z);
     }
-    free(ep->pending);
-    mpr__secure_free(ep->curve_secret, 41);
+    mpr__secure_free(ep->keys, sizeof *ep->keys);
     free(ep);
 }
 

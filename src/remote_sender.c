@@ -1,168 +1,189 @@
 /*
  * remote_sender.c - the sending end of the remote transport (the router's
- * end is remote_router.c): ZeroMQ over tcp with CURVE (the frames are in
- * wire.h).
+ * end is remote_router.c): tcp with ZeroMQ's protocol and CURVE
+ * (zmtp.c), the handshake of every transport (hs.h) inside, then numbered
+ * DATA frames of records (wire.h).
  *
- * A started remote sender has a thread of its own that owns
- * the DEALER socket. mpr_sender_send writes into a private ring (the same
- * ring as the local transport, in private memory, woken through an
- * event); the thread packs whatever records are there into frames (many
- * small messages share one encrypted frame), keeps every frame until the
- * router took it and sends again what was not taken after a reconnect.
- * When credit runs out the thread stops reading the ring, the ring fills
- * and send waits: backpressure. mpr_sender_stop returns 0 once the router
- * has taken everything, BYE included.
+ * A started remote sender has a thread of its own. mpr_sender_send writes
+ * into a private ring (ring.c) and returns; the thread packs whatever
+ * records are there into frames (many small messages share one encrypted
+ * frame), keeps every frame until the router took it, and sends again
+ * what was not taken after a reconnection. When credit runs out the thread
+ * stops reading the ring, the ring fills and send waits: backpressure.
+ * mpr_sender_stop returns 0 once the router has taken everything, BYE
+ * included; while the router answers, stop waits (a slow router is not a
+ * lost one).
+ *
+ * Links. The thread owns one tcp connection at a time. It sends a HEART
+ * when it has sent nothing for HEARTBEAT_NS, and the router answers each;
+ * silence for SILENCE_NS means the link is dead even if tcp has not
+ * noticed (a cable pulled, a partition): the thread drops it and connects
+ * again at once, then every RETRY_NS, each attempt given RETRY_NS to
+ * connect. So when a broken network heals, the sender is back within about
+ * RETRY_NS plus a round trip, and a break shorter than the router's window
+ * minus about half a second loses nothing. Silence for the whole window
+ * (from the router, which tells its window in every STATE) means the
+ * router is gone: MPR_EPIPE (MPR_ETIMEDOUT in stop).
+ *
+ * The client's CURVE key pair is made once per sender (in a wipe-on-fork
+ * page) and names the sender to the router across links.
  */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
 #include "base.h"
 #include "hs.h"
 #include "platform.h"
 #include "ring.h"
 #include "transport.h"
+#include "zmtp.h"
 
-#define RESEND_NS ((int64_t)1000 * 1000000)    /* no progress for this long: send again */
-#define HEARTBEAT_NS ((int64_t)1000 * 1000000) /* idle: a HEART this often */
-#define HELLO_AGAIN_NS ((int64_t)1000 * 1000000)
+#define HEARTBEAT_NS ((int64_t)250 * 1000000) /* idle: a HEART this often */
+#define SILENCE_NS ((int64_t)1000 * 1000000)  /* nothing heard: the link is dead */
+#define RETRY_NS ((int64_t)250 * 1000000)     /* between attempts to connect */
+#define RESEND_NS ((int64_t)2000 * 1000000)   /* nothing taken for this long: send again */
 #define START_TIMEOUT_NS ((int64_t)10 * 1000000000)
+#define DEFAULT_WINDOW_NS ((int64_t)10 * 1000000000)
 #define SENDER_RING (1024u * 1024u)
+#define OUT_HIGH (1024u * 1024u) /* encrypted output waiting: pack no more frames */
+#define MAX_FRAME (MPR__DATA_HDR + MPR__FRAME_MAX)
 
-/* The process's ZeroMQ context for remote senders, shared and counted; a
- * forked child makes its own (the parent's has no threads there). */
-static mpr__mutex ctx_lock = MPR__MUTEX_INIT;
-static void *ctx_shared;
-static unsigned ctx_users;
-static uint64_t ctx_token;
-
-static void *ctx_get(void)
-{
-    uint64_t token = mpr__process_token();
-    mpr__mutex_lock(&ctx_lock);
-    if (ctx_shared && ctx_token != token) { /* inherited through fork: unusable */
-        ctx_shared = NULL;
-        ctx_users = 0;
-    }
-    if (!ctx_shared) {
-        ctx_shared = zmq_ctx_new();
-        if (ctx_shared)
-            zmq_ctx_set(ctx_shared, ZMQ_BLOCKY, 0);
-        ctx_token = token;
-    }
-    void *ctx = ctx_shared;
-    if (ctx)
-        ctx_users++;
-    mpr__mutex_unlock(&ctx_lock);
-    return ctx;
-}
-
-static void ctx_put(void *ctx)
-{
-    mpr__mutex_lock(&ctx_lock);
-    int last = ctx == ctx_shared && --ctx_users == 0;
-    if (last)
-        ctx_shared = NULL;
-    mpr__mutex_unlock(&ctx_lock);
-    if (last)
-        zmq_ctx_term(ctx);
-}
-
+/* A DATA frame kept until the router took it. */
 typedef struct frame {
     struct frame *next;
     uint64_t seq;
-    size_t records; /* DATA payload bytes */
-    zmq_msg_t msg;  /* a copy kept for sending again */
+    size_t records;        /* DATA payload bytes */
+    size_t size;           /* bytes below (header + records) */
+    unsigned char bytes[]; /* the frame in clear: encrypted anew for each link */
 } frame;
 
 enum { RUNNING, STOP_ASKED, ABORT_ASKED };
 
+/* Keys, in a wipe-on-fork page. */
+typedef struct keys {
+    unsigned char public_key[MPR__ZMTP_KEY_SIZE];
+    unsigned char secret_key[MPR__ZMTP_KEY_SIZE];
+    unsigned char server_key[MPR__ZMTP_KEY_SIZE];
+} keys;
+
 typedef struct remote_sender {
-    mpr__link base;     /* first */
+    mpr__link base;        /* first */
     mpr__sender_cred cred; /* the sender's, valid until close */
-    mpr__ring wring;    /* the writer's view of the ring (the application's thread) */
-    void *ctx;
+    char host[200], port[16];
+    keys *keys;
+    mpr__ring wring;       /* the writer's view of the ring (the application's thread) */
     mpr__thread thread;
-    mpr__event wake;    /* the thread's wake-up: a record, a request */
-    mpr__event room;    /* the writer's wait for room (without futexes) */
+    mpr__event wake;       /* the thread's wake-up: a record, a request */
+    mpr__event room;       /* the writer's wait for room (without futexes) */
     /* the start's result and the end, for the application's thread */
     mpr__mutex lock;
     mpr__cond cond;
     int started, start_rc, done, stop_rc;
-    _Atomic int request; /* RUNNING, STOP_ASKED, ABORT_ASKED */
+    _Atomic int request;   /* RUNNING, STOP_ASKED, ABORT_ASKED */
+
     /* the thread's own */
-    mpr__ring ring;     /* its view of the sender's ring, as the reader */
-    void *sock, *mon;
+    mpr__ring ring;        /* its view of the ring, as the reader */
+    mpr__fd fd;            /* the link, or MPR__NO_FD */
+    mpr__zmtp *z;
+    int connecting, ready; /* tcp connecting; CURVE done */
+    int64_t connect_by, next_connect;
+    mpr__hs_sender hs;     /* the handshake of the pipe */
+    unsigned char hello[MPR__HELLO_SIZE], proof[MPR__PROOF_SIZE];
+    int acked;             /* the router took us (ACK) */
+    int start_error;       /* a refusal seen on a link during the start */
     uint64_t next_seq, taken, credit, sent_bytes, bye_seq;
-    frame *head, *tail; /* not yet taken, oldest first */
-    frame *unsent;      /* the first of them ZeroMQ has not accepted yet */
+    frame *head, *tail;    /* not yet taken, oldest first */
+    frame *unsent;         /* the first of them not sent on this link */
     int64_t last_progress, last_sent, last_heard, window;
 } remote_sender;
 
-/* Set a ZeroMQ socket option; 0 or an MPR_ error. */
-static int opt(void *sock, int name, const void *value, size_t len)
+/* ---- the link ---- */
+
+static void drop_link(remote_sender *rs, int64_t now)
 {
-    return zmq_setsockopt(sock, name, value, len) == 0 ? 0 : mpr__errno_code(zmq_errno());
+    if (rs->fd != MPR__NO_FD)
+        mpr__stream_shutdown_close(rs->fd);
+    rs->fd = MPR__NO_FD;
+    mpr__zmtp_free(rs->z);
+    rs->z = NULL;
+    rs->connecting = rs->ready = 0;
+    if (rs->next_connect < now)
+        rs->next_connect = now; /* at once after a loss; RETRY_NS between attempts */
 }
 
-static int opt_int(void *sock, int name, int value)
+static int open_link(remote_sender *rs, int64_t now)
 {
-    return opt(sock, name, &value, sizeof value);
+    mpr__zmtp_config cfg = {MPR__ZMTP_CLIENT, rs->keys->public_key, rs->keys->secret_key,
+                            rs->keys->server_key, NULL, MAX_FRAME};
+    rs->next_connect = now + RETRY_NS;
+    int rc = mpr__zmtp_new(&rs->z, &cfg);
+    if (rc == 0)
+        rc = mpr__tcp_connect(rs->host, rs->port, &rs->fd);
+    if (rc < 0) {
+        drop_link(rs, now);
+        return rc;
+    }
+    rs->connecting = 1;
+    rs->connect_by = now + RETRY_NS;
+    return 0;
 }
 
-static int64_t deadline_ms(int64_t at, int64_t now)
+/* Write what the link owes. < 0: the link is broken. */
+static int flush(remote_sender *rs)
 {
-    if (at <= now)
-        return 0;
-    int64_t ms = (at - now + 999999) / 1000000;
-    return ms > 1000 ? 1000 : ms;
+    const unsigned char *out;
+    size_t n;
+    while (!rs->connecting && rs->z && (n = mpr__zmtp_output(rs->z, &out)) > 0) {
+        long sent = mpr__stream_send_some(rs->fd, out, n);
+        if (sent == MPR_EAGAIN)
+            return 0;
+        if (sent < 0)
+            return (int)sent;
+        mpr__zmtp_output_done(rs->z, (size_t)sent);
+        rs->last_sent = mpr__now_ns();
+    }
+    return 0;
 }
 
-/* 0, or -1 when ZeroMQ did not take the frame (EAGAIN: its queue is full,
- * or no connection yet); the frame is kept either way. */
-static int send_frame_copy(remote_sender *rs, frame *f)
+static size_t pending_output(const remote_sender *rs)
 {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    zmq_msg_copy(&m, &f->msg);
-    int rc = zmq_msg_send(&m, rs->sock, ZMQ_DONTWAIT); /* bytes, or -1 */
-    if (rc < 0)
-        zmq_msg_close(&m); /* sent again later */
-    rs->last_sent = mpr__now_ns();
-    return rc < 0 ? -1 : 0;
-}
-
-/* Hand ZeroMQ the frames it has not accepted, in order, until it is full
- * (the socket's high-water mark: EAGAIN). A frame is never skipped: one
- * refused while later ones go out would leave a gap the router must drop
- * everything after, until the next resend. */
-static void send_out(remote_sender *rs)
-{
-    while (rs->unsent && send_frame_copy(rs, rs->unsent) == 0)
-        rs->unsent = rs->unsent->next;
+    const unsigned char *out;
+    return rs->z ? mpr__zmtp_output(rs->z, &out) : 0;
 }
 
 static void send_small(remote_sender *rs, uint32_t magic)
 {
     unsigned char b[MPR__DATA_HDR] = {0};
     mpr__put_u32(b, magic);
-    zmq_send(rs->sock, b, sizeof b, ZMQ_DONTWAIT);
-    rs->last_sent = mpr__now_ns();
+    if (rs->ready)
+        mpr__zmtp_send(rs->z, b, sizeof b);
 }
 
-/* Pack what the ring holds, within credit, into DATA frames and send
- * them. 0 when the ring is empty, 1 when credit or a full ZeroMQ queue
- * holds the rest back, or MPR_ENOMEM. */
+/* Encrypt the frames not yet sent on this link, while the output is not
+ * too full. */
+static void send_out(remote_sender *rs)
+{
+    while (rs->ready && rs->unsent && pending_output(rs) < OUT_HIGH) {
+        if (mpr__zmtp_send(rs->z, rs->unsent->bytes, rs->unsent->size) < 0)
+            return;
+        rs->unsent = rs->unsent->next;
+    }
+}
+
+/* Pack what the ring holds, within credit, into DATA frames. 0 when the
+ * ring is empty, 1 when credit or a full link holds the rest back, or
+ * MPR_ENOMEM. */
 static int pump(remote_sender *rs)
 {
     mpr__ring *ring = &rs->ring;
     for (;;) {
+        if (!rs->ready || rs->unsent || pending_output(rs) >= OUT_HIGH)
+            return 1;
         uint64_t start = ring->pos, size = 0;
         int bye = 0, held = 0;
-        /* How much: whole records up to FRAME_MAX and the credit, in one
-         * piece of the ring. */
+        /* Whole records up to FRAME_MAX and the credit, in one piece of
+         * the ring. */
         mpr__ring_rec rec;
         while (mpr__ring_peek(ring, &rec) > 0) { /* our own ring: never malformed */
             if (size == 0)
@@ -171,7 +192,8 @@ static int pump(remote_sender *rs)
                 held = 1;
                 break;
             }
-            if (size + rec.size > MPR__FRAME_MAX || (ring->pos & (ring->cap - 1)) < (start & (ring->cap - 1)))
+            if (size + rec.size > MPR__FRAME_MAX ||
+                (ring->pos & (ring->cap - 1)) < (start & (ring->cap - 1)))
                 break; /* a frame is one piece of the ring */
             size += rec.size;
             mpr__ring_take(ring, &rec);
@@ -184,19 +206,17 @@ static int pump(remote_sender *rs)
             mpr__ring_consumed(ring); /* PADs skipped */
             return held;
         }
-        frame *f = malloc(sizeof *f);
-        if (!f || zmq_msg_init_size(&f->msg, MPR__DATA_HDR + size) < 0) {
-            free(f);
+        frame *f = malloc(sizeof *f + MPR__DATA_HDR + size);
+        if (!f)
             return MPR_ENOMEM;
-        }
         f->next = NULL;
         f->seq = ++rs->next_seq;
         f->records = size;
-        unsigned char *p = zmq_msg_data(&f->msg);
-        mpr__put_u32(p, MPR__DATA_MAGIC);
-        mpr__put_u32(p + 4, 0);
-        mpr__put_u64(p + 8, f->seq);
-        memcpy(p + MPR__DATA_HDR, ring->data + (start & (ring->cap - 1)), size);
+        f->size = MPR__DATA_HDR + size;
+        mpr__put_u32(f->bytes, MPR__DATA_MAGIC);
+        mpr__put_u32(f->bytes + 4, 0);
+        mpr__put_u64(f->bytes + 8, f->seq);
+        memcpy(f->bytes + MPR__DATA_HDR, ring->data + (start & (ring->cap - 1)), size);
         mpr__ring_consumed(ring);
         if (rs->tail)
             rs->tail->next = f;
@@ -208,29 +228,26 @@ static int pump(remote_sender *rs)
         rs->sent_bytes += size;
         if (bye)
             rs->bye_seq = f->seq;
-        if (!rs->unsent)
-            rs->unsent = f;
+        rs->unsent = f;
         send_out(rs);
-        if (rs->unsent)
-            return 1; /* ZeroMQ is full: the rest waits in the ring */
+        if (held)
+            return 1;
     }
 }
 
 /* STATE from the router. 1 if it says the router is gone. */
 static int on_state(remote_sender *rs, const mpr__state *st)
 {
-    rs->last_heard = mpr__now_ns();
     if (st->window_ms)
         rs->window = (int64_t)st->window_ms * 1000000;
     if (st->seq > rs->taken && st->seq <= rs->next_seq) {
         rs->taken = st->seq;
-        rs->last_progress = rs->last_heard;
+        rs->last_progress = mpr__now_ns();
         while (rs->head && rs->head->seq <= rs->taken) {
             frame *f = rs->head;
             rs->head = f->next;
             if (rs->unsent == f)
                 rs->unsent = f->next;
-            zmq_msg_close(&f->msg);
             free(f);
         }
         if (!rs->head)
@@ -241,147 +258,111 @@ static int on_state(remote_sender *rs, const mpr__state *st)
     return (st->flags & MPR__STATE_GONE) != 0;
 }
 
-/* Read what the router sent. Returns 1 if it is gone. */
-static int read_router(remote_sender *rs)
+static void finish_start(remote_sender *rs, int rc)
 {
-    unsigned char buf[64];
-    for (;;) {
-        int n = zmq_recv(rs->sock, buf, sizeof buf, ZMQ_DONTWAIT);
-        if (n < 0)
-            return 0;
-        mpr__state st;
-        if (mpr__state_decode(buf, (size_t)n, &st) == 0 && on_state(rs, &st))
+    mpr__mutex_lock(&rs->lock);
+    rs->started = 1;
+    rs->start_rc = rc;
+    mpr__cond_broadcast(&rs->cond);
+    mpr__mutex_unlock(&rs->lock);
+}
+
+/* A message from the router: the handshake's answers, then STATEs. 1 if
+ * it says the router is gone (or refused us), < 0 if the link is broken or
+ * the router is not ours. */
+static int on_message(remote_sender *rs, const unsigned char *p, size_t n)
+{
+    mpr__state st;
+    if (mpr__state_decode(p, n, &st) == 0) {
+        if (!rs->acked && (st.flags & MPR__STATE_GONE)) {
+            rs->start_error = MPR_EACCES; /* rejected */
             return 1;
+        }
+        return on_state(rs, &st);
     }
-}
-
-/* The DEALER socket, a fresh CURVE key pair of its own, connected; and a
- * monitor of it for the handshake (a refused connection, or one that
- * fails CURVE: not our router). */
-static int connect_socket(remote_sender *rs)
-{
-    const mpr__sender_cred *s = &rs->cred;
-    char pub[41], sec[41];
-    rs->sock = zmq_socket(rs->ctx, ZMQ_DEALER);
-    if (!rs->sock)
-        return mpr__errno_code(zmq_errno());
-    int rc = zmq_curve_keypair(pub, sec) < 0 ? MPR_ENOTSUP : 0;
-    if (rc == 0)
-        rc = opt(rs->sock, ZMQ_CURVE_SERVERKEY, s->server_key, 40);
-    if (rc == 0)
-        rc = opt(rs->sock, ZMQ_CURVE_PUBLICKEY, pub, 40);
-    if (rc == 0)
-        rc = opt(rs->sock, ZMQ_CURVE_SECRETKEY, sec, 40);
-    mpr__wipe(sec, sizeof sec);
-    const int ints[][2] = {{ZMQ_LINGER, 0},
-                           {ZMQ_RECONNECT_IVL, 100},
-                           {ZMQ_RECONNECT_IVL_MAX, 1000},
-                           {ZMQ_HEARTBEAT_IVL, 1000},
-                           {ZMQ_HEARTBEAT_TIMEOUT, 3000},
-                           {ZMQ_SNDHWM, 64}};
-    for (size_t i = 0; rc == 0 && i < sizeof ints / sizeof ints[0]; i++)
-        rc = opt_int(rs->sock, ints[i][0], ints[i][1]);
-    char addr[64];
-    snprintf(addr, sizeof addr, "inproc://mprouter-sender-%p", (void *)rs);
-    if (rc == 0 && (zmq_socket_monitor(rs->sock, addr,
-                                       ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
-                    !(rs->mon = zmq_socket(rs->ctx, ZMQ_PAIR)) || zmq_connect(rs->mon, addr) < 0))
-        rc = mpr__errno_code(zmq_errno());
-    if (rc == 0 && zmq_connect(rs->sock, s->remote) < 0)
-        rc = zmq_errno() == EINVAL ? MPR_EINVAL : mpr__errno_code(zmq_errno());
-    return rc;
-}
-
-/* The monitor's word during the start: MPR_ECONNREFUSED if nobody took the
- * connection or CURVE failed (not our router), 1 once the ZeroMQ
- * handshake succeeded, 0 if nothing happened. */
-static int connect_events(remote_sender *rs)
-{
-    int result = 0;
-    for (;;) {
-        zmq_msg_t ev;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, rs->mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            return result;
+    if (!rs->acked && rs->hs.state == MPR__HS_CHALLENGE && n == MPR__CHALLENGE_SIZE) {
+        int rc = mpr__hs_sender_challenge(&rs->hs, p, 0, rs->proof);
+        if (rc < 0) {
+            rs->start_error = MPR_ECONNREFUSED; /* it cannot prove the pipe's key: not our router */
+            return 1;
         }
-        int more = zmq_msg_more(&ev), event = 0;
-        if (zmq_msg_size(&ev) == 6) {
-            const unsigned char *d = zmq_msg_data(&ev);
-            event = d[0] | d[1] << 8;
-        }
-        while (more) { /* the address */
-            zmq_msg_recv(&ev, rs->mon, ZMQ_DONTWAIT);
-            more = zmq_msg_more(&ev);
-        }
-        zmq_msg_close(&ev);
-        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-            result = 1;
-        else if (event && result != 1)
-            return MPR_ECONNREFUSED;
+        rs->base.max_msg = rs->hs.max_msg;
+        return mpr__zmtp_send(rs->z, rs->proof, sizeof rs->proof) < 0 ? MPR_EIO : 0;
     }
+    if (!rs->acked && rs->hs.state == MPR__HS_ACK && n == MPR__ACK_SIZE) {
+        int rc = mpr__hs_sender_ack(&rs->hs, p);
+        mpr__wipe(rs->proof, sizeof rs->proof);
+        if (rc == 0 && rs->hs.mode != MPR__MODE_REMOTE)
+            rc = MPR_EPROTO;
+        if (rc < 0) {
+            rs->start_error = rc;
+            return 1;
+        }
+        rs->acked = 1;
+        rs->last_heard = mpr__now_ns();
+        finish_start(rs, 0); /* the application's start returns now */
+        return 0;
+    }
+    return 0; /* a repeat of an answer (a HELLO sent again): nothing new */
 }
 
-static void stop_monitor(remote_sender *rs)
+/* The link's CURVE handshake is done: the pipe's handshake (again, the same
+ * HELLO: the router answers it the same way), or, once acked, a HEART and
+ * every frame not taken. */
+static void on_ready(remote_sender *rs)
 {
-    if (!rs->mon)
+    rs->ready = 1;
+    rs->last_heard = mpr__now_ns();
+    if (!rs->acked) {
+        if (rs->hs.state == MPR__HS_ACK)
+            rs->hs.state = MPR__HS_CHALLENGE; /* its CHALLENGE again, for the same HELLO */
+        mpr__zmtp_send(rs->z, rs->hello, sizeof rs->hello);
         return;
-    zmq_socket_monitor(rs->sock, NULL, 0);
-    zmq_close(rs->mon);
-    rs->mon = NULL;
+    }
+    send_small(rs, MPR__HEART_MAGIC);
+    rs->unsent = rs->head;
+    rs->last_progress = rs->last_heard;
+    send_out(rs);
 }
 
-/* The handshake, in the thread: 0 or an MPR_ error. */
-static int remote_handshake(remote_sender *rs)
+/* Read what the link has. 1 if the router is gone, < 0 if the link broke. */
+static int read_link(remote_sender *rs)
 {
-    const mpr__sender_cred *s = &rs->cred;
-    int64_t deadline = mpr__now_ns() + START_TIMEOUT_NS;
-    mpr__hs_sender hs;
-    unsigned char hello[MPR__HELLO_SIZE], buf[64];
-    if (mpr__hs_sender_hello(&hs, s->id, s->key, hello) < 0)
-        return MPR_EIO;
-    unsigned char proof[MPR__PROOF_SIZE];
-    int64_t again = 0;
     for (;;) {
-        int64_t now = mpr__now_ns();
-        if (now >= deadline)
-            return MPR_ETIMEDOUT;
-        if (now >= again) { /* lost in a broken connection: once more (the same) */
-            int proving = hs.state == MPR__HS_ACK;
-            zmq_send(rs->sock, proving ? proof : hello, proving ? sizeof proof : sizeof hello,
-                     ZMQ_DONTWAIT);
-            again = now + HELLO_AGAIN_NS;
+        unsigned char *buf;
+        size_t space;
+        mpr__zmtp_input(rs->z, &buf, &space);
+        if (space > 0) {
+            long got = mpr__stream_recv(rs->fd, buf, space);
+            if (got == MPR_EAGAIN)
+                return 0;
+            if (got <= 0)
+                return MPR_EPIPE;
+            mpr__zmtp_input_done(rs->z, (size_t)got);
         }
-        zmq_pollitem_t items[2] = {{rs->sock, 0, ZMQ_POLLIN, 0}, {rs->mon, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, (long)deadline_ms(again < deadline ? again : deadline, now)) < 0 &&
-            zmq_errno() != EINTR)
-            return mpr__errno_code(zmq_errno());
-        if (connect_events(rs) < 0)
-            return MPR_ECONNREFUSED; /* nobody there, or not our router's key */
-        int n;
-        while ((n = zmq_recv(rs->sock, buf, sizeof buf, ZMQ_DONTWAIT)) >= 0) {
-            mpr__state st;
-            if (hs.state == MPR__HS_CHALLENGE && n == MPR__CHALLENGE_SIZE) {
-                int rc = mpr__hs_sender_challenge(&hs, buf, 0, proof);
-                if (rc < 0)
-                    return MPR_ECONNREFUSED; /* not our router */
-                rs->base.max_msg = hs.max_msg;
-                again = 0;
-            } else if (hs.state == MPR__HS_ACK && n == MPR__ACK_SIZE) {
-                int rc = mpr__hs_sender_ack(&hs, buf);
-                mpr__wipe(proof, sizeof proof);
-                if (rc < 0)
-                    return rc;
-                return hs.mode == MPR__MODE_REMOTE ? 0 : MPR_EPROTO;
-            } else if (mpr__state_decode(buf, (size_t)n, &st) == 0 && (st.flags & MPR__STATE_GONE)) {
-                return MPR_EACCES; /* rejected */
+        mpr__zmtp_event ev;
+        int rc;
+        while ((rc = mpr__zmtp_step(rs->z, &ev)) > 0) {
+            rs->last_heard = mpr__now_ns();
+            if (ev.kind == MPR__ZMTP_READY) {
+                on_ready(rs);
+                continue;
             }
+            int r = on_message(rs, ev.data, ev.size);
+            if (r != 0)
+                return r;
+        }
+        if (rc < 0) {
+            /* Before we ever got in: CURVE failed (another key: not our
+             * router) or the peer is not ZeroMQ. */
+            if (!rs->ready)
+                rs->start_error = MPR_ECONNREFUSED;
+            return MPR_EPROTO;
         }
     }
 }
+
+/* ---- the thread ---- */
 
 static void finish(remote_sender *rs, int rc)
 {
@@ -392,100 +373,169 @@ static void finish(remote_sender *rs, int rc)
     mpr__mutex_unlock(&rs->lock);
 }
 
+static int64_t until_ms(int64_t at, int64_t now)
+{
+    if (at <= now)
+        return 0;
+    int64_t ms = (at - now + 999999) / 1000000;
+    return ms > 1000 ? 1000 : ms;
+}
+
 static void *remote_thread(void *arg)
 {
     remote_sender *rs = arg;
-    int rc = connect_socket(rs);
-    if (rc == 0)
-        rc = remote_handshake(rs);
-    stop_monitor(rs);
-    mpr__mutex_lock(&rs->lock);
-    rs->started = 1;
-    rs->start_rc = rc;
-    mpr__cond_broadcast(&rs->cond);
-    mpr__mutex_unlock(&rs->lock);
-    if (rc < 0) {
-        if (rs->sock)
-            zmq_close(rs->sock);
-        return NULL;
-    }
     int64_t now = mpr__now_ns();
-    rs->last_heard = rs->last_progress = rs->last_sent = now;
-    rs->window = (int64_t)10 * 1000000000;
+    int64_t start_by = now + START_TIMEOUT_NS;
+    rs->window = DEFAULT_WINDOW_NS;
+    rs->last_heard = rs->last_sent = rs->last_progress = now;
     int result = 0;
-    for (;;) {
+    if (mpr__hs_sender_hello(&rs->hs, rs->cred.id, rs->cred.key, rs->hello) < 0)
+        result = MPR_EIO;
+    while (result == 0) {
+        now = mpr__now_ns();
         int request = atomic_load(&rs->request);
         if (request == ABORT_ASKED) {
             /* Freed without stop: tell the router now, rather than let it
-             * wait for the window (a moment for the frame to leave). */
+             * wait for the window (best effort: a moment for it to leave). */
             send_small(rs, MPR__ABORT_MAGIC);
-            opt_int(rs->sock, ZMQ_LINGER, 100);
+            flush(rs);
+            mpr__waitfd w = {rs->fd, MPR__WAIT_OUT, 0};
+            if (rs->fd != MPR__NO_FD && pending_output(rs) > 0 && mpr__wait(&w, 1, 100) > 0)
+                flush(rs);
             break;
         }
-        int gone = read_router(rs);
-        if (rs->bye_seq && rs->taken >= rs->bye_seq)
+        if (!rs->acked) {
+            /* The start: a refusal ends it; so does the deadline. */
+            if (rs->start_error) {
+                result = rs->start_error;
+                break;
+            }
+            if (now >= start_by) {
+                result = MPR_ETIMEDOUT;
+                break;
+            }
+        }
+        if (rs->acked && rs->bye_seq && rs->taken >= rs->bye_seq)
             break; /* the router has it all */
-        if (gone) {
-            result = MPR_EPIPE;
-            break;
-        }
-        send_out(rs);
-        int held = rs->unsent ? 1 : pump(rs);
-        if (held < 0) {
-            result = held;
-            break;
-        }
-        now = mpr__now_ns();
-        /* Only silence ends the wait: a router that answers is alive, and
-         * stop waits for it as long as it takes (a slow router is not a
-         * lost one). */
-        if (now - rs->last_heard > rs->window) {
+        /* Silence for the window: the router is gone (or we are cut off). */
+        if (rs->acked && now - rs->last_heard > rs->window) {
             result = request == STOP_ASKED ? MPR_ETIMEDOUT : MPR_EPIPE;
             break;
         }
-        if (rs->head && now - rs->last_progress >= RESEND_NS) {
-            /* Nothing taken for a while: after a reconnection, or lost. */
-            rs->unsent = rs->head;
-            send_out(rs);
-            rs->last_progress = now;
+        /* The link: connect, notice its death, read, write. */
+        if (rs->fd == MPR__NO_FD && now >= rs->next_connect) {
+            int rc = open_link(rs, now);
+            if (rc < 0 && rc != MPR_ECONNREFUSED && !rs->acked) {
+                result = rc; /* MPR_EINVAL: the host does not resolve */
+                break;
+            }
         }
-        if (now - rs->last_sent >= HEARTBEAT_NS)
-            send_small(rs, MPR__HEART_MAGIC);
-        int64_t next = rs->last_sent + HEARTBEAT_NS;
+        if (rs->connecting) {
+            int rc = mpr__tcp_connected(rs->fd);
+            if (rc == 0) {
+                rs->connecting = 0;
+                rs->last_heard = rs->acked ? rs->last_heard : now;
+            } else if (rc != MPR_EAGAIN || now >= rs->connect_by) {
+                drop_link(rs, now);
+                rs->next_connect = rc == MPR_EAGAIN ? now : now + RETRY_NS;
+                if (!rs->acked && rc == MPR_ECONNREFUSED) {
+                    result = MPR_ECONNREFUSED; /* nobody at the endpoint */
+                    break;
+                }
+            }
+        }
+        if (rs->fd != MPR__NO_FD && !rs->connecting) {
+            int rc = read_link(rs);
+            if (rc > 0) {
+                /* The router said gone: after taking our BYE (a clean end:
+                 * it closed our session), or it dropped us. */
+                if (rs->acked && rs->bye_seq && rs->taken >= rs->bye_seq)
+                    break;
+                if (!rs->acked)
+                    continue; /* start_error decides */
+                result = MPR_EPIPE;
+                break;
+            }
+            /* A dead link tcp has not noticed. (Not in the start: a slow
+             * router answers late, and the start has its own deadline.) */
+            if (rc == 0 && rs->acked && rs->ready && now - rs->last_heard > SILENCE_NS)
+                rc = MPR_ETIMEDOUT;
+            if (rc == 0 && rs->acked) {
+                int held = pump(rs);
+                if (held < 0) {
+                    result = held;
+                    break;
+                }
+                if (rs->head && now - rs->last_progress >= RESEND_NS) {
+                    rs->unsent = rs->head; /* taken, but not answered: once more */
+                    rs->last_progress = now;
+                    send_out(rs);
+                }
+                if (now - rs->last_sent >= HEARTBEAT_NS && pending_output(rs) == 0)
+                    send_small(rs, MPR__HEART_MAGIC);
+            }
+            if (rc == 0)
+                rc = flush(rs);
+            /* It hung up on our handshake: during CURVE, it is not our
+             * router (its key is another: it cannot open our HELLO); after
+             * it, it stopped or refused us. */
+            if (rc == MPR_EPIPE && !rs->acked && !rs->start_error)
+                rs->start_error = rs->ready ? MPR_EACCES : MPR_ECONNREFUSED;
+            if (rc < 0)
+                drop_link(rs, now);
+            if (!rs->acked && rs->start_error)
+                continue; /* the start is over: say so at once */
+        }
+        /* Sleep until something happens: the link readable (or writable
+         * with output waiting, or connected), a record or a request, or the
+         * next timer. */
+        int64_t next = now + 1000 * 1000000LL;
+        if (rs->fd == MPR__NO_FD && rs->next_connect < next)
+            next = rs->next_connect;
+        if (rs->connecting && rs->connect_by < next)
+            next = rs->connect_by;
+        if (rs->ready && rs->last_sent + HEARTBEAT_NS < next)
+            next = rs->last_sent + HEARTBEAT_NS;
+        if (rs->acked && rs->ready && rs->last_heard + SILENCE_NS < next)
+            next = rs->last_heard + SILENCE_NS;
         if (rs->head && rs->last_progress + RESEND_NS < next)
             next = rs->last_progress + RESEND_NS;
-        if (rs->last_heard + rs->window < next)
-            next = rs->last_heard + rs->window;
-        short events = (short)(ZMQ_POLLIN | (rs->unsent ? ZMQ_POLLOUT : 0));
-        zmq_pollitem_t items[2] = {{rs->sock, 0, events, 0},
-                                   {NULL, (int)mpr__event_fd(&rs->wake), ZMQ_POLLIN, 0}};
-        /* Sleep when credit holds us back (a STATE wakes us), when ZeroMQ
-         * is full (room wakes us), or with the ring empty (the writer wakes
-         * us). */
-        long timeout = held || mpr__ring_try_sleep(&rs->ring) ? (long)deadline_ms(next, now) : 0;
-        if (zmq_poll(items, 2, timeout) > 0 && (items[1].revents & ZMQ_POLLIN))
+        mpr__waitfd w[2] = {{mpr__event_fd(&rs->wake), MPR__WAIT_IN, 0}, {rs->fd, 0, 0}};
+        int nw = 1;
+        if (rs->fd != MPR__NO_FD) {
+            w[1].want = (short)(rs->connecting ? MPR__WAIT_OUT
+                                               : MPR__WAIT_IN | (pending_output(rs) ? MPR__WAIT_OUT : 0));
+            nw = 2;
+        }
+        /* With the ring empty (the writer wakes us) or held (credit, a full
+         * link: a STATE or room wakes us) we may sleep. */
+        int idle = !rs->acked || !rs->ready || rs->unsent || pending_output(rs) >= OUT_HIGH ||
+                   rs->sent_bytes + 8 > rs->credit || mpr__ring_try_sleep(&rs->ring);
+        if (mpr__wait(w, nw, idle ? (int)until_ms(next, now) : 0) > 0 && (w[0].ready & MPR__WAIT_IN))
             mpr__event_clear(&rs->wake);
     }
-    if (result < 0)
+    if (!rs->started)
+        finish_start(rs, result < 0 ? result : MPR_EPIPE);
+    else if (result < 0)
         mpr__ring_close(&rs->ring); /* the application's sends fail from now on */
     while (rs->head) {
         frame *f = rs->head;
         rs->head = f->next;
-        zmq_msg_close(&f->msg);
         free(f);
     }
-    zmq_close(rs->sock);
-    rs->sock = NULL;
+    drop_link(rs, 0);
+    mpr__wipe(rs->proof, sizeof rs->proof);
     finish(rs, result);
     return NULL;
 }
+
+/* ---- the application's side ---- */
 
 static void remote_free(remote_sender *rs)
 {
     mpr__event_close(&rs->wake);
     mpr__event_close(&rs->room);
-    if (rs->ctx)
-        ctx_put(rs->ctx);
+    mpr__secure_free(rs->keys, sizeof *rs->keys);
     mpr__cond_destroy(&rs->cond);
     mpr__mutex_destroy(&rs->lock);
     free(rs);
@@ -525,16 +575,25 @@ static void link_forget(mpr__link *l)
 {
     remote_sender *rs = (remote_sender *)l;
     mpr__ring_unmap(&rs->wring, 0);
-    mpr__fd_close(rs->wake.rfd);
-    if (rs->wake.wfd != rs->wake.rfd)
-        mpr__fd_close(rs->wake.wfd);
-    mpr__fd_close(rs->room.rfd);
-    if (rs->room.wfd != rs->room.rfd)
-        mpr__fd_close(rs->room.wfd);
+    mpr__event_close(&rs->wake);
+    mpr__event_close(&rs->room);
+    mpr__secure_free(rs->keys, sizeof *rs->keys);
     free(rs);
 }
 
 static const mpr__link_ops remote_link_ops = {link_send, link_stop, link_close, link_forget};
+
+/* "tcp://HOST:PORT" (checked by from_string) into host and port. */
+static int split(const char *endpoint, char *host, size_t hsize, char *port, size_t psize)
+{
+    const char *h = endpoint + 6, *colon = strrchr(h, ':');
+    if (strncmp(endpoint, "tcp://", 6) != 0 || !colon || (size_t)(colon - h) >= hsize ||
+        strlen(colon + 1) >= psize)
+        return MPR_EINVAL;
+    snprintf(host, hsize, "%.*s", (int)(colon - h), h);
+    snprintf(port, psize, "%s", colon + 1);
+    return 0;
+}
 
 int mpr__remote_start(const mpr__sender_cred *cred, mpr__link **out)
 {
@@ -545,15 +604,22 @@ int mpr__remote_start(const mpr__sender_cred *cred, mpr__link **out)
         return MPR_ENOMEM;
     rs->base.ops = &remote_link_ops;
     rs->cred = *cred;
+    rs->fd = MPR__NO_FD;
     rs->wake.rfd = rs->wake.wfd = rs->room.rfd = rs->room.wfd = MPR__NO_FD;
     mpr__mutex_init(&rs->lock);
     mpr__cond_init(&rs->cond);
-    int rc = mpr__event_open(&rs->wake);
+    int rc = split(cred->remote, rs->host, sizeof rs->host, rs->port, sizeof rs->port);
+    rs->keys = rc == 0 ? mpr__secure_alloc(sizeof *rs->keys) : NULL;
+    if (rc == 0 && !rs->keys)
+        rc = MPR_ENOMEM;
+    if (rc == 0)
+        rc = mpr__z85_decode(rs->keys->server_key, cred->server_key);
+    if (rc == 0)
+        rc = mpr__zmtp_keypair(rs->keys->public_key, rs->keys->secret_key);
+    if (rc == 0)
+        rc = mpr__event_open(&rs->wake);
     if (rc == 0)
         rc = mpr__event_open(&rs->room);
-    rs->ctx = rc == 0 ? ctx_get() : NULL;
-    if (rc == 0 && !rs->ctx)
-        rc = mpr__errno_code(zmq_errno());
     if (rc == 0)
         rc = mpr__ring_create_private(&rs->wring, SENDER_RING, &rs->wake, &rs->room);
     if (rc == 0) {

@@ -109,3 +109,48 @@ t remote    "mpr3:mprouter-7252-293aea48bdd8e810:2:d8b22879cec43ef9769450bd6018f
 t host-name "mpr3:mprouter-7252-293aea48bdd8e810:3:d8b22879cec43ef9769450bd6018f5f3:$key:tcp://worker-gateway.example:5555"
 t ipv6      "mpr3:mprouter-7252-293aea48bdd8e810:4:d8b22879cec43ef9769450bd6018f5f3:$key:tcp://[::1]:5555"
 t no-endpoint "mpr3:mprouter-7252-293aea48bdd8e810:5:d8b22879cec43ef9769450bd6018f5f3:$key:"
+# zmtp: [mode | max_message index << 2 | pile-up << 5][chunk seed][payload]
+# (fuzz_zmtp.c). Modes 0/1: raw bytes to a server/client; 2/3: a script
+# after an honest handshake with the hand-made peer. max index 5: 1000
+# bytes, 6: 64 KiB.
+mkdir -p zmtp
+z() { printf "$2" >"zmtp/$1"; }
+nul15='\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+fill31="$nul15$nul15\x00"
+sig='\xff\x00\x00\x00\x00\x00\x00\x00\x00\x7f'
+curve_c="${sig}\x03\x00CURVE${nul15}\x00${fill31}"
+curve_s="${sig}\x03\x01CURVE${nul15}\x01${fill31}"
+zeros64="$nul15$nul15$nul15$nul15\x00\x00\x00\x00"
+hello="\x04\xc8\x05HELLO\x01\x00${zeros64}${zeros64}${zeros64}\x00\x00\x00\x00\x00\x00\x00\x00"
+meta_dealer='\x0bSocket-Type\x00\x00\x00\x06DEALER'
+meta_router='\x0bSocket-Type\x00\x00\x00\x06ROUTER'
+z raw-hello-of-zeros     "\x14\x01${curve_c}${hello}"
+z raw-null-greeting      "\x14\x02${sig}\x03\x00NULL${nul15}\x00\x00${fill31}"
+z raw-zmtp2              "\x14\x03${sig}\x01\x05"
+z raw-http               "\x14\x04GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+z raw-error              "\x14\x05${curve_c}\x04\x0e\x05ERROR\x07go away"
+z raw-huge-header        "\x14\x06${curve_c}\x06\xff\xff\xff\xff\xff\xff\xff\xff"
+z raw-more-flag          "\x14\x07${curve_c}\x05\x06\x05HELLO"
+z raw-client-welcome     "\x15\x08${curve_s}\x04\xa8\x07WELCOME${zeros64}${zeros64}${zeros64}${nul15}\x00"
+z raw-client-ready-first "\x35\x09${curve_s}\x04\x1e\x05READY${zeros64}"
+z script-server-messages "\x1a\x0aM\x00\x00\x05\x01helloM\x00\x00\x00\x01M\x02\x00\x0a\x01\x04PING\x00\x0aabcM\x00\x00\x03\x01bye"
+z script-server-sends    "\x1a\x0bS\x00\x05hS\x00\x00\x00M\x00\x00\x02\x01hiM\x02\x00\x07\x01\x04PING\x00\x01"
+z script-server-metadata "\x1a\x0cI\x28${meta_dealer}\x08Identity\x00\x00\x00\x02idM\x00\x00\x02\x01ok"
+z script-server-router   "\x1a\x0dI\x16${meta_router}"
+z script-server-repeat   "\x1a\x0eM\x00\x00\x03\x01oneM\x00\x00\x03\x00two"
+z script-server-jump     "\x1a\x0fM\x00\x00\x03\x07oneM\x00\x00\x03\x01two"
+z script-server-more     "\x1a\x10M\x01\x00\x04\x01part"
+z script-server-command  "\x1a\x11M\x02\x00\x0a\x01\x09SUBSCRIBE"
+z script-server-too-big  "\x06\x12M\x00\x00\x02\x01ok"
+z script-server-frames   "\x1a\x13F\x04\x05\x04PINGH\x00\x00\x00\x00\x00\x7f\xff\xff\xff"
+z script-server-raw      "\x1a\x14M\x00\x00\x02\x01okX\x03\x00\x05\x07"
+z script-client-messages "\x1b\x15M\x00\x00\x05\x01helloM\x02\x00\x17\x01\x04PING\x00\x0a0123456789abcdefS\x00\x03o"
+z script-client-metadata "\x1b\x16R\x1d${meta_router}\x03X-Y\x00\x00\x00\x00"
+z script-client-dealer   "\x1b\x17R\x16${meta_dealer}"
+z script-client-backlog  "\x1b\x18S\xff\xffxS\x10\x00yM\x02\x00\x07\x01\x04PING\x00\x01M\x00\x00\x02\x01ok"
+z script-server-vouch    "\x1a\x19V\x01\x00M\x00\x00\x02\x01ok"
+z script-server-flip     "\x1a\x1aV\x10\x70M\x00\x00\x02\x01ok"
+z script-client-flip     "\x1b\x1bV\x10\x20M\x00\x00\x02\x01ok"
+z script-server-behind   "\x02\x1cM\x00\x00\x00\x01M\x00\x00\x00\x01M\x00\x00\x00\x01M\x00\x00\x00\x01M\x00\x00\x00\x01M\x00\x00\x00\x01M\x00\x00\x00\x01M\x00\x00\x00\x01"
+z script-server-grow     "\x1e\x1dM\x00\x00\x02\x01okH\x00\x00\x00\x00\x00\x00\x02\x00\x00"
+z z85-key                "\x00\x1eHelloWorld000000000000000000000000000000"
