@@ -69,18 +69,24 @@ typedef struct mpr__zmtp_event {
     const unsigned char *data; /* MESSAGE: its body, valid until the next call on the machine */
     size_t size;
     /* READY, SERVER role: the client's long-term public key, which the
-     * client proved it holds (its vouch). */
+     * client proved it holds (its vouch); CLIENT role: the server's key
+     * (which the server proved it holds: its WELCOME). Not set
+     * for MESSAGE. */
     unsigned char peer_key[MPR__ZMTP_KEY_SIZE];
 } mpr__zmtp_event;
 
-/* A new machine. It queues its greeting at once (see mpr__zmtp_output).
- * 0, MPR_EINVAL (a key missing for the role) or MPR_ENOMEM. */
+/* A new machine. It queues the start of its greeting at once (see
+ * mpr__zmtp_output), and the rest when the peer's has begun well.
+ * 0, MPR_EINVAL (a key missing for the role, a server key that is not a
+ * usable public key, max_message above MPR_MAX_MESSAGE_SIZE), MPR_ENOMEM
+ * or MPR_EIO (libsodium could not start). */
 int mpr__zmtp_new(mpr__zmtp **out, const mpr__zmtp_config *cfg);
 /* Wipes every key of the machine's own and frees it. NULL is a no-op. */
 void mpr__zmtp_free(mpr__zmtp *z);
 
 /* Where the caller may read input: up to *space bytes at *buf. *space is 0
- * only while a complete frame waits to be taken with mpr__zmtp_step. */
+ * only while a complete frame waits to be taken with mpr__zmtp_step, or
+ * after an error. Never more than the bound past the frame being read. */
 void mpr__zmtp_input(mpr__zmtp *z, unsigned char **buf, size_t *space);
 /* n bytes were written at the place mpr__zmtp_input gave. */
 void mpr__zmtp_input_done(mpr__zmtp *z, size_t n);
@@ -104,6 +110,10 @@ void mpr__zmtp_output_done(mpr__zmtp *z, size_t n);
 /* Is the handshake complete? */
 int mpr__zmtp_is_ready(const mpr__zmtp *z);
 
+/* The bytes the machine holds: its own page(s) and its input and output
+ * buffers (for accounting, and for tests of the bounds). */
+size_t mpr__zmtp_memory(const mpr__zmtp *z);
+
 /* Why the last error happened ("not CURVE", "HELLO not for this server's
  * key", "message flagged MORE", ...): static or the machine's own text,
  * valid while the machine lives; "" if there was none. */
@@ -114,7 +124,9 @@ const char *mpr__zmtp_why(const mpr__zmtp *z);
 int mpr__zmtp_keypair(unsigned char pub[MPR__ZMTP_KEY_SIZE], unsigned char sec[MPR__ZMTP_KEY_SIZE]);
 
 /* Z85 (ZeroMQ's RFC 32) of a 32-byte key: 40 characters and a NUL. The
- * decoder returns 0 or MPR_EINVAL (not 40 characters of Z85). */
+ * decoder returns 0 or MPR_EINVAL (not 40 characters of Z85, or five
+ * that say more than 32 bits; key is then all zero). Neither branches on
+ * nor indexes by the key's bytes. */
 void mpr__z85_encode(char out[41], const unsigned char key[MPR__ZMTP_KEY_SIZE]);
 int mpr__z85_decode(unsigned char key[MPR__ZMTP_KEY_SIZE], const char *text);
 

@@ -18,9 +18,10 @@ mpr_need_packages() {
         $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# What every build needs; libzmq3-dev for the remote transport (a build
-# without it is tested too: tools/check.d/15-no-remote.sh).
-MPR_BUILD_PACKAGES=(g++ make qtbase5-dev qt5-qmake qtbase5-dev-tools libzmq3-dev)
+# What every build needs; libzmq3-dev and libsodium-dev (src/zmtp.c; libzmq3-dev
+# depends on it anyway) for the remote transport (a build without it is
+# tested too: tools/check.d/15-no-remote.sh).
+MPR_BUILD_PACKAGES=(g++ make qtbase5-dev qt5-qmake qtbase5-dev-tools libzmq3-dev libsodium-dev)
 # The remote transport's tests with hosts in network namespaces (veth
 # pairs, packet loss): ip and nft.
 MPR_BUILD_PACKAGES+=(iproute2 nftables)
@@ -39,4 +40,4 @@ MPR_VALGRIND_PACKAGES=(valgrind)
 # The Debian packages (tools/check.d/50-debian.sh): the tools that build
 # and check them, and the Build-Depends of debian/control besides the
 # build's and Qt 6's packages above.
-MPR_DEB_PACKAGES=(build-essential debhelper dpkg-dev fakeroot lintian libzmq3-dev)
+MPR_DEB_PACKAGES=(build-essential debhelper dpkg-dev fakeroot lintian libzmq3-dev libsodium-dev)
