@@ -1,7 +1,8 @@
 # Stage (sourced by tools/check): the libFuzzer targets of tests/fuzz (socket
-# frame parser, shared-memory ring records, mpr::decodeVariant) built with
-# clang and run for about 90 s in all (30 s each) from the committed seed
-# corpus; fails on any crash, sanitizer report or failed check.
+# frame parser, shared-memory ring records, remote frames, mpr::decodeVariant,
+# the ZMTP/CURVE machine) built with clang and run for about 90 s in all
+# (shared among them) from the committed seed corpus; fails on any crash,
+# sanitizer report or failed check.
 # MPR_FUZZ_SECONDS changes the budget.
 if mpr_need_packages "${MPR_SANITIZER_PACKAGES[@]}"; then
     fuzz_out=$root/build-fuzz
