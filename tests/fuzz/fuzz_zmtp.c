@@ -419,8 +419,8 @@ static void scripted(struct run *r, int server, struct reader *rd)
     /* The script. */
     struct { unsigned c; size_t n; } sent[64];
     size_t nsent = 0;
-    unsigned char pongs[1024][16];
-    size_t pong_len[1024], npongs = 0;
+    unsigned char pings[1024][16], pongs[1024][16];
+    size_t ping_len[1024], nping = 0, pong_len[1024], npongs = 0;
     const uint8_t *expect_body[1024];
     size_t expect_len[1024], expect_msgs = 0; /* what the reference says is taken */
     int known = 1;          /* the reference still knows what must happen */
@@ -452,14 +452,10 @@ static void scripted(struct run *r, int server, struct reader *rd)
                         expect_body[expect_msgs] = bytes;
                         expect_len[expect_msgs++] = want_n;
                         last_peer_sent = nonce;
-                    } else {
-                        /* A PONG, unless 64 KiB of output wait to be written. */
-                        if (pending <= 64 * 1024) {
-                            CHECK(npongs < 1024);
-                            pong_len[npongs] = want_n - 7;
-                            memcpy(pongs[npongs++], bytes + 7, want_n - 7);
-                            pending += 2 + 33 + 5 + (want_n - 7);
-                        }
+                    } else { /* a PING: its PONG is decided below */
+                        CHECK(nping < 1024);
+                        ping_len[nping] = want_n - 7;
+                        memcpy(pings[nping++], bytes + 7, want_n - 7);
                         last_peer_sent = nonce;
                     }
                 }
@@ -518,7 +514,15 @@ static void scripted(struct run *r, int server, struct reader *rd)
         }
         }
     }
-    /* Sends happened before any of the script's input is fed. */
+    /* The sends were made before any of the script's input is fed: each
+     * PING is answered unless 64 KiB of output wait then. */
+    for (size_t i = 0; i < nping; i++) {
+        if (pending > 64 * 1024)
+            continue;
+        pong_len[npongs] = ping_len[i];
+        memcpy(pongs[npongs++], pings[i], ping_len[i]);
+        pending += 2 + 33 + 5 + ping_len[i];
+    }
     feed(r, b.p, b.len);
     cp_buf_free(&b);
     take_output(r);
