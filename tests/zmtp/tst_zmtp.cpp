@@ -172,6 +172,7 @@ struct End
     QByteArray why;
     bool eof = false;
     size_t readLimit = SIZE_MAX; // bytes per read(2), at most
+    size_t writeLimit = SIZE_MAX; // bytes per send(2), at most
     size_t maxSpace = 0;         // the most input space offered
     size_t maxSpaceBeforeReady = 0;
     size_t maxMemory = 0, maxMemoryBeforeReady = 0;
@@ -274,7 +275,7 @@ struct End
         size_t n;
         if (!filter) {
             while ((n = mpr__zmtp_output(z, &o)) > 0) {
-                ssize_t w = ::send(fd, o, n, MSG_NOSIGNAL);
+                ssize_t w = ::send(fd, o, qMin(n, writeLimit), MSG_NOSIGNAL);
                 if (w <= 0)
                     break;
                 mpr__zmtp_output_done(z, size_t(w));
@@ -758,6 +759,7 @@ private slots:
     void z85();
     void z85MatchesLibzmq();
     void newChecksItsConfig();
+    void keypair();
     void apiOutsideItsStates();
 
     void serverWithLibzmqDealer_data();
@@ -920,6 +922,25 @@ void tst_Zmtp::newChecksItsConfig()
     QCOMPARE(bytes(out + 22, 31), QByteArray(31, '\0'));
     cp_buf_free(&b);
     mpr__zmtp_free(z);
+}
+
+// mpr__zmtp_keypair: a secret key and its public key, fresh each time,
+// that a client and a server can use.
+void tst_Zmtp::keypair()
+{
+    Keys a, b;
+    QCOMPARE(mpr__zmtp_keypair(a.pub, a.sec), 0);
+    QCOMPARE(mpr__zmtp_keypair(b.pub, b.sec), 0);
+    QVERIFY(bytes(a.pub) != bytes(b.pub) && bytes(a.sec) != bytes(b.sec));
+    unsigned char pub[32];
+    QVERIFY(crypto_scalarmult_base(pub, a.sec) == 0);
+    QCOMPARE(bytes(pub), bytes(a.pub));
+    Pair p;
+    p.serverKeys = a;
+    p.clientKeys = b;
+    QVERIFY(p.open());
+    QVERIFY(p.handshake());
+    QCOMPARE(p.server.peerKey, bytes(b.pub));
 }
 
 void tst_Zmtp::apiOutsideItsStates()
@@ -1140,16 +1161,17 @@ void tst_Zmtp::clientAgainstServer_data()
 }
 
 // Our client and our server, both ways at once: many messages of many
-// sizes, then the largest, each byte read in pieces of readLimit.
+// sizes, then the largest, read and written in pieces of readLimit (so
+// the output is partly written when more is queued).
 void tst_Zmtp::clientAgainstServer()
 {
     QFETCH(int, readLimit);
     QFETCH(int, count);
     Pair p;
     QVERIFY(p.open());
-    if (readLimit) {
-        p.client.readLimit = size_t(readLimit);
-        p.server.readLimit = size_t(readLimit);
+    if (readLimit) { // and written in pieces as small, between sends
+        p.client.readLimit = p.client.writeLimit = size_t(readLimit);
+        p.server.readLimit = p.server.writeLimit = size_t(readLimit);
     }
     QVERIFY(p.handshake());
     QCOMPARE(p.server.peerKey, bytes(p.clientKeys.pub));
@@ -1159,6 +1181,10 @@ void tst_Zmtp::clientAgainstServer()
         QByteArray a = pattern(sizeOf(i), unsigned(i)), b = pattern(sizeOf(i + 1), unsigned(~i));
         QCOMPARE(mpr__zmtp_send(p.client.z, a.constData(), size_t(a.size())), 0);
         QCOMPARE(mpr__zmtp_send(p.server.z, b.constData(), size_t(b.size())), 0);
+        if (i % 64 == 0) { // some of it out: the rest moves to the front of the output
+            p.client.flush();
+            p.server.flush();
+        }
     }
     const bool withBig = readLimit == 0 || readLimit >= 4096;
     QByteArray big = pattern(MAX, 7);
@@ -1418,6 +1444,7 @@ void tst_Zmtp::rawServerRejected_data()
     QTest::newRow("ERROR instead of WELCOME") << "error" << "peer sent ERROR: 400";
     QTest::newRow("WELCOME from another key") << "other key" << "bad WELCOME (not from the server's key)";
     QTest::newRow("WELCOME of 167 bytes") << "short welcome" << "malformed WELCOME";
+    QTest::newRow("WELCOME with S' of small order") << "zero S'" << "bad WELCOME (unusable short-term key)";
     QTest::newRow("HELLO to the client") << "hello" << "expected WELCOME";
     QTest::newRow("READY instead of WELCOME") << "early ready" << "expected WELCOME";
     QTest::newRow("READY from a DEALER") << "dealer" << "not a ROUTER";
@@ -1446,6 +1473,10 @@ void tst_Zmtp::rawServerRejected()
         QVERIFY(t.toHello());
         Keys other;
         memcpy(t.raw.peer.sec, other.sec, 32);
+        cp_welcome(&t.raw.peer, &b);
+    } else if (play == "zero S'") {
+        QVERIFY(t.toHello());
+        memset(t.raw.peer.cn_pub, 0, 32);
         cp_welcome(&t.raw.peer, &b);
     } else if (play == "short welcome") {
         QVERIFY(t.toHello());
@@ -1703,6 +1734,8 @@ void tst_Zmtp::initiateVariants_data()
     QTest::newRow("Socket-Type DEALER with a NUL") << "dealer nul" << "not a DEALER";
     QTest::newRow("two Socket-Types") << "two types" << "bad metadata (two socket types)";
     QTest::newRow("truncated property") << "truncated" << "bad metadata";
+    QTest::newRow("property name cut short") << "short name" << "bad metadata";
+    QTest::newRow("INITIATE of 256 bytes") << "short initiate" << "malformed INITIATE";
     QTest::newRow("value length 2^32-1") << "huge value" << "bad metadata";
     QTest::newRow("INITIATE's nonce not above HELLO's") << "nonce" << "nonce not increasing";
     QTest::newRow("INITIATE over the handshake bound") << "big" << "frame too large";
@@ -1740,6 +1773,9 @@ void tst_Zmtp::initiateVariants()
     } else if (variant == "truncated") {
         cp_property(&md, "Socket-Type", "DEALER", 6);
         md.len -= 1;
+    } else if (variant == "short name") {
+        cp_property(&md, "Socket-Type", "DEALER", 6);
+        cp_put(&md, "\x0bSocket", 7);
     } else if (variant == "huge value") {
         cp_property(&md, "Socket-Type", "DEALER", 6);
         md.p[12] = md.p[13] = md.p[14] = md.p[15] = 0xff;
@@ -1763,7 +1799,10 @@ void tst_Zmtp::initiateVariants()
     if (variant == "nonce")
         t.raw.peer.nonce = 1; // the HELLO's
     cp_buf b = {};
-    cp_initiate(&t.raw.peer, &b, &o);
+    if (variant == "short initiate")
+        cp_command(&b, "INITIATE", QByteArray(256 - 9, 'i').constData(), 256 - 9);
+    else
+        cp_initiate(&t.raw.peer, &b, &o);
     cp_buf_free(&md);
     t.send(&b, why.isEmpty() ? 0 : 2000);
     if (why.isEmpty()) {
