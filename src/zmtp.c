@@ -384,7 +384,7 @@ static int in_to_heap(mpr__zmtp *z)
     size_t left = z->in_end - z->in_start;
     size_t cap = in_bound(z) < READ_CHUNK ? in_bound(z) : READ_CHUNK;
     if (cap < left)
-        cap = left; /* several small frames already here: space stays 0 until they are taken */
+        cap = left; /* frames already here, more than a small bound holds */
     unsigned char *p = malloc(cap);
     if (!p)
         return fail(z, MPR_ENOMEM, "out of memory");
@@ -890,8 +890,12 @@ void mpr__zmtp_input(mpr__zmtp *z, unsigned char **buf, size_t *space)
         z->in_end -= z->in_start;
         z->in_start = 0;
     }
+    /* The buffer may be larger than the bound (frames that came right
+     * behind the last handshake command, more than a small bound), never
+     * the room offered. Held bytes at the bound hold a whole frame. */
+    size_t limit = in_bound(z) < z->in_cap ? in_bound(z) : z->in_cap;
     *buf = z->in + z->in_end;
-    *space = z->state == ST_FAILED ? 0 : z->in_cap - z->in_end;
+    *space = z->state == ST_FAILED || z->in_end >= limit ? 0 : limit - z->in_end;
 }
 
 void mpr__zmtp_input_done(mpr__zmtp *z, size_t n)

@@ -21,13 +21,18 @@
  *
  * A script (modes 2 and 3) is a list of operations, each an op byte and
  * its bytes, that the hand-made peer turns into frames:
- *   'I'/'R' len md...  INITIATE (mode 2) or READY (mode 3) with this
- *                      metadata; the first op is an honest one if the
- *                      script does not start with one
+ *   'I'/'R' len md...  first: INITIATE (mode 2) or READY (mode 3) with
+ *                      this metadata (else an honest one)
+ *   'V' how where      then: INITIATE with a vouch made by another key
+ *                      (how bit 0), for another C (1), C' (2) or server
+ *                      (3); bit 4: one bit of the INITIATE's or READY's
+ *                      body flipped at where
  *   'M' f n1 n0 d k..  a MESSAGE: flags byte f, n bytes of body (cut to
  *                      what is left), nonce step d (0: repeat the last,
  *                      1: next, else a jump)
- *   'S' n1 n0 c        the machine sends n bytes of c (before the input)
+ *   'S' n1 n0 c        the machine sends n bytes of c when it is READY
+ * The INITIATE or READY and every frame of the script go out as one
+ * stream (libzmq sends its first messages right behind its INITIATE).
  *   'F' f len ...      an unencrypted frame with flags f
  *   'H' f 8 bytes      a frame header alone, any size
  *   'X' len ...        raw bytes
@@ -109,6 +114,7 @@ static int rb_close(void)
 static randombytes_implementation rb = {rb_name, rb_random, rb_stir, rb_uniform, rb_buf, rb_close};
 
 static unsigned char server_pub[32], server_sec[32], client_pub[32], client_sec[32], cookie_key[32];
+static unsigned char other_pub[32], other_sec[32]; /* a key pair nobody uses */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -120,14 +126,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     rng = 0x9e3779b97f4a7c15u;
     crypto_box_keypair(server_pub, server_sec);
     crypto_box_keypair(client_pub, client_sec);
+    crypto_box_keypair(other_pub, other_sec);
     randombytes_buf(cookie_key, sizeof cookie_key);
     return 0;
 }
 
 /* ---- the machine and its checks ---- */
 
+/* A send the machine makes at READY: n bytes of c. */
+struct send {
+    size_t n;
+    unsigned c;
+};
+
 struct run {
     mpr__zmtp *z;
+    const struct send *sends; /* made at READY */
+    size_t nsends;
     size_t max;
     uint32_t seed;
     int drain;    /* drain the output as we go */
@@ -182,6 +197,15 @@ static void steps(struct run *r)
             CHECK(r->ready == 0);
             r->ready = 1;
             CHECK(mpr__zmtp_is_ready(r->z));
+            for (size_t i = 0; i < r->nsends; i++) {
+                const size_t size = r->sends[i].n;
+                unsigned char *m = malloc(size ? size : 1);
+                CHECK(m);
+                memset(m, (int)r->sends[i].c, size);
+                int sent = mpr__zmtp_send(r->z, m, size);
+                free(m);
+                CHECK(sent == (size > r->max ? MPR_EMSGSIZE : 0));
+            }
         } else {
             CHECK(ev.kind == MPR__ZMTP_MESSAGE);
             CHECK(r->ready);
@@ -375,14 +399,13 @@ static void scripted(struct run *r, int server, struct reader *rd)
         CHECK(cp_metadata_has_type(peer.metadata, peer.metadata_len, "DEALER"));
     }
 
-    /* The last step of the handshake: honest, or with the script's
-     * metadata. */
-    unsigned op = 0;
+    /* The last step of the handshake (INITIATE or READY): honest, or with
+     * the script's metadata ('I'/'R'), or forged ('V'). */
+    unsigned op = 0, len = 0, how = 0, where = 0;
     const char *want = server ? "DEALER" : "ROUTER";
     int expect_ready = 1;
     cp_buf md = {0};
     if (rd->n > 0 && (rd->p[0] == 'I' || rd->p[0] == 'R')) {
-        unsigned len = 0;
         const uint8_t *m;
         rd_byte(rd, &op);
         rd_byte(rd, &len);
@@ -392,33 +415,37 @@ static void scripted(struct run *r, int server, struct reader *rd)
     } else {
         cp_property(&md, "Socket-Type", want, 6);
     }
+    if (rd->n > 0 && rd->p[0] == 'V') {
+        rd_byte(rd, &op);
+        rd_byte(rd, &how);
+        rd_byte(rd, &where);
+        how &= server ? 0x1f : 0x10; /* a server's READY has no vouch */
+        expect_ready = expect_ready && how == 0;
+    }
+    static const unsigned char junk[32] = "not the key anyone vouched for";
     if (server) {
         cp_initiate_opts o = {0};
         o.metadata = md.p;
         o.metadata_len = md.len;
         o.use_metadata = 1;
+        o.vouch_sec = how & 1 ? other_sec : NULL;     /* a vouch C did not make */
+        o.claimed_pub = how & 2 ? other_pub : NULL;   /* C is someone else's */
+        o.vouch_cn = how & 4 ? junk : NULL;           /* for another C' */
+        o.vouch_server = how & 8 ? junk : NULL;       /* for another server */
         cp_initiate(&peer, &b, &o);
     } else {
         cp_ready(&peer, &b, md.p ? md.p : (const unsigned char *)"", md.len);
     }
     cp_buf_free(&md);
-    feed(r, b.p, b.len);
-    cp_buf_free(&b);
-    CHECK(r->ready == expect_ready);
-    CHECK(!!r->error == !expect_ready);
-    if (!expect_ready)
-        return;
-    take_output(r);
-    const size_t after_handshake = r->out.len;
-    if (server) { /* the READY */
-        CHECK(out_frame(r, &off, &body, &n) && cp_on_ready(&peer, body, n) == 0);
-        CHECK(cp_metadata_has_type(peer.metadata, peer.metadata_len, "ROUTER"));
-        CHECK(off == after_handshake);
+    if (how & 0x10) { /* one bit of the command's body changed on its way */
+        const size_t hdr = b.p[0] & CP_F_LONG ? 9 : 2;
+        b.p[hdr + where % (b.len - hdr)] ^= 1;
     }
 
-    /* The script. */
-    struct { unsigned c; size_t n; } sent[64];
-    size_t nsent = 0;
+    /* The script, sent right behind it (as libzmq sends its first
+     * messages): its frames, and the sends the machine makes at READY. */
+    struct send sends[64];
+    size_t nsends = 0;
     unsigned char pings[1024][16], pongs[1024][16];
     size_t ping_len[1024], nping = 0, pong_len[1024], npongs = 0;
     const uint8_t *expect_body[1024];
@@ -426,9 +453,8 @@ static void scripted(struct run *r, int server, struct reader *rd)
     int known = 1;          /* the reference still knows what must happen */
     int refused = 0;        /* ... and an op must have been refused */
     uint64_t last_peer_sent = peer.nonce - 1; /* the last nonce taken */
-    size_t pending = 0;     /* output the machine holds (nothing is taken during the script) */
     while (rd_byte(rd, &op)) {
-        unsigned f = 0, hi = 0, lo = 0, d = 0, len = 0;
+        unsigned f = 0, hi = 0, lo = 0, d = 0;
         const uint8_t *bytes;
         switch (op) {
         case 'M': {
@@ -467,21 +493,9 @@ static void scripted(struct run *r, int server, struct reader *rd)
             rd_byte(rd, &hi);
             rd_byte(rd, &lo);
             rd_byte(rd, &c);
-            size_t size = hi << 8 | lo;
-            if (nsent < 64) {
-                unsigned char *m = malloc(size ? size : 1);
-                CHECK(m);
-                memset(m, (int)c, size);
-                int rc = mpr__zmtp_send(r->z, m, size);
-                free(m);
-                if (size > r->max) {
-                    CHECK(rc == MPR_EMSGSIZE);
-                } else {
-                    CHECK(rc == 0);
-                    sent[nsent].c = c;
-                    sent[nsent++].n = size;
-                    pending += (33 + size <= 255 ? 2 : 9) + 33 + size;
-                }
+            if (nsends < 64) {
+                sends[nsends].n = hi << 8 | lo;
+                sends[nsends++].c = c;
             }
             break;
         }
@@ -514,8 +528,34 @@ static void scripted(struct run *r, int server, struct reader *rd)
         }
         }
     }
-    /* The sends were made before any of the script's input is fed: each
-     * PING is answered unless 64 KiB of output wait then. */
+    r->sends = sends;
+    r->nsends = nsends;
+    feed(r, b.p, b.len);
+    cp_buf_free(&b);
+    take_output(r);
+    CHECK(r->ready == expect_ready);
+    if (!expect_ready) {
+        CHECK(r->error && r->nmsgs == 0);
+        return;
+    }
+
+    /* What the machine wrote: READY (server), then the sends made at
+     * READY, then the PONGs, each a MESSAGE the hand-made peer opens.
+     * The sends were made before any of the script was taken: each PING
+     * is answered unless 64 KiB of output waited then. */
+    size_t pending = server ? 2 + 52 : 0;
+    if (server) {
+        CHECK(out_frame(r, &off, &body, &n) && cp_on_ready(&peer, body, n) == 0);
+        CHECK(cp_metadata_has_type(peer.metadata, peer.metadata_len, "ROUTER"));
+        CHECK(off == 64 + 2 + 168 + 2 + 52);
+    }
+    size_t nsent = 0; /* the sends the machine took */
+    for (size_t i = 0; i < nsends; i++) {
+        if (sends[i].n <= r->max) {
+            pending += (33 + sends[i].n <= 255 ? 2 : 9) + 33 + sends[i].n;
+            nsent++;
+        }
+    }
     for (size_t i = 0; i < nping; i++) {
         if (pending > 64 * 1024)
             continue;
@@ -523,9 +563,6 @@ static void scripted(struct run *r, int server, struct reader *rd)
         memcpy(pongs[npongs++], pings[i], ping_len[i]);
         pending += 2 + 33 + 5 + ping_len[i];
     }
-    feed(r, b.p, b.len);
-    cp_buf_free(&b);
-    take_output(r);
     if (known) {
         CHECK(r->nmsgs == expect_msgs);
         for (size_t i = 0; i < expect_msgs; i++)
@@ -533,19 +570,19 @@ static void scripted(struct run *r, int server, struct reader *rd)
         CHECK(!!r->error == refused);
     }
     if (!r->error || known) {
-        /* What the machine wrote: the sends, then the PONGs, in order,
-         * each a MESSAGE the hand-made peer opens. */
-        size_t o = after_handshake, i = 0, k = 0;
-        unsigned char *plain = malloc(r->max + 64);
+        size_t i = 0, k = 0;
+        unsigned char *plain = malloc(r->max > 65536 ? r->max + 64 : 65536 + 64);
         CHECK(plain);
-        while (out_frame(r, &o, &body, &n)) {
+        while (out_frame(r, &off, &body, &n)) {
             unsigned mf;
             size_t plen;
             CHECK(cp_open(&peer, body, n, &mf, plain, &plen) == 0);
-            if (i < nsent) {
-                CHECK(mf == 0 && plen == sent[i].n);
+            while (i < nsends && sends[i].n > r->max)
+                i++;
+            if (i < nsends) {
+                CHECK(mf == 0 && plen == sends[i].n);
                 for (size_t j = 0; j < plen; j++)
-                    CHECK(plain[j] == sent[i].c);
+                    CHECK(plain[j] == sends[i].c);
                 i++;
             } else if (known) {
                 CHECK(k < npongs);
@@ -556,12 +593,15 @@ static void scripted(struct run *r, int server, struct reader *rd)
                 CHECK(mf == 2 && plen >= 5 && memcmp(plain, "\x04PONG", 5) == 0);
             }
         }
-        CHECK(o == r->out.len);
-        CHECK(i == nsent);
+        CHECK(off == r->out.len);
+        while (i < nsends && sends[i].n > r->max)
+            i++;
+        CHECK(i == nsends);
         if (known)
             CHECK(k == npongs);
         free(plain);
     }
+    (void)nsent;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -174,7 +174,7 @@ struct End
     size_t readLimit = SIZE_MAX; // bytes per read(2), at most
     size_t writeLimit = SIZE_MAX; // bytes per send(2), at most
     size_t maxSpace = 0;         // the most input space offered
-    size_t maxSpaceBeforeReady = 0;
+    size_t maxSpaceBeforeReady = 0, maxSpaceAfterReady = 0;
     size_t maxMemory = 0, maxMemoryBeforeReady = 0;
     bool spaceBroken = false;    // space 0 without a frame to take
     qint64 written = 0;
@@ -255,6 +255,8 @@ struct End
             maxSpace = qMax(maxSpace, space);
             if (!mpr__zmtp_is_ready(z))
                 maxSpaceBeforeReady = qMax(maxSpaceBeforeReady, space);
+            else
+                maxSpaceAfterReady = qMax(maxSpaceAfterReady, space);
             ssize_t n = ::read(fd, buf, qMin(space, readLimit));
             if (n > 0) {
                 mpr__zmtp_input_done(z, size_t(n));
@@ -795,6 +797,7 @@ private slots:
     void oversizedFrameAllocatesNothing_data();
     void oversizedFrameAllocatesNothing();
     void largestMessageFitsTheBound();
+    void framesRightBehindTheHandshake();
     void fewKiBBeforeReady();
     void longTermSecretsAreNeverCopied();
     void noSharedSecretLeftOnTheStack_data();
@@ -2026,6 +2029,29 @@ void tst_Zmtp::largestMessageFitsTheBound()
     QVERIFY(!t.server.spaceBroken);
     QVERIFY2(mpr__zmtp_memory(t.server.z) <= 4096 + (MAX + 9 + 33) + 1024,
              qPrintable(QString::number(mpr__zmtp_memory(t.server.z))));
+}
+
+// libzmq sends its first messages right behind its INITIATE: they arrive
+// in the handshake buffer and move with READY. With max_message 0 (a
+// bound of 42 bytes) the 40 frames behind it are more than the bound, and
+// still the machine offers no more input space than the bound.
+void tst_Zmtp::framesRightBehindTheHandshake()
+{
+    RawClient t;
+    QVERIFY(t.open(0));
+    QVERIFY(t.toWelcome());
+    cp_buf b = {};
+    cp_initiate(&t.raw.peer, &b, nullptr);
+    for (int i = 0; i < 40; i++)
+        cp_message(&t.raw.peer, &b, 0, "", 0);
+    t.server.readLimit = MPR__ZMTP_HANDSHAKE_MAX; // all of it in one read
+    QVERIFY(t.raw.sendAndFree(&b));
+    QVERIFY(drive({&t.server}, [&] { return t.server.inbox.size() == 40 || t.server.error; }));
+    QCOMPARE(t.server.error, 0);
+    QCOMPARE(t.server.readyEvents, 1);
+    QVERIFY(!t.server.spaceBroken);
+    QVERIFY2(t.server.maxSpaceAfterReady <= 0 + 9 + 33,
+             qPrintable(QString::number(t.server.maxSpaceAfterReady)));
 }
 
 // Before READY a machine holds its page and a little output: 256 servers
