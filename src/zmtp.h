@@ -20,7 +20,8 @@
  * MPR__ZMTP_HANDSHAKE_MAX bytes until the handshake is complete, then
  * max_message plus the CURVE overhead; a frame header announcing more is a
  * protocol error before any of its body is buffered. Output is what the
- * caller queued (mpr__zmtp_send) plus the few handshake commands.
+ * caller queued (mpr__zmtp_send) plus the few handshake commands and the
+ * PONGs, which are skipped while 64 KiB of output wait to be written.
  *
  * Secrets. The long-term secret key and the server's cookie key stay in
  * the caller's memory (a wipe-on-fork, no-dump page: mpr__secure_alloc) and
@@ -69,9 +70,9 @@ typedef struct mpr__zmtp_event {
     const unsigned char *data; /* MESSAGE: its body, valid until the next call on the machine */
     size_t size;
     /* READY, SERVER role: the client's long-term public key, which the
-     * client proved it holds (its vouch); CLIENT role: the server's key
-     * (which the server proved it holds: its WELCOME). Not set
-     * for MESSAGE. */
+     * client proved it holds (its vouch); CLIENT role: the server's key,
+     * which the server proved it holds (its WELCOME). Not set for
+     * MESSAGE. */
     unsigned char peer_key[MPR__ZMTP_KEY_SIZE];
 } mpr__zmtp_event;
 
