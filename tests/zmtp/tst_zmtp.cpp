@@ -632,7 +632,7 @@ struct RawServer
 // Where in memory the 32 bytes at key are found, read in place: the
 // search makes no copy of the key (on the stack or anywhere) to find.
 #if defined(__GNUC__)
-__attribute__((no_sanitize("address", "undefined"), noinline))
+__attribute__((no_sanitize("address", "thread", "undefined"), noinline))
 #endif
 void findIn(const volatile unsigned char *lo, size_t len, const unsigned char *key,
             std::vector<quintptr> *hits)
@@ -692,7 +692,7 @@ std::vector<quintptr> scanMemory(const unsigned char *key, size_t *scanned)
 // How often key[0..32) is on this thread's stack, in the 64 KiB below the
 // caller's frame (where the calls it just made had theirs).
 #if defined(__GNUC__)
-__attribute__((no_sanitize("address", "undefined"), noinline))
+__attribute__((no_sanitize("address", "thread", "undefined"), noinline))
 #endif
 int onStackBelow(const unsigned char *key)
 {
@@ -733,7 +733,7 @@ quintptr copyOntoStack(const unsigned char *key)
 
 // Clears the 32 bytes at a (a dead frame: ASan must not look).
 #if defined(__GNUC__)
-__attribute__((no_sanitize("address", "undefined"), noinline))
+__attribute__((no_sanitize("address", "thread", "undefined"), noinline))
 #endif
 void wipeAt(quintptr a)
 {
