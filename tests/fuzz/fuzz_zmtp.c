@@ -24,9 +24,10 @@
  *   'I'/'R' len md...  first: INITIATE (mode 2) or READY (mode 3) with
  *                      this metadata (else an honest one)
  *   'V' how where      then: INITIATE with a vouch made by another key
- *                      (how bit 0), for another C (1), C' (2) or server
- *                      (3); bit 4: one bit of the INITIATE's or READY's
- *                      body flipped at where
+ *                      (how bit 0), claiming another C (1: with bit 0, an
+ *                      honest client of another key), for another C' (2)
+ *                      or server (3); bit 4: one bit of the INITIATE's
+ *                      or READY's body flipped at where
  *   'M' f n1 n0 d k..  a MESSAGE: flags byte f, n bytes of body (cut to
  *                      what is left), nonce step d (0: repeat the last,
  *                      1: next, else a jump)
@@ -147,6 +148,7 @@ struct run {
     uint32_t seed;
     int drain;    /* drain the output as we go */
     int ready;    /* READY events */
+    unsigned char peer_key[32]; /* READY's */
     int error;
     size_t delivered;
     unsigned char **msgs; /* copies of what was delivered */
@@ -196,6 +198,7 @@ static void steps(struct run *r)
         if (ev.kind == MPR__ZMTP_READY) {
             CHECK(r->ready == 0);
             r->ready = 1;
+            memcpy(r->peer_key, ev.peer_key, 32);
             CHECK(mpr__zmtp_is_ready(r->z));
             for (size_t i = 0; i < r->nsends; i++) {
                 const size_t size = r->sends[i].n;
@@ -420,7 +423,10 @@ static void scripted(struct run *r, int server, struct reader *rd)
         rd_byte(rd, &how);
         rd_byte(rd, &where);
         how &= server ? 0x1f : 0x10; /* a server's READY has no vouch */
-        expect_ready = expect_ready && how == 0;
+        /* Another key that vouches for itself is an honest client (with
+         * another identity); one of the two alone is a forgery. */
+        const int forged = (how & 3) == 1 || (how & 3) == 2 || (how & 0x1c);
+        expect_ready = expect_ready && !forged;
     }
     static const unsigned char junk[32] = "not the key anyone vouched for";
     if (server) {
@@ -538,6 +544,10 @@ static void scripted(struct run *r, int server, struct reader *rd)
         CHECK(r->error && r->nmsgs == 0);
         return;
     }
+    if (server) /* whose key the server says it talked to */
+        CHECK(memcmp(r->peer_key, (how & 3) == 3 ? other_pub : client_pub, 32) == 0);
+    else
+        CHECK(memcmp(r->peer_key, server_pub, 32) == 0);
 
     /* What the machine wrote: READY (server), then the sends made at
      * READY, then the PONGs, each a MESSAGE the hand-made peer opens.
