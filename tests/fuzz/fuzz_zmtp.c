@@ -49,7 +49,9 @@
  * hand-made peer, unless 64 KiB of output wait) or refused, and that
  * nothing is taken after a refusal.
  * Randomness is deterministic per input (libsodium's randombytes is
- * replaced) so every finding replays.
+ * replaced) so every finding replays. Every input's payload is also read
+ * as Z85 text (mpr__z85_decode): a key only from 40 characters of Z85,
+ * which mpr__z85_encode gives back the same.
  */
 #include <sodium.h>
 #include <stdint.h>
@@ -633,6 +635,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_message = r.max;
     CHECK(mpr__zmtp_new(&r.z, &cfg) == 0);
     struct reader rd = {data + 2, size - 2};
+    char text[42];
+    const size_t tn = rd.n < 41 ? rd.n : 41;
+    memcpy(text, rd.p, tn);
+    text[tn] = '\0';
+    unsigned char key[32];
+    if (mpr__z85_decode(key, text) == 0) {
+        char back[41];
+        mpr__z85_encode(back, key);
+        CHECK(strlen(text) == 40 && strcmp(back, text) == 0);
+    } else {
+        for (int i = 0; i < 32; i++)
+            CHECK(key[i] == 0);
+    }
     if (mode < 2) {
         feed(&r, rd.p, rd.n);
         /* Bounded by construction: the output holds our greeting and at
