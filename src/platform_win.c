@@ -932,6 +932,7 @@ typedef struct pwatch {
 struct mpr__poller {
     HANDLE port;
     pwatch *live, *zombies;
+    volatile LONG wake_posted; /* a wake-up packet is queued: one is enough */
 };
 
 static void pw_link(pwatch **list, pwatch *pw)
@@ -1123,14 +1124,19 @@ void mpr__poller_del(mpr__poller *p, mpr__watch *w)
 
 void mpr__poller_wake(mpr__poller *p)
 {
-    PostQueuedCompletionStatus(p->port, 0, KEY_WAKE, NULL);
+    /* Like an eventfd, wake-ups coalesce: packets do not pile up. */
+    if (InterlockedExchange(&p->wake_posted, 1) == 0 &&
+        !PostQueuedCompletionStatus(p->port, 0, KEY_WAKE, NULL))
+        InterlockedExchange(&p->wake_posted, 0);
 }
 
 /* A packet: a wake-up (1), or a watch's completion (0). */
 static int on_packet(mpr__poller *p, const OVERLAPPED_ENTRY *e)
 {
-    if (!e->lpOverlapped)
+    if (!e->lpOverlapped) {
+        InterlockedExchange(&p->wake_posted, 0); /* a wake-up from now on posts again */
         return 1;
+    }
     pwatch *pw = MPR__CONTAINER_OF(e->lpOverlapped, pwatch, ov);
     if (pw->wait) {
         UnregisterWaitEx(pw->wait, NULL); /* its callback has run: releases it */
