@@ -5,8 +5,12 @@
  * refused connect, an address in use, a host that does not resolve), the
  * poller's promises (level-triggered, the always-set, a removed watch
  * whose memory is freed at once, events, a wake-up from another thread),
- * mpr__wait on an event, condition variables with a deadline, the error
- * map. Internal: includes src/platform.h and links the static library. */
+ * the local endpoint within one process (the peer's pid and user, the end
+ * of the stream, nobody listening), a section handed over with
+ * mpr__ipc_send_shm and pulled after its sender closed it, refused when
+ * too small, too large, SEC_RESERVE or not a section at all; mpr__wait
+ * on an event, condition variables with a deadline, the error map.
+ * Internal: includes src/platform.h and links the static library. */
 #include "cunit.h"
 
 #include <mprouter/common.h>
@@ -262,6 +266,117 @@ CU_TEST(wait_on_event_and_timeouts)
     CHECK(ms >= 140 && ms < 2000);
     mpr__cond_destroy(&cv);
     mpr__mutex_destroy(&m);
+}
+
+/* A client and a server end of the local endpoint, in this process. */
+static int ipc_pair(mpr__ipc_listener *l, mpr__fd *client, mpr__fd *server, mpr__ipc_peer *who)
+{
+    char name[MPR__IPC_NAME_MAX + 1];
+    if (mpr__ipc_listen(l, name, sizeof name) < 0 || strncmp(name, "mprouter-", 9) != 0)
+        return -1;
+    if (mpr__ipc_accept(l, server, who) != MPR_EAGAIN)
+        return -1;
+    if (mpr__ipc_connect(name, client) < 0)
+        return -1;
+    mpr__waitfd w = {l->fd, MPR__WAIT_IN, 0};
+    if (mpr__wait(&w, 1, 5000) != 1)
+        return -1;
+    return mpr__ipc_accept(l, server, who);
+}
+
+CU_TEST(ipc_endpoint_and_peer)
+{
+    mpr__ipc_listener l;
+    mpr__fd c, sv;
+    mpr__ipc_peer who;
+    REQUIRE(ipc_pair(&l, &c, &sv, &who) == 0);
+    CHECK_EQ(who.pid, (long)GetCurrentProcessId());
+    CHECK(who.same_user);
+    CHECK(mpr__ipc_peer_is_us(c));
+    CHECK_EQ(mpr__stream_send_some(c, "abc", 3), 3);
+    char buf[8];
+    mpr__waitfd w = {sv, MPR__WAIT_IN, 0};
+    CHECK_EQ(mpr__wait(&w, 1, 5000), 1);
+    CHECK_EQ(mpr__stream_unread(sv), 3);
+    CHECK_EQ(mpr__ipc_recv(sv, buf, sizeof buf, NULL, NULL), 3);
+    CHECK_EQ(mpr__stream_recv(sv, buf, sizeof buf), MPR_EAGAIN);
+    CHECK(!mpr__stream_peer_gone(c));
+    mpr__stream_shutdown_close(sv);
+    CHECK(mpr__stream_peer_gone(c));
+    CHECK_EQ(mpr__stream_recv(c, buf, sizeof buf), 0);
+    CHECK_EQ(mpr__stream_send_some(c, "x", 1), MPR_EPIPE);
+    mpr__fd_close(c);
+    char name[MPR__IPC_NAME_MAX + 1];
+    snprintf(name, sizeof name, "mprouter-%lu-gone", (unsigned long)GetCurrentProcessId());
+    CHECK_EQ(mpr__ipc_connect(name, &c), MPR_ECONNREFUSED);
+    mpr__ipc_unlisten(&l);
+}
+
+/* Send a handle with mpr__ipc_send_shm (closed right after, as the sender
+ * does), receive it with mpr__ipc_recv, map it: 0, or MPR_EPROTO. */
+static int hand_over(HANDLE section, size_t min, size_t max)
+{
+    mpr__ipc_listener l;
+    mpr__fd c, sv;
+    mpr__ipc_peer who;
+    if (ipc_pair(&l, &c, &sv, &who) < 0)
+        return -100;
+    int rc = mpr__ipc_send_shm(c, "PROOF", 5, (mpr__fd)section);
+    CloseHandle(section);
+    mpr__fd shm = MPR__NO_FD;
+    int dropped = 0;
+    char buf[16];
+    long n = MPR_EAGAIN;
+    for (int i = 0; i < 100 && n == MPR_EAGAIN; i++) {
+        mpr__waitfd w = {sv, MPR__WAIT_IN, 0};
+        mpr__wait(&w, 1, 100);
+        n = mpr__ipc_recv(sv, buf, sizeof buf, &shm, &dropped);
+    }
+    if (rc < 0 || n != 5 || memcmp(buf, "PROOF", 5) != 0 || dropped)
+        rc = -101;
+    else if (shm < 0)
+        rc = -102;
+    else {
+        void *addr;
+        size_t size;
+        rc = mpr__shm_map(shm, min, max, &addr, &size);
+        if (rc == 0) {
+            rc = size >= min && size <= max && ((unsigned char *)addr)[0] == 0x5A ? 0 : -103;
+            mpr__shm_unmap(addr, size);
+        }
+        mpr__fd_close(shm);
+    }
+    mpr__fd_close(c);
+    mpr__fd_close(sv);
+    mpr__ipc_unlisten(&l);
+    return rc;
+}
+
+CU_TEST(shm_handed_over_and_checked)
+{
+    const size_t size = 4096 + 65536;
+    /* A ring-shaped section, filled by its maker, mapped by the other. */
+    mpr__fd h;
+    void *addr;
+    REQUIRE(mpr__shm_create(size, &h, &addr) == 0);
+    ((unsigned char *)addr)[0] = 0x5A;
+    CHECK_EQ(hand_over((HANDLE)h, size, size), 0);
+    mpr__shm_unmap(addr, size);
+    /* Too small or too large for what the receiver takes. */
+    REQUIRE(mpr__shm_create(size, &h, &addr) == 0);
+    CHECK_EQ(hand_over((HANDLE)h, size + 4096, 1 << 24), MPR_EPROTO);
+    mpr__shm_unmap(addr, size);
+    REQUIRE(mpr__shm_create(size, &h, &addr) == 0);
+    CHECK_EQ(hand_over((HANDLE)h, 4096, size - 4096), MPR_EPROTO);
+    mpr__shm_unmap(addr, size);
+    /* Pages reserved, not committed: refused (they would fault). */
+    HANDLE r = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_RESERVE, 0,
+                                  (DWORD)size, NULL);
+    REQUIRE(r != NULL);
+    CHECK_EQ(hand_over(r, 4096, 1 << 24), MPR_EPROTO);
+    /* Not a section at all. */
+    HANDLE e = CreateEventW(NULL, TRUE, FALSE, NULL);
+    CHECK_EQ(hand_over(e, 4096, 1 << 24), MPR_EPROTO);
 }
 
 CU_TEST(errors_and_basics)
