@@ -14,7 +14,7 @@
 #include "winproc.h"
 
 #define MSG 32
-#define RING_MSGS 200000
+#define RING_MSGS 2000000
 #define PIPE_MSGS 20000
 
 static double now_s(void)
