@@ -469,13 +469,21 @@ static HANDLE quiet(HANDLE ev)
     return (HANDLE)((uintptr_t)ev | 1);
 }
 
+/* Wait for an operation whose OVERLAPPED has the quiet form of ev: on ev
+ * itself (not through GetOverlappedResult's wait, which would wait on the
+ * tagged value), then its result. */
+static BOOL io_result(HANDLE h, OVERLAPPED *ov, HANDLE ev, DWORD *n)
+{
+    while (!HasOverlappedIoCompleted(ov))
+        WaitForSingleObject(ev, INFINITE);
+    return GetOverlappedResult(h, ov, n, FALSE);
+}
+
 /* Wait for an operation of ours that was cancelled (or completed). */
-static void finish_io(HANDLE h, OVERLAPPED *ov)
+static void finish_io(HANDLE h, OVERLAPPED *ov, HANDLE ev)
 {
     DWORD n;
-    if (!GetOverlappedResult(h, ov, &n, TRUE) && GetLastError() == ERROR_IO_INCOMPLETE)
-        while (!HasOverlappedIoCompleted(ov))
-            Sleep(1);
+    io_result(h, ov, ev, &n);
 }
 
 /* Close a record's handle: its pending I/O cancelled and finished first
@@ -485,9 +493,9 @@ static void rec_close(hrec *r)
     if (r->rpending || r->wpending) {
         CancelIoEx(H(r->h), NULL);
         if (r->rpending)
-            finish_io(H(r->h), &r->rov);
+            finish_io(H(r->h), &r->rov, r->ev_r);
         if (r->wpending)
-            finish_io(H(r->h), &r->wov);
+            finish_io(H(r->h), &r->wov, r->ev_w);
     }
     if (r->kind == K_PIPE)
         CloseHandle(H(r->h));
@@ -563,7 +571,7 @@ static DWORD pipe_io(hrec *r, int write, void *buf, DWORD n, DWORD *done)
     BOOL ok = write ? WriteFile(H(r->h), buf, n, NULL, &ov) : ReadFile(H(r->h), buf, n, NULL, &ov);
     if (!ok && GetLastError() != ERROR_IO_PENDING)
         return GetLastError();
-    if (!GetOverlappedResult(H(r->h), &ov, done, TRUE))
+    if (!io_result(H(r->h), &ov, ev, done))
         return GetLastError();
     return 0;
 }
@@ -575,7 +583,8 @@ static DWORD pipe_write_done(hrec *r, int wait)
     if (!r->wpending)
         return 0;
     DWORD n;
-    if (!GetOverlappedResult(H(r->h), &r->wov, &n, wait)) {
+    if (!(wait ? io_result(H(r->h), &r->wov, r->ev_w, &n)
+               : GetOverlappedResult(H(r->h), &r->wov, &n, FALSE))) {
         DWORD e = GetLastError();
         if (e == ERROR_IO_INCOMPLETE)
             return e;
