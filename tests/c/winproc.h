@@ -70,15 +70,31 @@ static inline int wp_start(wp_child *c, const char *mode, const char *arg, int w
     InitializeProcThreadAttributeList(NULL, 1, 0, &size);
     LPPROC_THREAD_ATTRIBUTE_LIST attrs = malloc(size);
     BOOL ok = FALSE;
+    DWORD err = 0;
     if (attrs && InitializeProcThreadAttributeList(attrs, 1, 0, &size) &&
         UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
                                   (SIZE_T)nlist * sizeof(HANDLE), NULL, NULL)) {
         si.lpAttributeList = attrs;
-        ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
-                            &si.StartupInfo, &c->pi);
+        /* A start that fails is said and tried again (twice): it is the
+         * test's machinery, not mprouter, that failed then. */
+        for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+            if (attempt) {
+                fprintf(stderr, "       wp_start(%s): CreateProcess failed: error %lu; again\n",
+                        mode, (unsigned long)err);
+                Sleep(200);
+            }
+            ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL,
+                                NULL, &si.StartupInfo, &c->pi);
+            err = ok ? 0 : GetLastError();
+        }
         DeleteProcThreadAttributeList(attrs);
+    } else {
+        err = GetLastError();
     }
     free(attrs);
+    if (!ok)
+        fprintf(stderr, "       wp_start(%s): CreateProcess failed: error %lu\n", mode,
+                (unsigned long)err);
     CloseHandle(in_r);
     if (out_w)
         CloseHandle(out_w);
@@ -92,21 +108,29 @@ static inline int wp_say(wp_child *c, const char *s)
 {
     DWORD n;
     size_t len = strlen(s);
-    if (!WriteFile(c->in, s, (DWORD)len, &n, NULL) || n != len)
+    if (!WriteFile(c->in, s, (DWORD)len, &n, NULL) || n != len ||
+        !WriteFile(c->in, "\n", 1, &n, NULL) || n != 1) {
+        fprintf(stderr, "       wp_say: writing to the child's standard input failed: error %lu\n",
+                (unsigned long)GetLastError());
         return -1;
-    return WriteFile(c->in, "\n", 1, &n, NULL) && n == 1 ? 0 : -1;
+    }
+    return 0;
 }
 
-/* A worker with the sender of pipe s (its string on standard input). */
+static volatile int wp_abandon;
+
+/* A worker with the sender of pipe s (its string on standard input). On
+ * failure the loop's waits give up (wp_abandon): nothing will come. */
 static inline int wp_start_sender(wp_child *c, const char *mode, const char *arg, mpr_sender *s,
                                   int want_out)
 {
     char str[512];
-    if (mpr_sender_to_string(s, str, sizeof str) >= (int)sizeof str)
+    if (mpr_sender_to_string(s, str, sizeof str) >= (int)sizeof str ||
+        wp_start(c, mode, arg, want_out) < 0 || wp_say(c, str) < 0) {
+        wp_abandon = 1;
         return -1;
-    if (wp_start(c, mode, arg, want_out) < 0)
-        return -1;
-    return wp_say(c, str);
+    }
+    return 0;
 }
 
 /* Reads one line (up to '\n', dropped) from a pipe handle, unbuffered: its
@@ -238,9 +262,6 @@ static inline int wp_check(const unsigned char *p, size_t n, uint32_t seed)
     return 1;
 }
 
-/* Set when waiting on makes no sense any more (a worker failed). */
-static volatile int wp_abandon;
-
 /* ---- the router under test ---------------------------------------------- */
 
 typedef struct {
@@ -251,6 +272,7 @@ typedef struct {
 static inline int wp_router_new(wp_router *r)
 {
     memset(r, 0, sizeof *r);
+    wp_abandon = 0;
     if (mpr_fd_loop_new(&r->loop) < 0)
         return -1;
     return mpr_router_new(&r->router, mpr_fd_loop_event_loop(r->loop));
