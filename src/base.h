@@ -27,7 +27,11 @@
 
 #include <mprouter/common.h>
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+/* mingw-w64: the C99 formats (%zu, %llu) of its own stdio, which the
+ * Windows build selects (__USE_MINGW_ANSI_STDIO=1), not msvcrt's. */
+#define MPR__PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__)
 #define MPR__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define MPR__PRINTF(a, b)

@@ -2,8 +2,8 @@
  * fd_loop.c - the file-descriptor event loop.
  *
  * Pings go into one FIFO of (pingee) entries guarded by a mutex; an event
- * (platform.h) is set while the FIFO holds entries that arrived since the last
- * dispatch started. Each entry holds a reference to its pingee, so a pingee
+ * (platform.h: a descriptor, on Windows a manual-reset event) is set while
+ * the FIFO holds entries that arrived since the last dispatch started. Each entry holds a reference to its pingee, so a pingee
  * with undelivered pings stays valid; dispatch skips entries whose pingee
  * has been disconnected.
  *
@@ -280,7 +280,22 @@ const mpr_event_loop *mpr_fd_loop_event_loop(mpr_fd_loop *loop)
 
 int mpr_fd_loop_fd(const mpr_fd_loop *loop)
 {
+#if MPR__WINDOWS
+    (void)loop; /* an event, not a descriptor: mpr_fd_loop_handle */
+    return -1;
+#else
     return loop ? (int)mpr__event_fd(&loop->sh->ev) : -1;
+#endif
+}
+
+void *mpr_fd_loop_handle(const mpr_fd_loop *loop)
+{
+#if MPR__WINDOWS
+    return loop ? (void *)mpr__event_fd(&loop->sh->ev) : NULL;
+#else
+    (void)loop;
+    return NULL;
+#endif
 }
 
 int mpr_fd_loop_dispatch(mpr_fd_loop *loop)

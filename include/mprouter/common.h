@@ -14,8 +14,19 @@ extern "C" {
 #endif
 
 /** Every public function is marked MPR_EXTERN; the library is built with
- * -fvisibility=hidden, so the ABI is exactly what the headers declare. */
-#if defined(__GNUC__)
+ * -fvisibility=hidden, so the ABI is exactly what the headers declare.
+ * Windows: __declspec(dllexport) while the DLL is built (MPR_BUILDING_LIB),
+ * nothing for the static library and its users (define MPR_STATIC),
+ * __declspec(dllimport) for users of the DLL. */
+#if defined(_WIN32)
+#if defined(MPR_BUILDING_LIB) && !defined(MPR_STATIC)
+#define MPR_EXTERN __declspec(dllexport)
+#elif defined(MPR_STATIC)
+#define MPR_EXTERN
+#else
+#define MPR_EXTERN __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
 #define MPR_EXTERN __attribute__((visibility("default")))
 #else
 #define MPR_EXTERN

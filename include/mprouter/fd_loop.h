@@ -2,8 +2,9 @@
  * @file mprouter/fd_loop.h
  * @brief The built-in file-descriptor event loop.
  *
- * An mpr_fd_loop turns pings into readiness of one file descriptor, so any
- * event loop that can watch a descriptor (a plain poll() loop, GLib's
+ * An mpr_fd_loop turns pings into readiness of one file descriptor (on
+ * Windows: the signalled state of one event handle, mpr_fd_loop_handle), so
+ * any event loop that can watch a descriptor (a plain poll() loop, GLib's
  * g_unix_fd_add, libuv's uv_poll, Qt's QSocketNotifier) can drive the
  * router:
  *
@@ -13,6 +14,12 @@
  *     ...
  *     struct pollfd p = { mpr_fd_loop_fd(loop), POLLIN, 0 };
  *     while (poll(&p, 1, -1) >= 0) mpr_fd_loop_dispatch(loop);
+ *
+ * and on Windows
+ *
+ *     HANDLE h = mpr_fd_loop_handle(loop);
+ *     while (WaitForSingleObject(h, INFINITE) == WAIT_OBJECT_0)
+ *         mpr_fd_loop_dispatch(loop);
  *
  * The descriptor is LEVEL-TRIGGERED: it is readable exactly while pings are
  * pending. The caller only watches it: it never reads, writes or closes it;
@@ -48,8 +55,19 @@ MPR_EXTERN void mpr_fd_loop_free(mpr_fd_loop *loop);
  * until the loop is freed. */
 MPR_EXTERN const mpr_event_loop *mpr_fd_loop_event_loop(mpr_fd_loop *loop);
 
-/** The descriptor to watch for readability (see above). Never fails. */
+/** The descriptor to watch for readability (see above). Never fails.
+ * Windows: there is no such descriptor; returns -1 (watch
+ * mpr_fd_loop_handle() instead). */
 MPR_EXTERN int mpr_fd_loop_fd(const mpr_fd_loop *loop);
+
+/** Windows: the HANDLE of an event that is SIGNALLED exactly while pings
+ * are pending (level-triggered, like the descriptor elsewhere), to wait
+ * for with WaitForMultipleObjects, MsgWaitForMultipleObjects or Qt's
+ * QWinEventNotifier. The caller only waits on it: it never sets, resets,
+ * duplicates away or closes it; mpr_fd_loop_dispatch() resets it. Valid
+ * until the loop is freed. Never fails. Elsewhere: NULL (watch
+ * mpr_fd_loop_fd()). */
+MPR_EXTERN void *mpr_fd_loop_handle(const mpr_fd_loop *loop);
 
 /** Run the on_ping callbacks of the pings pending when the call starts,
  * once per ping, in the order of the pings, on the calling thread. Pings

@@ -38,6 +38,12 @@
  * if the worker dies right after. Messages larger than a quarter of the
  * ring travel in pieces. send never raises SIGPIPE.
  *
+ * On Windows the local endpoint is a named pipe that only the router's user
+ * may open (its DACL), the peer's user is checked through the two
+ * processes' tokens (GetNamedPipeServerProcessId), and the ring is an
+ * unnamed pagefile section of 1 MiB that the router takes out of the
+ * worker's process (the worker is given no right on the router's).
+ *
  * Setting the environment variable MPR_TRANSPORT=socket before start makes
  * the sender write each message to the socket instead (one system call per
  * message; the fallback when shared memory is unavailable).

@@ -209,7 +209,9 @@ static inline void cu_abort_report(const char *why)
     cu_raw("(");
     cu_raw_num(t ? t->line : 0);
     cu_raw(")]\n");
-    cu_raw_totals(cu_cur_failed ? 0 : 1);
+    /* This test failed (cu_failed counts the tests that ended), whether or
+     * not a CHECK of it had failed before. */
+    cu_raw_totals(1);
 }
 
 /* ---- failures ----------------------------------------------------------- */

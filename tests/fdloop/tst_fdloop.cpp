@@ -261,8 +261,10 @@ void tst_FdLoop::badArguments()
     QCOMPARE(mpr_fd_loop_new(nullptr), int(MPR_EINVAL));
     QCOMPARE(mpr_fd_loop_dispatch(nullptr), int(MPR_EINVAL));
     QCOMPARE(mpr_fd_loop_fd(nullptr), -1);
+    QCOMPARE(mpr_fd_loop_handle(nullptr), nullptr);
     mpr_fd_loop_free(nullptr);
     Loop l;
+    QCOMPARE(mpr_fd_loop_handle(l.loop), nullptr); // a descriptor here, no handle
     mpr_pingee *p = nullptr;
     QCOMPARE(l.ev->pingee_new(l.ev, nullptr, nullptr, &p), int(MPR_EINVAL));
     mpr_router *router = nullptr;
