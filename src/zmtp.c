@@ -64,7 +64,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base.h"
 #include "platform.h"
@@ -985,7 +984,7 @@ const char *mpr__zmtp_why(const mpr__zmtp *z)
 
 size_t mpr__zmtp_memory(const mpr__zmtp *z)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = mpr__page_size();
     size_t own = (sizeof *z + page - 1) / page * page;
     return own + (z->in != z->hs_in ? z->in_cap : 0) + z->out_cap;
 }

@@ -118,16 +118,19 @@ MPR_EXTERN int mpr_router_route_until(mpr_router *router, int (*condition)(void 
 
 /** Limit the bytes of messages that have arrived but not been routed
  * (0, the default: no limit), counting the bytes of messages still
- * arriving. When routable messages and those bytes reach the limit the
- * router stops reading messages (handshakes go on) until the main thread
- * has routed enough to bring them to half the limit, or has routed all
- * there was; senders block in mpr_sender_send (backpressure) and memory
- * stays bounded: by the limit, plus the messages in progress when it was
- * reached (each at most the largest message size), plus what remote
- * senders may still send on credit given before (within the room the
- * limit left, and at least one 512 KiB frame each). A message larger than
- * the limit still gets through. A sender waits for as long as the main
- * thread does not route. MAIN THREAD; takes effect at the next start. */
+ * arriving for at most half of it (so that one sender's message in
+ * progress never holds the whole limit against the complete messages of
+ * everyone else). When routable messages and those bytes reach the limit
+ * the router stops reading messages (handshakes go on) until the main
+ * thread has routed enough to bring them to half the limit, or has routed
+ * all there was; senders block in mpr_sender_send (backpressure) and
+ * memory stays bounded: by the limit, plus the messages in progress (each
+ * at most the largest message size), plus what remote senders may still
+ * send on credit given before (within the room the limit left, and at
+ * least one 512 KiB frame each: a remote sender gets that much credit
+ * whenever the router reads). A message larger than the limit still gets
+ * through. A sender waits for as long as the main thread does not route.
+ * MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_queue_limit(mpr_router *router, size_t bytes);
 
 /** The largest message a sender may send, in bytes (default and maximum
@@ -138,20 +141,29 @@ MPR_EXTERN int mpr_router_set_queue_limit(mpr_router *router, size_t bytes);
  * start. Returns 0 or MPR_EINVAL. */
 MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes);
 
-/** How long a new connection may take to prove it holds its pipe's key before
- * it is closed (default 5 s). At most 128 connections wait for their
- * handshake at once (the oldest is dropped first), and the router never
- * takes the process's last 32 descriptors. Rejected connections are
- * warned about a few times a second, then in a summary per second.
+/** How long a new connection may take to prove it holds its pipe's key
+ * before it is closed (default 5 s), counted from the moment it is
+ * accepted (for a remote one: its tcp connection, CURVE handshake
+ * included). At most 128 connections of each endpoint wait for their
+ * handshake at once (the oldest is dropped first). Connections are
+ * accepted a few per round of the monitor (a flood of them never holds up
+ * the handshakes under way), and only while the lowest free descriptor of
+ * the process is at least 32 below its limit: otherwise new connections
+ * wait in the system's backlog (their senders in their start, up to its
+ * timeout) until there are descriptors again. Rejected connections are
+ * warned about a few times a second, then in a summary per second; the
+ * warnings name the peer (its pid, or its own address and port).
  * MAIN THREAD; takes effect at the next start. */
 MPR_EXTERN int mpr_router_set_handshake_timeout(mpr_router *router, double seconds);
 
 /**
  * Workers on other machines.
  *
- * Before start: also accept senders over ZeroMQ (tcp, always encrypted and
- * authenticated with CURVE) at bind_endpoint, a ZeroMQ tcp endpoint such as
- * "tcp://0.0.0.0:0" (any free port) or "tcp://10.0.0.1:5555".
+ * Before start: also accept senders over tcp with ZeroMQ's protocol,
+ * always encrypted and authenticated with CURVE (ZMTP 3.0 and CurveZMQ,
+ * spoken by mprouter itself on libsodium: any ZeroMQ DEALER with CURVE can
+ * talk to it), at bind_endpoint, such as "tcp://0.0.0.0:0" (any free
+ * port) or "tcp://10.0.0.1:5555".
  * advertised_host is the host name or address that workers on other
  * machines use to reach it (NULL: the bound address, or this host's name
  * when bound to a wildcard address). bind_endpoint NULL turns it off.
@@ -159,7 +171,7 @@ MPR_EXTERN int mpr_router_set_handshake_timeout(mpr_router *router, double secon
  * pair, and the strings of its senders (mpr_sender_to_string) carry the
  * endpoint and the router's public key, so they work on another machine
  * too (see <mprouter/sender.h>). Returns 0; MPR_ENOTSUP when mprouter was
- * built without ZeroMQ; MPR_EINVAL for a malformed endpoint or host. A
+ * built without the remote transport; MPR_EINVAL for a malformed endpoint or host. A
  * start whose endpoint cannot be bound fails with its error
  * (MPR_EADDRINUSE, MPR_EADDRNOTAVAIL, ...). MAIN THREAD.
  */
@@ -169,7 +181,7 @@ MPR_EXTERN int mpr_router_set_remote(mpr_router *router, const char *bind_endpoi
 /** After start: the endpoint remote workers connect to ("tcp://host:port"),
  * into buf (snprintf-style: the length of the full string is returned even
  * if size is too small). MPR_ESTATE if the router is not running,
- * MPR_ENOENT if it has no remote endpoint, MPR_ENOTSUP without ZeroMQ,
+ * MPR_ENOENT if it has no remote endpoint, MPR_ENOTSUP without the remote transport,
  * MPR_EINVAL for bad arguments. MAIN THREAD. */
 MPR_EXTERN int mpr_router_remote_endpoint(const mpr_router *router, char *buf, size_t size);
 
@@ -177,8 +189,12 @@ MPR_EXTERN int mpr_router_remote_endpoint(const mpr_router *router, char *buf, s
  * broken connection that heals within it loses nothing; a remote sender
  * not heard from for longer is lost (its lost callback runs after its last
  * delivered message), and a remote sender that does not hear from the
- * router for longer gives up (MPR_EPIPE). MAIN THREAD; takes effect at the
- * next start. Returns 0 or MPR_EINVAL. */
+ * router for longer gives up (MPR_EPIPE). A sender sends a heartbeat
+ * every 250 ms when idle, drops a connection it has heard nothing on for
+ * 1 s and connects again at once, then every 250 ms: a break of the
+ * network heals when it ends at least about half a second before the
+ * window does. MAIN THREAD; takes effect at the next start. Returns 0 or
+ * MPR_EINVAL. */
 MPR_EXTERN int mpr_router_set_remote_window(mpr_router *router, double seconds);
 
 /** Counters since the router was created. MAIN THREAD. */

@@ -25,13 +25,19 @@
  * undisturbed. A forked child may free its copy (mpr_sender_free closes
  * only the child's copies). Fork before start, and start in the child.
  *
- * start connects to the router (AF_UNIX) and checks it: the peer must run
- * as the same user (SO_PEERCRED) and prove it knows the pipe's key, by
+ * start connects to the router's local endpoint and checks it: the peer
+ * must run as the same user and prove it knows the pipe's key, by
  * answering a fresh nonce; then the sender proves the same (the key itself
- * never crosses the socket; it grants access to its own pipe only) and
- * hands over a shared-memory ring (a sealed memfd of 1 MiB). If the router
- * cannot take the ring (it is at its descriptor limit), messages go as
- * frames on the socket instead.
+ * never crosses the connection; it grants access to its own pipe only) and
+ * hands over a shared-memory ring of 1 MiB. If the router cannot take the
+ * ring (it is at its descriptor limit), messages go as frames on the
+ * connection instead. A router short of descriptors does not accept new
+ * connections until it has some again: start then waits (up to its 10 s).
+ * The local endpoint is, on Linux, an abstract AF_UNIX socket (the peer's
+ * user from SO_PEERCRED) and the ring a sealed memfd; in the portable
+ * build (macOS, the BSDs), a socket in a private 0700 directory in /tmp
+ * (getpeereid) and a POSIX shared memory object, which the router reads
+ * without mapping where the system could let the worker shrink it.
  * send copies the message into the ring and returns: no system call unless
  * the router's monitor thread sleeps (one wake-up) or the ring is full (the
  * sender waits for room). A message whose send returned is delivered even
@@ -49,29 +55,33 @@
  * message; the fallback when shared memory is unavailable).
  *
  * WORKERS ON OTHER MACHINES (a router with mpr_router_set_remote; built
- * with ZeroMQ). The sender's string then also carries the router's
- * endpoint and CURVE public key. start uses the local transports when the
- * router's local socket is reachable (same host and network namespace) and
- * ZeroMQ over tcp otherwise (another host, another network namespace, a
- * container); MPR_TRANSPORT=zmq forces ZeroMQ. Over ZeroMQ everything is
- * encrypted, the sender talks only to the router whose key its string
- * holds, and it proves its pipe's key inside that channel (the router
- * proves it too). There is no uid check over a network: the string is a
- * password, hand it over on standard input or in a file only its user can
- * read. start fails with MPR_ECONNREFUSED if nothing listens at the
- * endpoint or the peer there has another key. A started remote sender has
- * a thread of its own: send copies the message into a ring in memory and
- * returns; the thread packs many messages into one encrypted frame.
+ * with the remote transport). The sender's string then also carries the
+ * router's endpoint and CURVE public key. start uses the local transports
+ * when the router's local endpoint is reachable (same host and network
+ * namespace) and tcp otherwise (another host, another network namespace, a
+ * container); MPR_TRANSPORT=zmq forces tcp. On tcp the sender speaks
+ * ZeroMQ's protocol with CURVE: everything is encrypted, the sender talks
+ * only to the router whose key its string holds, and it proves its pipe's
+ * key inside that channel (the router proves it too). There is no user
+ * check over a network: the string is a password, hand it over on
+ * standard input or in a file only its user can read. start fails with
+ * MPR_ECONNREFUSED if nothing listens at the endpoint or the peer there
+ * has another key. A started remote sender has a thread of its own: send
+ * copies the message into a ring in memory and returns; the thread packs
+ * many messages into one encrypted frame.
  * Delivery over a network, per pipe:
  *   - in order, no duplicates, no gaps;
  *   - a broken connection that heals within the router's reconnect window
- *     (mpr_router_set_remote_window, default 10 s) loses nothing: the
- *     sender keeps what the router has not taken and sends it again, the
- *     router drops what it already has;
- *   - mpr_sender_stop returns 0 only when the router has taken every
- *     message; otherwise MPR_ETIMEDOUT (no word for the window, or the
- *     router lives but did not take it within the window) or MPR_EPIPE
- *     (the router stopped);
+ *     (mpr_router_set_remote_window, default 10 s; less about half a
+ *     second, see there) loses nothing: the sender keeps what the router
+ *     has not taken and sends it again, the router drops what it already
+ *     has;
+ *   - mpr_sender_stop returns 0 only when the router has acknowledged
+ *     every message whose send returned 0; otherwise an error:
+ *     MPR_ETIMEDOUT (nothing heard from the router for the window: stop
+ *     waits as long as the router answers, a slow router is not a lost
+ *     one) or MPR_EPIPE (the router stopped or dropped the sender, or a
+ *     send has failed before);
  *   - what a worker sent and the router had not yet taken when the worker
  *     died is lost: a message whose send returned is certain to arrive only
  *     once stop returned 0 (locally, once send returned);
@@ -104,12 +114,14 @@ typedef struct mpr_sender mpr_sender;
  * MPR_EALREADY if this sender was started before (also after stop) or its
  * pipe already had its sender; MPR_ECONNREFUSED if the router is not
  * running (also: restarted since the pipe was made), or what listens at
- * its address is not the router (another user's socket, or a peer that
+ * its address is not the router (another user's socket, a peer that
  * cannot prove it knows the pipe's key, as a forged sender string sees its
- * router); MPR_EACCES if the router rejected the connection (an id it never
+ * router, or over tcp a peer without the router's CURVE key);
+ * MPR_EACCES if the router rejected the connection (an id it never
  * issued, another protocol version, or it stopped during the handshake);
- * MPR_ETIMEDOUT if nobody answered the handshake within 10 s; or a
- * system error (MPR_EMFILE, ...). */
+ * MPR_ETIMEDOUT if the handshake did not complete within 10 s (nobody
+ * answered, or a router short of descriptors did not take the connection
+ * in that time); or a system error (MPR_EMFILE, ...). */
 MPR_EXTERN int mpr_sender_start(mpr_sender *sender);
 
 /** Send size bytes at data (data may be NULL if size is 0). Blocks only
@@ -122,7 +134,10 @@ MPR_EXTERN int mpr_sender_start(mpr_sender *sender);
 MPR_EXTERN int mpr_sender_send(mpr_sender *sender, const void *data, size_t size);
 
 /** Close the connection, telling the router the stream ended normally.
- * Returns 0, MPR_ESTATE if not OPEN, or MPR_EOWNER (as for send). */
+ * Returns 0; MPR_EPIPE if the router has gone (what it had not read is
+ * lost), also when a send failed before; over tcp the errors above
+ * (delivery over a network); MPR_ESTATE if not OPEN; MPR_EOWNER (as for
+ * send). */
 MPR_EXTERN int mpr_sender_stop(mpr_sender *sender);
 
 /** Free a sender; closes its connection if still open (the router then
