@@ -89,6 +89,13 @@ MPR_EXTERN const char *mpr_strerror(int err);
 /** The largest message mprouter can carry, in bytes (just under 2 GiB). */
 #define MPR_MAX_MESSAGE_SIZE ((size_t)0x7fff0000u)
 
+/** The largest control message (mpr_receiver_send, the way back:
+ * <mprouter/router.h>), in bytes: 1 MiB. */
+#define MPR_CONTROL_MAX_SIZE ((size_t)1 << 20)
+/** The bytes of control messages one pipe holds at most (see
+ * mpr_receiver_send): 4 MiB. */
+#define MPR_CONTROL_QUEUE_SIZE ((size_t)4 << 20)
+
 /**
  * Logging.
  *

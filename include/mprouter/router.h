@@ -227,6 +227,47 @@ MPR_EXTERN void mpr_receiver_set_callback(mpr_receiver *receiver,
 MPR_EXTERN void mpr_receiver_set_lost_callback(mpr_receiver *receiver,
                                                void (*cb)(void *arg), void *arg);
 
+/**
+ * THE WAY BACK: control messages and cancel requests, receiver -> sender.
+ *
+ * A pipe also carries messages the other way, from the main thread to the
+ * pipe's worker (job arguments for a worker that stays alive between
+ * jobs), and a cancel request that a worker tests cheaply while it
+ * computes. Both travel on the pipe's own connection, on every transport,
+ * under the same rules as messages forward: only the sender that proved
+ * the pipe's key gets them, over tcp encrypted (CURVE). They may be sent
+ * as soon as the pipe is made: what is sent before the worker connects
+ * waits in the router (within MPR_CONTROL_QUEUE_SIZE) and is delivered
+ * when it does.
+ *
+ * mpr_receiver_send: one message of size bytes (0 .. MPR_CONTROL_MAX_SIZE)
+ * for the worker's mpr_sender_recv. The messages of one pipe arrive in
+ * order, each once and whole, also across a broken tcp link that heals
+ * within the reconnect window. Bounded: a pipe holds at most
+ * MPR_CONTROL_QUEUE_SIZE bytes of them that its worker has not yet been
+ * given (locally: not yet written to its connection; over tcp: not yet
+ * taken by its mpr_sender_recv); beyond that, MPR_EAGAIN (nothing
+ * queued; try again after the worker has read). What the worker has not
+ * received when its sender ends (stopped, lost, the router stopped) is
+ * dropped. MAIN THREAD. Returns 0; MPR_EINVAL (data NULL with size > 0);
+ * MPR_EMSGSIZE (size above MPR_CONTROL_MAX_SIZE); MPR_EAGAIN; MPR_EPIPE
+ * (the pipe's sender has ended: stopped, lost or refused; nothing
+ * queued); MPR_ESTATE (the router is not running); MPR_ENOENT (not an
+ * open pipe of this router); MPR_ENOMEM.
+ *
+ * mpr_receiver_cancel: ask the worker to cancel what tag names (a number
+ * of the application's: a job id; not 0). The pipe keeps the newest tag
+ * only; mpr_sender_cancelled returns it once it has reached the worker
+ * (a repeat is harmless). It does not wait for the worker, and it is not
+ * ordered with control messages: a worker that must know which job a
+ * cancel is for compares tags (a cancel for a job that has ended names a
+ * job the worker no longer runs). The same errors as mpr_receiver_send,
+ * with MPR_EINVAL for tag 0.
+ */
+MPR_EXTERN int mpr_receiver_send(mpr_receiver *receiver, const void *data, size_t size);
+/** Ask the pipe's worker to cancel tag (see above). MAIN THREAD. */
+MPR_EXTERN int mpr_receiver_cancel(mpr_receiver *receiver, uint64_t tag);
+
 /** The connection id shared by the receiver and its sender (>= 1). */
 MPR_EXTERN uint32_t mpr_receiver_id(const mpr_receiver *receiver);
 

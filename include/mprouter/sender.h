@@ -157,6 +157,36 @@ MPR_EXTERN int mpr_sender_to_string(const mpr_sender *sender, char *buf, size_t 
  * Returns 0, MPR_EINVAL for a malformed string, or MPR_ENOMEM. */
 MPR_EXTERN int mpr_sender_from_string(mpr_sender **out, const char *text);
 
+/** The newest cancel request of the pipe (mpr_receiver_cancel in the
+ * application) that has reached this sender: its tag, or 0 if none has.
+ * Cheap enough to call in an inner loop: on the ring transport it reads a
+ * word of the shared ring (no system call); on the socket transport
+ * (MPR_TRANSPORT=socket) it looks at the connection at most once a
+ * millisecond (one non-blocking read; the last tag seen otherwise); over
+ * tcp it reads a word the sender's own thread sets. A request travels on
+ * its own: a call a moment after mpr_receiver_cancel returned may still
+ * give the tag before (the request is on its way), and it is not ordered
+ * with control messages or with what the worker sends. 0 before start;
+ * after stop, the last tag seen. From a thread other
+ * than the owner (or a forked copy): the last tag the owner saw, without
+ * looking (thread-safe). */
+MPR_EXTERN uint64_t mpr_sender_cancelled(mpr_sender *sender);
+
+/** Take the next control message of the pipe (mpr_receiver_send in the
+ * application), waiting up to timeout_s seconds for one (0: do not wait;
+ * < 0 or infinity: without limit; NaN: MPR_EINVAL). The message is copied
+ * into buf (size bytes); *length gets its size. Returns 0; MPR_EMSGSIZE if
+ * it does not fit (*length: its size; it stays the next message, nothing
+ * is copied); MPR_ETIMEDOUT; MPR_EPIPE once the router has gone (stopped,
+ * dropped the sender, or over tcp silent for the window), after every
+ * message that had reached the sender; MPR_ESTATE if not OPEN; MPR_EOWNER
+ * (as for send); MPR_EINVAL (length NULL, or buf NULL with size > 0).
+ * The messages wait in the sender's memory until taken (at most
+ * MPR_CONTROL_QUEUE_SIZE bytes over tcp; locally, what the connection
+ * holds plus what arrived while send waited for room). */
+MPR_EXTERN int mpr_sender_recv(mpr_sender *sender, void *buf, size_t size, size_t *length,
+                               double timeout_s);
+
 /** The connection id of the sender's pipe (>= 1). */
 MPR_EXTERN uint32_t mpr_sender_id(const mpr_sender *sender);
 
