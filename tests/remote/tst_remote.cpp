@@ -1748,12 +1748,28 @@ void tst_Remote::curveSecretStaysInItsPage()
     QVERIFY2(rp.command("scan", &hits, &last, 120000), last.constData());
     const auto scan = RouterProc::fields(last);
     QVERIFY2(scan.value("hits") >= 1, "the search did not find the key at all: it does not work");
+#if defined(MPR_PORTABLE)
+    // The portable build has no MADV_WIPEONFORK: its secret page is no-dump
+    // and wiped in a child by a pthread_atfork handler (forkscan below
+    // proves that part), so here only "dd" counts.
+    int undumpable = 0;
+    for (const QByteArray &h : hits)
+        if (h.startsWith("hit ") && !h.contains(" dd=1 "))
+            undumpable++;
+    QVERIFY2(undumpable == 0,
+             qPrintable(QStringLiteral("%1 of %2 copies of the router's CURVE secret outside "
+                                       "no-dump memory:\n%3")
+                            .arg(undumpable)
+                            .arg(scan.value("hits"))
+                            .arg(QString::fromLatin1(hits.join('\n')))));
+#else
     QVERIFY2(scan.value("unprotected") == 0,
              qPrintable(QStringLiteral("%1 of %2 copies of the router's CURVE secret outside "
                                        "no-dump, wipe-on-fork memory:\n%3")
                             .arg(scan.value("unprotected"))
                             .arg(scan.value("hits"))
                             .arg(QString::fromLatin1(hits.join('\n')))));
+#endif
     QVERIFY2(rp.command("forkscan", nullptr, &last, 120000), last.constData());
     QVERIFY2(RouterProc::fields(last).value("hits", -1) == 0,
              qPrintable(QStringLiteral("a child forked after start reads %1 copies of the router's "
