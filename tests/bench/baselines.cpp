@@ -1,7 +1,8 @@
 /*
  * baselines.cpp - what the machine and Qt can do without mprouter:
  *   (a) one write() per message on AF_UNIX stream sockets from forked
- *       processes, read by one thread; bulk bandwidth with 64 MiB buffers;
+ *       processes, read by one thread; bulk bandwidth with 64 MiB (and
+ *       1 GiB) buffers and writes;
  *   (b) one QCoreApplication::postEvent per message from a thread;
  *   (c) idle latency: process -> socket -> thread in poll() -> postEvent
  *       -> main-thread QObject;
@@ -353,12 +354,21 @@ bool procsFloor(Values &v)
 }
 
 /* Raw bulk bandwidth: one socket with 64 MiB buffers, 64 MiB writes. */
-bool rawBulk(Values &v)
+/* CPU time of the calling thread, ns. */
+static int64_t threadCpuNs()
 {
-    const size_t big = (size_t)opt.bigMiB << 20;
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+bool rawBulk(Values &v, const BigSpec &b)
+{
+    const char *fig = b.fig.c_str();
+    const size_t big = b.size;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        progress("  raw_bulk: socketpair: %s", strerror(errno));
+        progress("  %s: socketpair: %s", fig, strerror(errno));
         return false;
     }
     int bufsz = (int)std::min(std::max(big, (size_t)64 << 20), (size_t)1 << 30);
@@ -369,22 +379,29 @@ bool rawBulk(Values &v)
         if (setsockopt(sv[s], SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz) < 0)
             setsockopt(sv[s], SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);
     }
-    static bool told = false;
-    if (!told) {
+    static std::vector<std::string> told;
+    if (std::find(told.begin(), told.end(), b.fig) == told.end()) {
         int got = 0;
         socklen_t len = sizeof got;
         getsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &got, &len);
-        progress("  raw_bulk: send buffer %d KiB (asked for %d KiB)", got / 1024, bufsz / 1024);
-        told = true;
+        progress("  %s: send buffer %d KiB (asked for %d KiB)", fig, got / 1024, bufsz / 1024);
+        told.push_back(b.fig);
     }
     Workers w;
+    std::vector<char> buf; /* the worker's (made before go) */
     bool ok = w.start(
-        1, [&](int) { close(sv[0]); return 0; },
+        1,
         [&](int) {
-            std::vector<char> buf(big);
-            StreamEnd end(std::max(2L, opt.bigCount), opt.duration, 2, true);
+            close(sv[0]);
+            buf.resize(big);
+            fillBig(buf.data(), big, 0);
+            return 0;
+        },
+        [&](int) {
+            StreamEnd end(std::max(2L, b.count), b.duration, 2, true);
             for (long m = 0;; m++) {
-                fillBig(buf.data(), big, (uint64_t)m);
+                if (m > 0)
+                    fillBig(buf.data(), big, (uint64_t)m);
                 if (writeAll(sv[1], buf.data(), big) < 0)
                     return 1;
                 if (end.isLast(m))
@@ -395,15 +412,16 @@ bool rawBulk(Values &v)
         });
     close(sv[1]);
     std::string err;
-    int64_t t0 = 0, t1 = 0;
+    int64_t t0 = 0, t1 = 0, tFirst = 0, cpu = 0;
     uint64_t bulkBytes = 0;
+    std::vector<char> rbuf(big); /* the reader's (made before go) */
     if (ok && w.waitReady((double)opt.timeoutS)) {
         std::thread reader([&] {
-            std::vector<char> buf(big);
+            int64_t cpu0 = threadCpuNs();
             uint64_t &at = bulkBytes;
             int64_t deadline = nowNs() + opt.timeoutS * 1000000000ll;
             for (;;) {
-                ssize_t n = read(sv[0], buf.data(), buf.size());
+                ssize_t n = read(sv[0], rbuf.data(), rbuf.size());
                 if (n < 0 && errno == EINTR)
                     continue;
                 if (n <= 0) {
@@ -416,19 +434,22 @@ bool rawBulk(Values &v)
                 for (uint64_t o = (at + 4095) & ~(uint64_t)4095; o + 8 <= at + (uint64_t)n;
                      o += 4096) {
                     uint64_t word;
-                    memcpy(&word, buf.data() + (o - at), 8);
+                    memcpy(&word, rbuf.data() + (o - at), 8);
                     if (word != o) {
                         err = strf("wrong content at stream offset %llu", (unsigned long long)o);
                         return;
                     }
                 }
                 at += (uint64_t)n;
+                if (!tFirst && at >= big)
+                    tFirst = nowNs();
                 if (nowNs() > deadline) {
                     err = "timed out";
                     return;
                 }
             }
             t1 = nowNs();
+            cpu = threadCpuNs() - cpu0;
         });
         t0 = w.go();
         reader.join();
@@ -441,10 +462,12 @@ bool rawBulk(Values &v)
         err = w.error();
     close(sv[0]);
     if (!err.empty()) {
-        progress("  raw_bulk: FAIL: %s", err.c_str());
+        progress("  %s: FAIL: %s", fig, err.c_str());
         return false;
     }
-    v["raw_bulk"] = (double)bulkBytes / ((double)(t1 - t0) / 1e9) / 1048576.0;
+    v[b.fig] = (double)bulkBytes / ((double)(t1 - t0) / 1e9) / 1048576.0;
+    v[b.fig + "_first"] = (double)(tFirst - t0) / 1e6;
+    v[b.fig + "_cpu_recv"] = (double)cpu / 1e6 / ((double)bulkBytes / (double)big);
     return true;
 }
 

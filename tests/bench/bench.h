@@ -32,6 +32,8 @@ struct Options {
     long msgs4k = 5000000;      /* per sender, 4 senders x 4 KiB */
     long bigMiB = 64;           /* size of a large message */
     long bigCount = 1000;       /* large messages per measurement (at least 2) */
+    long hugeMiB = 1024;        /* size of a huge message (the *_1g figures) */
+    long hugeCount = 3;         /* huge messages per measurement (at least 2; no duration) */
     long latSamples = 500;      /* latency samples (one per 2 ms) */
     long latPeriodUs = 2000;
     long floodMsgs = 50000000;  /* per sender, responsiveness flood */
@@ -138,7 +140,17 @@ bool rawRate(Values &v, const char *name, int nprocs, size_t size, long perProc,
              double duration = -1);
 /* The scale_procs shape without messaging: the machine's floor for it. */
 bool procsFloor(Values &v);
-bool rawBulk(Values &v);
+/* The large-message figures: name, message size, count (a cap when
+ * duration > 0, at least 2 messages either way). */
+struct BigSpec {
+    std::string fig;
+    size_t size;
+    long count;
+    double duration;
+};
+BigSpec bigSpec(const char *fig);  /* 64 MiB (--big-mib), --big-count, --duration */
+BigSpec hugeSpec(const char *fig); /* 1 GiB (--huge-mib), --huge-count, by count */
+bool rawBulk(Values &v, const BigSpec &b);
 bool qtPost(Values &v);
 bool latRaw(Values &v);
 bool latNotifier(Values &v);
@@ -156,7 +168,8 @@ bool zmqLatency(Values &v);
 enum class Mode { Fd, Qt, Sig, Remote };
 const char *modeName(Mode m);
 bool mprRate(Values &v, Mode m, const char *fig, int nsenders, size_t size, long per);
-bool mprBig(Values &v, Mode m);
+/* transport: MPR_TRANSPORT for the worker (NULL: the default, the ring) */
+bool mprBig(Values &v, Mode m, const BigSpec &b, const char *transport = nullptr);
 bool mprLatency(Values &v, Mode m);
 bool mprFlood(Values &v, Mode m, bool backpressure);
 bool mprMemory(Values &v);

@@ -33,6 +33,8 @@ void Options::applyQuick()
     msgs4k = 1000;
     bigMiB = 4;
     bigCount = 4;
+    hugeMiB = 8;
+    hugeCount = 2;
     latSamples = 40;
     floodMsgs = 20000;
     memMsgs = 20000;
@@ -42,6 +44,16 @@ void Options::applyQuick()
     procs = 64;
     procMsgs = 200;
     timeoutS = 60;
+}
+
+BigSpec bigSpec(const char *fig)
+{
+    return {fig, (size_t)opt.bigMiB << 20, opt.bigCount, opt.duration};
+}
+
+BigSpec hugeSpec(const char *fig)
+{
+    return {fig, (size_t)opt.hugeMiB << 20, opt.hugeCount, 0.0};
 }
 
 int64_t nowNs()

@@ -75,7 +75,10 @@ std::vector<Measurement> measurements()
          [](Values &v) { return rawRate(v, "raw_4x32", 4, 32, opt.msgs4); }, false},
         {"raw_4x4k", "(a) 4 processes, one write() per 4 KiB message",
          [](Values &v) { return rawRate(v, "raw_4x4k", 4, 4096, opt.msgs4k); }, false},
-        {"raw_bulk", "(a) bulk: one socket, 64 MiB buffers and writes", rawBulk, false},
+        {"raw_bulk", "(a) bulk: one socket, 64 MiB buffers and writes",
+         [](Values &v) { return rawBulk(v, bigSpec("raw_bulk")); }, false},
+        {"raw_bulk_1g", "(a) bulk: one socket, 1 GiB buffers and writes",
+         [](Values &v) { return rawBulk(v, hugeSpec("raw_bulk_1g")); }, false},
         {"qt_post", "(b) QCoreApplication::postEvent per message, thread -> main", qtPost, false},
         {"lat_raw", "(c) process -> socket -> poll() thread -> postEvent -> main", latRaw, false},
         {"lat_notifier", "(d) process -> socket -> QSocketNotifier on main", latNotifier, false},
@@ -98,7 +101,14 @@ std::vector<Measurement> measurements()
         add("4x32", "4 senders x 32 B", [md](Values &v) { return mprRate(v, md, "4x32", 4, 32, opt.msgs4); });
         add("4x4k", "4 senders x 4 KiB",
             [md](Values &v) { return mprRate(v, md, "4x4k", 4, 4096, opt.msgs4k); });
-        add("64m", "1 sender x 64 MiB messages", [md](Values &v) { return mprBig(v, md); });
+        add("64m", "1 sender x 64 MiB messages",
+            [md, mn](Values &v) { return mprBig(v, md, bigSpec(strf("%s_64m", mn).c_str())); });
+        if (md == Mode::Fd) {
+            add("1g", "1 sender x 1 GiB messages",
+                [md](Values &v) { return mprBig(v, md, hugeSpec("fd_1g")); });
+            add("1g_socket", "1 sender x 1 GiB messages, frames on the socket (no ring)",
+                [md](Values &v) { return mprBig(v, md, hugeSpec("fd_1g_socket"), "socket"); });
+        }
         add("lat", "idle latency, one message per 2 ms", [md](Values &v) { return mprLatency(v, md); });
         if (md != Mode::Fd)
         {
@@ -114,7 +124,7 @@ std::vector<Measurement> measurements()
         m.push_back({"remote_4x32", "4 remote senders x 32 B (ZeroMQ, Qt loop)",
                      [md](Values &v) { return mprRate(v, md, "4x32", 4, 32, opt.msgs4); }, false});
         m.push_back({"remote_64m", "1 remote sender x 64 MiB messages",
-                     [md](Values &v) { return mprBig(v, md); }, false});
+                     [md](Values &v) { return mprBig(v, md, bigSpec("remote_64m")); }, false});
         m.push_back({"remote_lat", "idle latency of a remote sender, one message per 2 ms",
                      [md](Values &v) { return mprLatency(v, md); }, false});
         m.push_back({"remote_flood", "4 remote senders flat out + 16 ms QTimer",
@@ -154,6 +164,9 @@ std::vector<Figure> figures()
         {"raw_4x32", "msg/s", {}},
         {"raw_4x4k", "msg/s", {}},
         {"raw_bulk", "MiB/s", {}},
+        {"raw_bulk_1g", "MiB/s", {{"raw_bulk", 0, 0}}},
+        {"raw_bulk_1g_first", "ms", {}},
+        {"raw_bulk_1g_cpu_recv", "ms/msg", {}},
         {"qt_post", "msg/s", {}},
         {"lat_raw_p50", "us", {}},
         {"lat_raw_p99", "us", {}},
@@ -187,6 +200,13 @@ std::vector<Figure> figures()
             f.push_back({n("flood_bp_rate"), "msg/s", {{n("4x32"), qt ? '>' : '\0', 0.5}}});
         }
     }
+    /* issue 15 item 15: 1 GiB messages against the raw socket with 1 GiB writes */
+    f.push_back({"fd_1g", "MiB/s", {{"raw_bulk_1g", 0, 0}, {"fd_64m", 0, 0}}});
+    f.push_back({"fd_1g_first", "ms", {{"raw_bulk_1g_first", 0, 0}}});
+    f.push_back({"fd_1g_cpu_router", "ms/msg", {{"raw_bulk_1g_cpu_recv", 0, 0}}});
+    f.push_back({"fd_1g_socket", "MiB/s", {{"raw_bulk_1g", 0, 0}, {"fd_1g", 0, 0}}});
+    f.push_back({"fd_1g_socket_first", "ms", {{"raw_bulk_1g_first", 0, 0}}});
+    f.push_back({"fd_1g_socket_cpu_router", "ms/msg", {{"raw_bulk_1g_cpu_recv", 0, 0}}});
     /* issue 11: remote senders against raw ZeroMQ with CURVE */
     f.push_back({"remote_4x32", "msg/s",
                  {{"zmq_4x32", '>', 2}, {"zmq_4x32_plain", 0, 0}, {"qt_4x32", 0, 0}}});
@@ -240,6 +260,7 @@ void usage(FILE *out)
             "usage: mpr_bench [--quick] [--runs N] [--only NAME[,NAME...]] [--list]\n"
             "                 [--duration S] [--flood-duration S]\n"
             "                 [--msgs1 N] [--msgs4 N] [--msgs4k N] [--big-mib N] [--big-count N]\n"
+            "                 [--huge-mib N] [--huge-count N]\n"
             "                 [--lat-samples N] [--lat-period-us N] [--flood-msgs N]\n"
             "                 [--mem-msgs N] [--mem-limit-mib N] [--mem-spin-us N] [--mem-runs N]\n"
             "                 [--pipes N] [--pipe-procs N] [--procs N] [--proc-msgs N]\n"
@@ -263,7 +284,8 @@ int main(int argc, char **argv)
     } longs[] = {
         {"--msgs1", &opt.msgs1},           {"--msgs4", &opt.msgs4},
         {"--msgs4k", &opt.msgs4k},         {"--big-mib", &opt.bigMiB},
-        {"--big-count", &opt.bigCount},    {"--lat-samples", &opt.latSamples},
+        {"--big-count", &opt.bigCount},    {"--huge-mib", &opt.hugeMiB},
+        {"--huge-count", &opt.hugeCount},  {"--lat-samples", &opt.latSamples},
         {"--lat-period-us", &opt.latPeriodUs}, {"--flood-msgs", &opt.floodMsgs},
         {"--mem-msgs", &opt.memMsgs},      {"--mem-limit-mib", &opt.memLimitMiB},
         {"--mem-spin-us", &opt.memSpinUs}, {"--pipes", &opt.pipes},
@@ -345,6 +367,7 @@ int main(int argc, char **argv)
     if (memRuns >= 0)
         opt.memRuns = (int)memRuns;
     opt.bigMiB = std::max(1L, opt.bigMiB);
+    opt.hugeMiB = std::max(1L, opt.hugeMiB);
     opt.latSamples = std::max(1L, opt.latSamples);
 
     std::vector<Measurement> ms = measurements();

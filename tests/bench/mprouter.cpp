@@ -70,6 +70,7 @@ struct Harness {
     Kind kind = Kind::Fixed;
     size_t size = 32;
     size_t queueLimit = 0; /* for runOnePerPipe's router; 0: none */
+    const char *transport = nullptr; /* MPR_TRANSPORT of the workers (Remote: zmq) */
     int64_t spinNs = 0;
     long warmup = 0;
     uint64_t expected = 0; /* if > 0: the total, checked at the end */
@@ -90,7 +91,7 @@ struct Harness {
     std::vector<mpr::Receiver *> qreceivers;
     QEventLoop *qloop = nullptr;
 
-    explicit Harness(Mode m) : mode(m) {}
+    explicit Harness(Mode m) : mode(m), transport(m == Mode::Remote ? "zmq" : nullptr) {}
     ~Harness() { teardown(); }
 
     void fail(const std::string &e)
@@ -328,31 +329,34 @@ bool failed(const std::string &fig, const std::string &why)
     return false;
 }
 
-/* In a worker: start sender i (over ZeroMQ in Remote mode, where
- * MPR_TRANSPORT=zmq makes start fail rather than fall back to the ring).
- * 0 or 1, for Workers. */
+/* In a worker: start sender i (over h.transport if set: ZeroMQ in Remote
+ * mode, where MPR_TRANSPORT=zmq makes start fail rather than fall back to
+ * the ring). 0 or 1, for Workers. */
 int startSender(Harness &h, int i)
 {
-    if (h.mode == Mode::Remote)
-        setenv("MPR_TRANSPORT", "zmq", 1);
+    if (h.transport)
+        setenv("MPR_TRANSPORT", h.transport, 1);
     int rc = mpr_sender_start(h.senders[i]);
     if (rc != 0)
         fprintf(stderr, "mpr_bench: worker %d: mpr_sender_start: %s\n", i, mpr_strerror(rc));
     return rc == 0 ? 0 : 1;
 }
 
-/* The common shape: n pipes, one worker per pipe doing body(i); wait for
- * all messages. Returns the time from go to the last message (ns) or -1. */
+/* The common shape: n pipes, one worker per pipe doing body(i) (after
+ * prepare(i), if given, once its sender started); wait for all messages.
+ * Returns the time from go to the last message (ns) or -1. */
 int64_t runOnePerPipe(Harness &h, const std::string &fig, int n,
                       const std::function<int(int)> &body, double timeoutS,
-                      const std::function<void()> &beforeGo = nullptr)
+                      const std::function<void()> &beforeGo = nullptr,
+                      const std::function<int(int)> &prepare = nullptr)
 {
     if (!h.setup(n, h.queueLimit)) {
         failed(fig, h.error);
         return -1;
     }
     Workers w;
-    bool ok = w.start(n, [&](int i) { return startSender(h, i); }, body);
+    bool ok = w.start(
+        n, [&](int i) { return startSender(h, i) != 0 ? 1 : prepare ? prepare(i) : 0; }, body);
     h.freeSenders();
     if (!ok || !w.waitReady(timeoutS)) {
         failed(fig, w.error());
@@ -415,20 +419,24 @@ bool mprRate(Values &v, Mode m, const char *what, int nsenders, size_t size, lon
     return true;
 }
 
-bool mprBig(Values &v, Mode m)
+bool mprBig(Values &v, Mode m, const BigSpec &b, const char *transport)
 {
-    std::string fig = strf("%s_64m", modeName(m));
+    const std::string &fig = b.fig;
     Harness h(m);
     h.kind = Kind::Big;
-    h.size = (size_t)opt.bigMiB << 20;
+    h.size = b.size;
+    if (transport)
+        h.transport = transport;
+    CpuMeter cpu;
+    std::vector<char> buf; /* the worker's (made before go) */
     int64_t ns = runOnePerPipe(
         h, fig, 1,
         [&](int) {
-            std::vector<char> buf(h.size);
-            StreamEnd end(std::max(2L, opt.bigCount), opt.duration, 2, true);
+            StreamEnd end(std::max(2L, b.count), b.duration, 2, true);
             for (long i = 0;; i++) {
                 bool last = end.isLast(i);
-                fillBig(buf.data(), h.size, (uint64_t)i);
+                if (i > 0)
+                    fillBig(buf.data(), h.size, (uint64_t)i);
                 fillFixed(buf.data(), 32, 0, (uint64_t)i, 0, last);
                 if (mpr_sender_send(h.senders[0], buf.data(), h.size) != 0)
                     return 1;
@@ -437,10 +445,17 @@ bool mprBig(Values &v, Mode m)
             }
             return mpr_sender_stop(h.senders[0]) == 0 ? 0 : 1;
         },
-        (double)opt.timeoutS);
+        (double)opt.timeoutS, [&] { cpu.go(); },
+        [&](int) {
+            buf.resize(h.size);
+            fillBig(buf.data(), h.size, 0);
+            return 0;
+        });
     if (ns < 0)
         return false;
     v[fig] = (double)h.size * (double)h.received / ((double)ns / 1e9) / 1048576.0;
+    v[fig + "_first"] = (double)(ns - (h.tDone - h.tFirst)) / 1e6;
+    v[fig + "_cpu_router"] = (double)(h.cpuDone - cpu.self0) / 1e6 / (double)h.received;
     return true;
 }
 
