@@ -3,7 +3,8 @@
  * warning, messages in order from several worker processes (this program
  * started again), sizes from 0 bytes to 64 MiB with checksums over the
  * ring and over frames (MPR_TRANSPORT=socket), sending from the main
- * thread, route_until with a timeout of 0 after sends, and the fd loop's
+ * thread, route_until with a timeout of 0 after sends, the way back
+ * (control messages and a cancel tag, ring and frames), and the fd loop's
  * event handle. Built against the static library and against the DLL
  * (tst_win_router_dll: the exports). */
 #include "cunit.h"
@@ -163,6 +164,68 @@ CU_TEST(workers_in_order_ring)
 CU_TEST(workers_in_order_frames)
 {
     workers(3, 1000, -1, "frames");
+}
+
+/* The way back: 40 control messages queued before the worker starts,
+ * taken whole and in order and sent back; a cancel tag it sees; the pipe
+ * refuses both once its sender has stopped. */
+static int count_at_least(void *arg)
+{
+    all_arg *a = arg;
+    return a->p->count >= a->want;
+}
+
+static int refuses(void *arg)
+{
+    return mpr_receiver_send(((wp_pipe *)arg)->rcv, "x", 1) == MPR_EPIPE;
+}
+
+static void way_back(const char *extra)
+{
+    wp_router r;
+    REQUIRE(wp_router_new(&r) == 0);
+    REQUIRE(mpr_router_start(r.router) == 0);
+    wp_pipe p;
+    mpr_sender *s;
+    REQUIRE(wp_pipe_open(r.router, &p, WP_VARIED, 0, &s) == 0);
+    unsigned char buf[8192];
+    const uint32_t n = 40;
+    for (uint32_t seed = 0; seed < n; seed++) {
+        size_t size = wp_size_of(WP_VARIED, 0, seed);
+        wp_make(buf, size, seed);
+        CHECK_EQ(mpr_receiver_send(p.rcv, buf, size), 0);
+    }
+    wp_child c;
+    char arg[32];
+    snprintf(arg, sizeof arg, "%u -1 %s", (unsigned)n, extra);
+    CHECK(wp_start_sender(&c, "worker-echo", arg, s, 0) == 0);
+    mpr_sender_free(s);
+    all_arg a = {&p, 1, n};
+    CHECK(wp_run_until(&r, count_at_least, &a, 60000));
+    CHECK_EQ(mpr_receiver_cancel(p.rcv, 0), MPR_EINVAL);
+    CHECK_EQ(mpr_receiver_cancel(p.rcv, 77), 0);
+    a.want = n + 1;
+    CHECK(wp_run_until(&r, count_at_least, &a, 60000));
+    CHECK_EQ(wp_wait(&c, 20000), 0);
+    wp_close(&c);
+    CHECK(wp_run_until(&r, refuses, &p, 20000));
+    CHECK_EQ(mpr_receiver_cancel(p.rcv, 1), MPR_EPIPE);
+    CHECK_EQ(p.count, n + 1);
+    CHECK_EQ(p.bad, 0);
+    CHECK_EQ(p.lost, 0);
+    CHECK_EQ(mpr_router_close_pipe(r.router, p.rcv), 0);
+    CHECK_EQ(mpr_router_stop(r.router), 0);
+    wp_router_free(&r);
+}
+
+CU_TEST(way_back_ring)
+{
+    way_back("");
+}
+
+CU_TEST(way_back_frames)
+{
+    way_back("frames");
 }
 
 /* 0 bytes, 1 MiB + 3, 64 MiB from a worker, checked byte for byte. */

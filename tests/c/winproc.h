@@ -397,6 +397,10 @@ static inline int wp_send(mpr_sender *s, int shape, size_t fixed, uint32_t seed,
  *   worker-hold N        N varied, "sent" on stdout, wait for stdin to end, stop
  *   worker-stream        varied messages until killed ("started" after 100)
  *   worker-paced N       N varied with a pause every 50 (a bystander), stop
+ *   worker-echo N        takes N control messages (mpr_sender_recv, 30 s
+ *                        each at most) and sends each back; then waits
+ *                        (30 s at most) for a cancel tag and sends message
+ *                        N if it is 77; stop
  * The exit status says what failed (0: nothing). */
 static inline int wp_worker_main(int argc, char **argv)
 {
@@ -428,6 +432,25 @@ static inline int wp_worker_main(int argc, char **argv)
     if (!buf)
         return 22;
     int status = 0;
+    if (!strcmp(mode, "worker-echo")) {
+        for (long i = 0; i < n && status == 0; i++) {
+            size_t len = 0;
+            if ((rc = mpr_sender_recv(s, buf, cap, &len, 30.0)) < 0 ||
+                (rc = mpr_sender_send(s, buf, len)) < 0) {
+                fprintf(stderr, "       [worker %lu] echo %ld: %s\n", GetCurrentProcessId(), i,
+                        mpr_strerror(rc));
+                status = 26;
+            }
+        }
+        ULONGLONG end = GetTickCount64() + 30000;
+        while (status == 0 && mpr_sender_cancelled(s) == 0 && GetTickCount64() < end)
+            Sleep(1);
+        if (status == 0 && mpr_sender_cancelled(s) != 77)
+            status = 27;
+        if (status == 0 && wp_send(s, WP_VARIED, 0, (uint32_t)n, buf) < 0)
+            status = 28;
+        n = 0; /* nothing more below */
+    }
     if (!strcmp(mode, "worker-stream")) {
         for (uint32_t seed = 0;; seed++) {
             if ((rc = wp_send(s, WP_VARIED, 0, seed, buf)) < 0)
