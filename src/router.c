@@ -696,6 +696,8 @@ static int open_pipe(const mpr_receiver *receiver, struct receiver **out)
     struct receiver *rc = mpr__handle_get(receiver);
     if (!rc || table_get(rc->router, rc->id) != rc)
         return MPR_ENOENT;
+    if (mpr__forked(rc->router->token))
+        return MPR_EOWNER; /* a forked copy: its monitor thread is not there */
     if (!rc->router->running)
         return MPR_ESTATE;
     *out = rc;

@@ -253,7 +253,9 @@ MPR_EXTERN void mpr_receiver_set_lost_callback(mpr_receiver *receiver,
  * MPR_EMSGSIZE (size above MPR_CONTROL_MAX_SIZE); MPR_EAGAIN; MPR_EPIPE
  * (the pipe's sender has ended: stopped, lost or refused; nothing
  * queued); MPR_ESTATE (the router is not running); MPR_ENOENT (not an
- * open pipe of this router); MPR_ENOMEM.
+ * open pipe of this router); MPR_EOWNER (in a process forked from the
+ * one that made the router: only that process's router routes; nothing
+ * queued); MPR_ENOMEM.
  *
  * mpr_receiver_cancel: ask the worker to cancel what tag names (a number
  * of the application's: a job id; not 0). The pipe keeps the newest tag
