@@ -14,7 +14,10 @@
  * (a tcp connection) is ours:
  *   - accepted a few a round, only while the process keeps its
  *     descriptor headroom, at most MAX_PENDING waiting to prove a pipe's
- *     key (the oldest dropped first), each with a deadline from accept;
+ *     key, each with a deadline from accept; when one more arrives, the
+ *     one dropped is the oldest of those least far along (link_stage:
+ *     silent, greeting, CURVE HELLO, CURVE done, pipe HELLO), so a flood
+ *     of silent connections only ever pushes out its own;
  *   - before the handshake it holds a few KiB (zmtp.c), before its pipe is
  *     proved its frames are the handshake's (a few dozen bytes);
  *   - what it owes us to read is bounded (LINK_OUT_MAX) or it is dropped;
@@ -216,6 +219,27 @@ static void pending_unlink(remote_ep *ep, link *l)
         ep->pend_tail = l->pprev;
     l->pending = 0;
     ep->npending--;
+}
+
+/* How far a link waiting for its handshake has come (higher: further). */
+static int link_stage(const link *l)
+{
+    return l->s ? 4 : mpr__zmtp_stage(l->z);
+}
+
+/* The link to drop when too many wait: the oldest of the least far along. */
+static link *pending_victim(remote_ep *ep)
+{
+    link *victim = ep->pend_head;
+    int low = victim ? link_stage(victim) : 0;
+    for (link *l = ep->pend_head; l && low > 0; l = l->pnext) {
+        int st = link_stage(l);
+        if (st < low) {
+            victim = l;
+            low = st;
+        }
+    }
+    return victim;
 }
 
 /* Write what the link owes, as far as the connection takes it now. 0, or
@@ -800,9 +824,16 @@ static void on_listen(mpr__watch *w)
         else
             ep->pend_head = l;
         ep->pend_tail = l;
-        if (++ep->npending > MAX_PENDING)
-            link_drop(ep->pend_head,
-                      "too many connections waiting for a handshake; dropped the oldest", 0);
+        if (++ep->npending > MAX_PENDING) {
+            link *victim = pending_victim(ep);
+            int was_new = victim == l;
+            link_drop(victim,
+                      "too many connections waiting for a handshake; dropped the oldest of "
+                      "those least far along",
+                      0);
+            if (was_new)
+                continue;
+        }
         if (link_flush(l) < 0) /* our greeting */
             link_drop(l, "closed before the ZeroMQ handshake", 0);
     }

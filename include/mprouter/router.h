@@ -145,7 +145,11 @@ MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes)
  * before it is closed (default 5 s), counted from the moment it is
  * accepted (for a remote one: its tcp connection, CURVE handshake
  * included). At most 128 connections of each endpoint wait for their
- * handshake at once (the oldest is dropped first). Connections are
+ * handshake at once; when one more comes, the local endpoint drops the
+ * oldest, the remote one the oldest of those least far along (first
+ * those that have not sent their ZeroMQ greeting, then those without a
+ * valid CURVE HELLO, then those in CURVE, then those proving their pipe),
+ * so idle connections push out only each other. Connections are
  * accepted a few per round of the monitor (a flood of them never holds up
  * the handshakes under way), and only while the lowest free descriptor of
  * the process is at least 32 below its limit: otherwise new connections
