@@ -40,7 +40,10 @@
  * may have sent beyond what the router took (CREDIT_WINDOW); while the
  * queue is throttled no credit is given, so remote senders wait too. A
  * sender not heard from for the reconnect window is lost, like a crashed
- * local worker. A sender that ended is remembered for a while (a
+ * local worker; any byte that arrives from it counts, so a slow link
+ * whose frames take longer than the window to cross is not a lost one,
+ * and while bytes arrive it gets a STATE at least every ANSWER_EVERY_NS
+ * (its own heartbeat waits behind its frame). A sender that ended is remembered for a while (a
  * "zombie"), so its repeats are still answered.
  *
  * The monitor thread only.
@@ -67,6 +70,7 @@
 #define MAX_FRAME (MPR__DATA_HDR + MPR__FRAME_MAX)
 #define CTL_OUT_HIGH (128u * 1024u)      /* feed CTRL frames to a link while its output is below */
 #define CTL_RETRY_NS (2 * 1000000)       /* and look again this soon */
+#define ANSWER_EVERY_NS (250 * 1000000)  /* bytes arriving: a STATE at least this often */
 
 typedef struct remote_ep remote_ep;
 typedef struct session session;
@@ -98,7 +102,8 @@ struct session {
     uint64_t seq;               /* the last DATA frame taken */
     uint64_t bytes;             /* DATA bytes taken */
     uint64_t credit;            /* credit given so far */
-    int64_t heard_ns;
+    int64_t heard_ns;           /* the last byte from it (any progress) */
+    int64_t said_ns;            /* the last STATE to it */
     int open;                   /* the PROOF was accepted */
     int dirty;                  /* owes a STATE */
     /* the way back */
@@ -351,6 +356,7 @@ static void flush_state(session *s)
     s->dirty = 0;
     if (!s->link)
         return;
+    s->said_ns = mpr__now_ns();
     send_state_to(s->link, 0, s->seq, s->credit);
     if (link_flush(s->link) < 0)
         link_free(s->link);
@@ -732,6 +738,18 @@ static void on_readable(mpr__watch *w)
             }
             mpr__zmtp_input_done(l->z, (size_t)got);
             budget -= (size_t)got;
+            if (l->s) {
+                /* Any byte is progress: a frame that takes longer than the
+                 * window to cross a slow link does not make its sender
+                 * lost. And the sender hears from us while its frame
+                 * crosses (its heartbeat waits behind the frame): a STATE
+                 * at least every ANSWER_EVERY_NS, well within its 1 s of
+                 * silence. */
+                session *s = l->s;
+                s->heard_ns = mpr__now_ns();
+                if (s->open && s->heard_ns - s->said_ns >= ANSWER_EVERY_NS)
+                    s->dirty = 1; /* sent at the next tick (owed_states) */
+            }
         }
         mpr__zmtp_event ev;
         int rc;

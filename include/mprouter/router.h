@@ -197,8 +197,13 @@ MPR_EXTERN int mpr_router_remote_endpoint(const mpr_router *router, char *buf, s
  * every 250 ms when idle, drops a connection it has heard nothing on for
  * 1 s and connects again at once, then every 250 ms: a break of the
  * network heals when it ends at least about half a second before the
- * window does. MAIN THREAD; takes effect at the next start. Returns 0 or
- * MPR_EINVAL. */
+ * window does. "Heard from" means any bytes arriving, not only whole
+ * messages: on a slow link the window is the longest time in which no
+ * byte at all may cross, however long one frame (up to 512 KiB) takes, and
+ * while bytes arrive the router answers at least every 250 ms, so a sender
+ * whose heartbeat waits behind its own large frame still hears it and
+ * keeps its connection. MAIN THREAD; takes effect at the next start.
+ * Returns 0 or MPR_EINVAL. */
 MPR_EXTERN int mpr_router_set_remote_window(mpr_router *router, double seconds);
 
 /** Counters since the router was created. MAIN THREAD. */
