@@ -105,7 +105,8 @@ MPR_EXTERN int mpr_router_close_pipe(mpr_router *router, mpr_receiver *receiver)
  * mpr_sender_send returned before that moment (in any thread or process
  * of this host, on any local transport) is routed, even with
  * timeout_s == 0: the router reads every connection as far as its sender
- * has written.
+ * has written. With a queue limit too: the router then reads in steps,
+ * as this call routes, so the limit still bounds memory.
  * SIDE EFFECT: the router leaves event-loop mode for good (until the next
  * start): pings are ignored and messages are routed only by this call.
  * MAIN THREAD, not from inside a receiver callback.
