@@ -15,9 +15,10 @@
  *   - accepted a few a round, only while the process keeps its
  *     descriptor headroom, at most MAX_PENDING waiting to prove a pipe's
  *     key, each with a deadline from accept; when one more arrives, the
- *     one dropped is the oldest of those least far along (link_stage:
- *     silent, greeting, CURVE HELLO, CURVE done, pipe HELLO), so a flood
- *     of silent connections only ever pushes out its own;
+ *     one dropped is the one whose handshake moved last the longest ago
+ *     (its accept, or its last step: greeting, CURVE HELLO, CURVE done,
+ *     pipe HELLO; link_stage), so neither silent connections nor idle
+ *     ones that got further push out a worker whose handshake goes on;
  *   - before the handshake it holds a few KiB (zmtp.c), before its pipe is
  *     proved its frames are the handshake's (a few dozen bytes);
  *   - what it owes us to read is bounded (LINK_OUT_MAX) or it is dropped;
@@ -84,6 +85,8 @@ typedef struct link {
     struct link *pprev, *pnext; /* pending: not (yet) in an open session, oldest first */
     int pending;
     int64_t deadline;           /* pending: from accept */
+    int64_t moved_ns;           /* pending: its accept or its handshake's last step */
+    int stage;                  /* pending: link_stage when it last moved */
     session *s;                 /* its sender, once known */
     unsigned char key[MPR__ZMTP_KEY_SIZE]; /* the client key CURVE proved (READY) */
     int ready;
@@ -232,18 +235,29 @@ static int link_stage(const link *l)
     return l->s ? 4 : mpr__zmtp_stage(l->z);
 }
 
-/* The link to drop when too many wait: the oldest of the least far along. */
+/* Note a step of a waiting link's handshake (each stage counts once: a
+ * peer cannot stay fresh by talking without getting further). */
+static void link_progress(link *l)
+{
+    int stage = link_stage(l);
+    if (stage > l->stage) {
+        l->stage = stage;
+        l->moved_ns = mpr__now_ns();
+    }
+}
+
+/* The link to drop when too many wait: the one whose handshake moved
+ * last the longest ago (the first in accept order of those). Silent
+ * connections never move; idle ones that got through CURVE with the
+ * public key stop moving there; a worker's handshake moves every round
+ * trip. Ordering by stage alone would let idle peers with the public key
+ * (stage 3) push out every new worker (stage 0). */
 static link *pending_victim(remote_ep *ep)
 {
     link *victim = ep->pend_head;
-    int low = victim ? link_stage(victim) : 0;
-    for (link *l = ep->pend_head; l && low > 0; l = l->pnext) {
-        int st = link_stage(l);
-        if (st < low) {
+    for (link *l = ep->pend_head; l; l = l->pnext)
+        if (l->moved_ns < victim->moved_ns)
             victim = l;
-            low = st;
-        }
-    }
     return victim;
 }
 
@@ -761,6 +775,8 @@ static void on_readable(mpr__watch *w)
         }
         if (l->dead)
             return;
+        if (l->pending)
+            link_progress(l);
         if (rc < 0) {
             if (l->s && l->s->open)
                 mpr__conn_end(&l->s->base, MPR_EPROTO); /* it proved its key: broken */
@@ -835,7 +851,8 @@ static void on_listen(mpr__watch *w)
             ep->links->prev = l;
         ep->links = l;
         l->pending = 1;
-        l->deadline = mpr__now_ns() + set->handshake_ns;
+        l->moved_ns = mpr__now_ns();
+        l->deadline = l->moved_ns + set->handshake_ns;
         l->pprev = ep->pend_tail;
         if (ep->pend_tail)
             ep->pend_tail->pnext = l;
@@ -846,8 +863,8 @@ static void on_listen(mpr__watch *w)
             link *victim = pending_victim(ep);
             int was_new = victim == l;
             link_drop(victim,
-                      "too many connections waiting for a handshake; dropped the oldest of "
-                      "those least far along",
+                      "too many connections waiting for a handshake; dropped the one idle "
+                      "the longest",
                       0);
             if (was_new)
                 continue;

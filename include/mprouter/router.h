@@ -147,10 +147,11 @@ MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes)
  * accepted (for a remote one: its tcp connection, CURVE handshake
  * included). At most 128 connections of each endpoint wait for their
  * handshake at once; when one more comes, the local endpoint drops the
- * oldest, the remote one the oldest of those least far along (first
- * those that have not sent their ZeroMQ greeting, then those without a
- * valid CURVE HELLO, then those in CURVE, then those proving their pipe),
- * so idle connections push out only each other. Connections are
+ * oldest, the remote one the one whose handshake moved last the longest
+ * ago (its accept, or its last step: the ZeroMQ greeting, a valid CURVE
+ * HELLO, CURVE done, the pipe's HELLO), so idle connections, silent or
+ * through CURVE, push out a worker whose handshake goes on only if 128
+ * newer ones arrive within one of its round trips. Connections are
  * accepted a few per round of the monitor (a flood of them never holds up
  * the handshakes under way), and only while the lowest free descriptor of
  * the process is at least 32 below its limit: otherwise new connections
