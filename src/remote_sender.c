@@ -203,6 +203,9 @@ static void send_out(remote_sender *rs)
 static int pump(remote_sender *rs)
 {
     mpr__ring *ring = &rs->ring;
+    /* First what a new link has still to send again (on_ready starts it;
+     * here it goes on as the output drains). */
+    send_out(rs);
     for (;;) {
         if (!rs->ready || rs->unsent || pending_output(rs) >= OUT_HIGH)
             return 1;
