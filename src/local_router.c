@@ -342,10 +342,12 @@ static void sink_end(void *ctx)
     mpr__msg_end(ctx);
 }
 
-/* route_until: n bytes of the connection have been read. */
+/* route_until: n bytes of the connection have been read. In ring mode
+ * they are only wake-ups (the messages are in the ring, and ring_drain
+ * says when it has read as far as the sync's mark): they settle nothing. */
 static void sync_read(local_conn *lc, size_t n)
 {
-    if (!lc->base.sync_owed)
+    if (!lc->base.sync_owed || lc->wire.state == MPR__WIRE_RAW)
         return;
     lc->sync_left = n >= lc->sync_left ? 0 : lc->sync_left - n;
     if (lc->sync_left == 0)

@@ -14,7 +14,11 @@
  * (a tcp connection) is ours:
  *   - accepted a few a round, only while the process keeps its
  *     descriptor headroom, at most MAX_PENDING waiting to prove a pipe's
- *     key (the oldest dropped first), each with a deadline from accept;
+ *     key, each with a deadline from accept; when one more arrives, the
+ *     one dropped is the one whose handshake moved last the longest ago
+ *     (its accept, or its last step: greeting, CURVE HELLO, CURVE done,
+ *     pipe HELLO; link_stage), so neither silent connections nor idle
+ *     ones that got further push out a worker whose handshake goes on;
  *   - before the handshake it holds a few KiB (zmtp.c), before its pipe is
  *     proved its frames are the handshake's (a few dozen bytes);
  *   - what it owes us to read is bounded (LINK_OUT_MAX) or it is dropped;
@@ -37,7 +41,10 @@
  * may have sent beyond what the router took (CREDIT_WINDOW); while the
  * queue is throttled no credit is given, so remote senders wait too. A
  * sender not heard from for the reconnect window is lost, like a crashed
- * local worker. A sender that ended is remembered for a while (a
+ * local worker; any byte that arrives from it counts, so a slow link
+ * whose frames take longer than the window to cross is not a lost one,
+ * and while bytes arrive it gets a STATE at least every ANSWER_EVERY_NS
+ * (its own heartbeat waits behind its frame). A sender that ended is remembered for a while (a
  * "zombie"), so its repeats are still answered.
  *
  * The monitor thread only.
@@ -64,6 +71,7 @@
 #define MAX_FRAME (MPR__DATA_HDR + MPR__FRAME_MAX)
 #define CTL_OUT_HIGH (128u * 1024u)      /* feed CTRL frames to a link while its output is below */
 #define CTL_RETRY_NS (2 * 1000000)       /* and look again this soon */
+#define ANSWER_EVERY_NS (250 * 1000000)  /* bytes arriving: a STATE at least this often */
 
 typedef struct remote_ep remote_ep;
 typedef struct session session;
@@ -77,6 +85,8 @@ typedef struct link {
     struct link *pprev, *pnext; /* pending: not (yet) in an open session, oldest first */
     int pending;
     int64_t deadline;           /* pending: from accept */
+    int64_t moved_ns;           /* pending: its accept or its handshake's last step */
+    int stage;                  /* pending: link_stage when it last moved */
     session *s;                 /* its sender, once known */
     unsigned char key[MPR__ZMTP_KEY_SIZE]; /* the client key CURVE proved (READY) */
     int ready;
@@ -95,7 +105,8 @@ struct session {
     uint64_t seq;               /* the last DATA frame taken */
     uint64_t bytes;             /* DATA bytes taken */
     uint64_t credit;            /* credit given so far */
-    int64_t heard_ns;
+    int64_t heard_ns;           /* the last byte from it (any progress) */
+    int64_t said_ns;            /* the last STATE to it */
     int open;                   /* the PROOF was accepted */
     int dirty;                  /* owes a STATE */
     /* the way back */
@@ -218,6 +229,38 @@ static void pending_unlink(remote_ep *ep, link *l)
     ep->npending--;
 }
 
+/* How far a link waiting for its handshake has come (higher: further). */
+static int link_stage(const link *l)
+{
+    return l->s ? 4 : mpr__zmtp_stage(l->z);
+}
+
+/* Note a step of a waiting link's handshake (each stage counts once: a
+ * peer cannot stay fresh by talking without getting further). */
+static void link_progress(link *l)
+{
+    int stage = link_stage(l);
+    if (stage > l->stage) {
+        l->stage = stage;
+        l->moved_ns = mpr__now_ns();
+    }
+}
+
+/* The link to drop when too many wait: the one whose handshake moved
+ * last the longest ago (the first in accept order of those). Silent
+ * connections never move; idle ones that got through CURVE with the
+ * public key stop moving there; a worker's handshake moves every round
+ * trip. Ordering by stage alone would let idle peers with the public key
+ * (stage 3) push out every new worker (stage 0). */
+static link *pending_victim(remote_ep *ep)
+{
+    link *victim = ep->pend_head;
+    for (link *l = ep->pend_head; l; l = l->pnext)
+        if (l->moved_ns < victim->moved_ns)
+            victim = l;
+    return victim;
+}
+
 /* Write what the link owes, as far as the connection takes it now. 0, or
  * < 0 if the link must go (the peer went, or reads nothing). */
 static int link_flush(link *l)
@@ -327,6 +370,7 @@ static void flush_state(session *s)
     s->dirty = 0;
     if (!s->link)
         return;
+    s->said_ns = mpr__now_ns();
     send_state_to(s->link, 0, s->seq, s->credit);
     if (link_flush(s->link) < 0)
         link_free(s->link);
@@ -708,6 +752,18 @@ static void on_readable(mpr__watch *w)
             }
             mpr__zmtp_input_done(l->z, (size_t)got);
             budget -= (size_t)got;
+            if (l->s) {
+                /* Any byte is progress: a frame that takes longer than the
+                 * window to cross a slow link does not make its sender
+                 * lost. And the sender hears from us while its frame
+                 * crosses (its heartbeat waits behind the frame): a STATE
+                 * at least every ANSWER_EVERY_NS, well within its 1 s of
+                 * silence. */
+                session *s = l->s;
+                s->heard_ns = mpr__now_ns();
+                if (s->open && s->heard_ns - s->said_ns >= ANSWER_EVERY_NS)
+                    s->dirty = 1; /* sent at the next tick (owed_states) */
+            }
         }
         mpr__zmtp_event ev;
         int rc;
@@ -719,6 +775,8 @@ static void on_readable(mpr__watch *w)
         }
         if (l->dead)
             return;
+        if (l->pending)
+            link_progress(l);
         if (rc < 0) {
             if (l->s && l->s->open)
                 mpr__conn_end(&l->s->base, MPR_EPROTO); /* it proved its key: broken */
@@ -793,16 +851,24 @@ static void on_listen(mpr__watch *w)
             ep->links->prev = l;
         ep->links = l;
         l->pending = 1;
-        l->deadline = mpr__now_ns() + set->handshake_ns;
+        l->moved_ns = mpr__now_ns();
+        l->deadline = l->moved_ns + set->handshake_ns;
         l->pprev = ep->pend_tail;
         if (ep->pend_tail)
             ep->pend_tail->pnext = l;
         else
             ep->pend_head = l;
         ep->pend_tail = l;
-        if (++ep->npending > MAX_PENDING)
-            link_drop(ep->pend_head,
-                      "too many connections waiting for a handshake; dropped the oldest", 0);
+        if (++ep->npending > MAX_PENDING) {
+            link *victim = pending_victim(ep);
+            int was_new = victim == l;
+            link_drop(victim,
+                      "too many connections waiting for a handshake; dropped the one idle "
+                      "the longest",
+                      0);
+            if (was_new)
+                continue;
+        }
         if (link_flush(l) < 0) /* our greeting */
             link_drop(l, "closed before the ZeroMQ handshake", 0);
     }

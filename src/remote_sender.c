@@ -23,7 +23,13 @@
  * RETRY_NS plus a round trip, and a break shorter than the router's window
  * minus about half a second loses nothing. Silence for the whole window
  * (from the router, which tells its window in every STATE) means the
- * router is gone: MPR_EPIPE (MPR_ETIMEDOUT in stop).
+ * router is gone: MPR_EPIPE (MPR_ETIMEDOUT in stop). While our frame
+ * crosses a slow link (our HEART waits behind it), the router, which
+ * counts every byte that arrives as a sign of life, sends a STATE at least
+ * every quarter second, so neither end takes a slow link for a dead one.
+ * Frames not taken are sent again on every new link (never on the same
+ * one: tcp loses nothing, and on a slow link a copy would only double
+ * what crosses).
  *
  * The way back: the thread puts together the CTRL frames of each control
  * message (dropping the numbers it has, after a reconnection) and queues
@@ -49,7 +55,6 @@
 #define HEARTBEAT_NS ((int64_t)250 * 1000000) /* idle: a HEART this often */
 #define SILENCE_NS ((int64_t)1000 * 1000000)  /* nothing heard: the link is dead */
 #define RETRY_NS ((int64_t)250 * 1000000)     /* between attempts to connect */
-#define RESEND_NS ((int64_t)2000 * 1000000)   /* nothing taken for this long: send again */
 #define START_TIMEOUT_NS ((int64_t)10 * 1000000000)
 #define DEFAULT_WINDOW_NS ((int64_t)10 * 1000000000)
 #define SENDER_RING (1024u * 1024u)
@@ -113,7 +118,7 @@ typedef struct remote_sender {
     uint64_t next_seq, taken, credit, sent_bytes, bye_seq;
     frame *head, *tail;    /* not yet taken, oldest first */
     frame *unsent;         /* the first of them not sent on this link */
-    int64_t last_progress, last_sent, last_heard, window;
+    int64_t last_sent, last_heard, window;
     uint64_t got_cseq;     /* the way back: the last message whole here */
     cmsg *partial;         /* the one being put together */
     uint64_t got_said;     /* the last GOT sent on this link */
@@ -198,6 +203,9 @@ static void send_out(remote_sender *rs)
 static int pump(remote_sender *rs)
 {
     mpr__ring *ring = &rs->ring;
+    /* First what a new link has still to send again (on_ready starts it;
+     * here it goes on as the output drains). */
+    send_out(rs);
     for (;;) {
         if (!rs->ready || rs->unsent || pending_output(rs) >= OUT_HIGH)
             return 1;
@@ -244,8 +252,6 @@ static int pump(remote_sender *rs)
         else
             rs->head = f;
         rs->tail = f;
-        if (!rs->head->next)
-            rs->last_progress = mpr__now_ns(); /* the first one out starts the clock */
         rs->sent_bytes += size;
         if (bye)
             rs->bye_seq = f->seq;
@@ -263,7 +269,6 @@ static int on_state(remote_sender *rs, const mpr__state *st)
         rs->window = (int64_t)st->window_ms * 1000000;
     if (st->seq > rs->taken && st->seq <= rs->next_seq) {
         rs->taken = st->seq;
-        rs->last_progress = mpr__now_ns();
         while (rs->head && rs->head->seq <= rs->taken) {
             frame *f = rs->head;
             rs->head = f->next;
@@ -395,7 +400,6 @@ static void on_ready(remote_sender *rs)
     send_small(rs, MPR__HEART_MAGIC);
     rs->got_said = 0; /* say GOT again on this link */
     rs->unsent = rs->head;
-    rs->last_progress = rs->last_heard;
     send_out(rs);
 }
 
@@ -461,7 +465,7 @@ static void *remote_thread(void *arg)
     int64_t now = mpr__now_ns();
     int64_t start_by = now + START_TIMEOUT_NS;
     rs->window = DEFAULT_WINDOW_NS;
-    rs->last_heard = rs->last_sent = rs->last_progress = now;
+    rs->last_heard = rs->last_sent = now;
     int result = 0;
     if (mpr__hs_sender_hello(&rs->hs, rs->cred.id, rs->cred.key, rs->hello) < 0)
         result = MPR_EIO;
@@ -540,11 +544,6 @@ static void *remote_thread(void *arg)
                     result = held;
                     break;
                 }
-                if (rs->head && now - rs->last_progress >= RESEND_NS) {
-                    rs->unsent = rs->head; /* taken, but not answered: once more */
-                    rs->last_progress = now;
-                    send_out(rs);
-                }
                 if (now - rs->last_sent >= HEARTBEAT_NS && pending_output(rs) == 0)
                     send_small(rs, MPR__HEART_MAGIC);
                 uint64_t taken = atomic_load(&rs->taken_cseq);
@@ -579,8 +578,6 @@ static void *remote_thread(void *arg)
             next = rs->last_sent + HEARTBEAT_NS;
         if (rs->acked && rs->ready && rs->last_heard + SILENCE_NS < next)
             next = rs->last_heard + SILENCE_NS;
-        if (rs->head && rs->last_progress + RESEND_NS < next)
-            next = rs->last_progress + RESEND_NS;
         mpr__waitfd w[2] = {{mpr__event_fd(&rs->wake), MPR__WAIT_IN, 0}, {rs->fd, 0, 0}};
         int nw = 1;
         if (rs->fd != MPR__NO_FD) {

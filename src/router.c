@@ -485,11 +485,12 @@ int mpr_router_pipe(mpr_router *r, mpr_sender **sender, mpr_receiver **receiver)
 
 int mpr_router_close_pipe(mpr_router *r, mpr_receiver *receiver)
 {
-    if (!r || !receiver)
+    if (!r)
         return MPR_EINVAL;
     if (!r->running)
         return MPR_ESTATE;
-    struct receiver *rc = mpr__handle_get(receiver);
+    /* NULL was never a handle: MPR_ENOENT, as for any other such value. */
+    struct receiver *rc = receiver ? mpr__handle_get(receiver) : NULL;
     if (!rc || rc->router != r || table_get(r, rc->id) != rc)
         return MPR_ENOENT;
     table_remove(r, rc->id);

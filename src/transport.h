@@ -134,7 +134,9 @@ void mpr__monitor_set_remote(mpr__monitor *m, const char *endpoint, const char *
 
 /* A new connection: it must complete its handshake before the deadline
  * (from now). At most MPR__MAX_HANDSHAKES wait at once: the oldest is
- * dropped (with a warning). peer names it in warnings. */
+ * dropped (with a warning); the remote endpoint bounds its links the same
+ * way, dropping the one whose handshake moved last the longest ago
+ * (remote_router.c). peer names it in warnings. */
 #define MPR__MAX_HANDSHAKES 128
 void mpr__conn_add(mpr__monitor *m, mpr__conn *c, const mpr__conn_ops *ops, const char *peer);
 

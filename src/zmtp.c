@@ -977,6 +977,22 @@ int mpr__zmtp_is_ready(const mpr__zmtp *z)
     return z->state == ST_READY;
 }
 
+int mpr__zmtp_stage(const mpr__zmtp *z)
+{
+    switch (z->state) {
+    case ST_GREETING:
+        return 0;
+    case ST_HELLO:
+    case ST_WELCOME:
+        return 1;
+    case ST_INITIATE:
+    case ST_READY_CMD:
+        return 2;
+    default:
+        return 3;
+    }
+}
+
 const char *mpr__zmtp_why(const mpr__zmtp *z)
 {
     return z->why;

@@ -111,6 +111,12 @@ void mpr__zmtp_output_done(mpr__zmtp *z, size_t n);
 /* Is the handshake complete? */
 int mpr__zmtp_is_ready(const mpr__zmtp *z);
 
+/* How far the handshake has come: 0 waiting for the peer's greeting, 1
+ * greeting done (server: waiting for HELLO; client: waiting for WELCOME),
+ * 2 a valid HELLO (server: waiting for INITIATE; client: waiting for
+ * READY), 3 complete. */
+int mpr__zmtp_stage(const mpr__zmtp *z);
+
 /* The bytes the machine holds: its own page(s) and its input and output
  * buffers (for accounting, and for tests of the bounds). */
 size_t mpr__zmtp_memory(const mpr__zmtp *z);

@@ -105,7 +105,8 @@ MPR_EXTERN int mpr_router_close_pipe(mpr_router *router, mpr_receiver *receiver)
  * mpr_sender_send returned before that moment (in any thread or process
  * of this host, on any local transport) is routed, even with
  * timeout_s == 0: the router reads every connection as far as its sender
- * has written.
+ * has written. With a queue limit too: the router then reads in steps,
+ * as this call routes, so the limit still bounds memory.
  * SIDE EFFECT: the router leaves event-loop mode for good (until the next
  * start): pings are ignored and messages are routed only by this call.
  * MAIN THREAD, not from inside a receiver callback.
@@ -145,7 +146,12 @@ MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes)
  * before it is closed (default 5 s), counted from the moment it is
  * accepted (for a remote one: its tcp connection, CURVE handshake
  * included). At most 128 connections of each endpoint wait for their
- * handshake at once (the oldest is dropped first). Connections are
+ * handshake at once; when one more comes, the local endpoint drops the
+ * oldest, the remote one the one whose handshake moved last the longest
+ * ago (its accept, or its last step: the ZeroMQ greeting, a valid CURVE
+ * HELLO, CURVE done, the pipe's HELLO), so idle connections, silent or
+ * through CURVE, push out a worker whose handshake goes on only if 128
+ * newer ones arrive within one of its round trips. Connections are
  * accepted a few per round of the monitor (a flood of them never holds up
  * the handshakes under way), and only while the lowest free descriptor of
  * the process is at least 32 below its limit: otherwise new connections
@@ -193,8 +199,13 @@ MPR_EXTERN int mpr_router_remote_endpoint(const mpr_router *router, char *buf, s
  * every 250 ms when idle, drops a connection it has heard nothing on for
  * 1 s and connects again at once, then every 250 ms: a break of the
  * network heals when it ends at least about half a second before the
- * window does. MAIN THREAD; takes effect at the next start. Returns 0 or
- * MPR_EINVAL. */
+ * window does. "Heard from" means any bytes arriving, not only whole
+ * messages: on a slow link the window is the longest time in which no
+ * byte at all may cross, however long one frame (up to 512 KiB) takes, and
+ * while bytes arrive the router answers at least every 250 ms, so a sender
+ * whose heartbeat waits behind its own large frame still hears it and
+ * keeps its connection. MAIN THREAD; takes effect at the next start.
+ * Returns 0 or MPR_EINVAL. */
 MPR_EXTERN int mpr_router_set_remote_window(mpr_router *router, double seconds);
 
 /** Counters since the router was created. MAIN THREAD. */

@@ -88,7 +88,10 @@
  *   - a sender whose host vanishes (nothing heard for the window) is
  *     reported like a crashed local worker: its lost callback after its
  *     last delivered message; a sender that hears nothing from its router
- *     for the window gets MPR_EPIPE;
+ *     for the window gets MPR_EPIPE. Any byte that arrives counts as
+ *     heard: a slow link whose frames (up to 512 KiB) take longer than the
+ *     window to cross is not a lost one, and the router answers at least
+ *     every 250 ms while bytes arrive;
  *   - with a queue limit, remote senders wait in send too: the router gives
  *     credit only while its queue has room.
  *
