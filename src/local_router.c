@@ -73,6 +73,7 @@ struct local_conn {
     } marks[OUT_MARKS];
     unsigned mark_head, nmarks;
     size_t cancel_at;     /* out offset + 1 of an unwritten CANCEL item, or 0 */
+    size_t inflight;      /* frames mode: message bytes taken for the sender, not yet TOOK */
     uint64_t tag_sent;
     int out_broken;       /* writing failed: the connection is ending */
     local_conn *blocked_next;
@@ -158,7 +159,10 @@ static void out_flush(local_conn *lc)
     size_t released = 0;
     while (lc->nmarks > 0 &&
            (lc->out_broken || lc->marks[lc->mark_head].end <= lc->out_off)) {
-        released += lc->marks[lc->mark_head].size;
+        /* Ring mode: a message written is the sender's; frames mode: it
+         * counts until TOOK (sink_took). */
+        if (lc->ring.cap)
+            released += lc->marks[lc->mark_head].size;
         lc->mark_head = (lc->mark_head + 1) % OUT_MARKS;
         lc->nmarks--;
     }
@@ -180,7 +184,8 @@ static int out_pump(local_conn *lc)
         return 0;
     for (;;) {
         int took = 0;
-        while (lc->out_len - lc->out_off < OUT_SOFT && lc->nmarks < OUT_MARKS) {
+        while (lc->out_len - lc->out_off < OUT_SOFT && lc->nmarks < OUT_MARKS &&
+               (lc->ring.cap || lc->inflight < MPR_CONTROL_QUEUE_SIZE)) {
             mpr__ctl_msg *m = mpr__conn_ctl_take(&lc->base);
             if (!m)
                 break;
@@ -197,6 +202,8 @@ static int out_pump(local_conn *lc)
             lc->marks[(lc->mark_head + lc->nmarks) % OUT_MARKS].end = lc->out_len;
             lc->marks[(lc->mark_head + lc->nmarks) % OUT_MARKS].size = m->size;
             lc->nmarks++;
+            if (!lc->ring.cap)
+                lc->inflight += m->size;
             free(m);
             took = 1;
         }
@@ -342,6 +349,19 @@ static void sink_end(void *ctx)
     mpr__msg_end(ctx);
 }
 
+/* Frames mode: the sender's application took n bytes of control messages:
+ * they leave the pipe's account, and more may follow. More than was
+ * written is a protocol error. */
+static int sink_took(void *ctx, uint32_t n)
+{
+    local_conn *lc = ctx;
+    if (lc->ring.cap || n > lc->inflight)
+        return MPR_EPROTO;
+    lc->inflight -= n;
+    mpr__conn_ctl_release(&lc->base, n);
+    return out_pump(lc);
+}
+
 /* route_until: n bytes of the connection have been read. In ring mode
  * they are only wake-ups (the messages are in the ring, and ring_drain
  * says when it has read as far as the sync's mark): they settle nothing. */
@@ -383,7 +403,7 @@ static void on_readable(mpr__watch *w)
     local_conn *lc = MPR__CONTAINER_OF(w, local_conn, watch);
     mpr__conn *c = &lc->base;
     unsigned char *scratch = lc->ep->scratch;
-    mpr__wire_sink s = {c, sink_hello, sink_proof, sink_begin, sink_end};
+    mpr__wire_sink s = {c, sink_hello, sink_proof, sink_begin, sink_end, sink_took};
     for (int round = 0; round < READS_PER_EVENT; round++) {
         long n;
         if (lc->wire.state == MPR__WIRE_BODY && c->big) {

@@ -9,9 +9,12 @@
  *
  * The way back (wire.h) comes as items on the connection, read when the
  * worker asks (recv, cancelled) or while it waits for room in the ring:
- * messages wait in a list (read no more while it holds
- * MPR_CONTROL_QUEUE_SIZE bytes), the cancel tag in a word. In ring mode
- * the tag is in the ring's header.
+ * messages wait in a list, the cancel tag in a word. In ring mode the tag
+ * is in the ring's header, and the connection is read no further while
+ * the list holds MPR_CONTROL_QUEUE_SIZE bytes; in frames mode every item
+ * is read at once (so a cancel request reaches a worker that takes no
+ * messages) and TOOK words tell the router what the application took:
+ * it writes no more than MPR_CONTROL_QUEUE_SIZE bytes beyond that.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,10 @@ typedef struct local_link {
     uint64_t tag;        /* the newest cancel tag seen */
     int gone;            /* the router closed the connection (or broke the way back) */
     int64_t next_poll;
+    int frames;          /* frames mode: every item is read, TOOK says what was taken */
+    size_t took_unsaid;  /* bytes taken, not yet in a TOOK word */
+    unsigned char took_word[4];
+    size_t took_off;     /* < 4: that much of took_word is written; 4: none pending */
 } local_link;
 
 static const mpr__link_ops frames_ops, ring_ops;
@@ -138,6 +145,14 @@ static void take_items(local_link *l)
         if (it.type == MPR__CTL_CANCEL) {
             l->tag = it.tag;
         } else if (it.type == MPR__CTL_MSG) {
+            if (l->held >= MPR_CONTROL_QUEUE_SIZE) {
+                if (!l->frames)
+                    break; /* ring mode: full, leave it where it is */
+                if (l->held >= MPR_CONTROL_QUEUE_SIZE + MPR_CONTROL_MAX_SIZE) {
+                    l->gone = 1; /* beyond the router's window: it broke the way back */
+                    break;
+                }
+            }
             cmsg *m = malloc(sizeof *m + it.size);
             if (!m)
                 break; /* try again later */
@@ -160,6 +175,38 @@ static void take_items(local_link *l)
     }
 }
 
+/* Frames mode: write what the application took as TOOK words, without
+ * blocking (block: finish a word begun, before a frame follows it). 0,
+ * or an error of the connection. */
+static int say_took(local_link *l, int block)
+{
+    for (;;) {
+        if (l->took_off >= sizeof l->took_word) {
+            if (l->took_unsaid == 0)
+                return 0;
+            uint32_t n = l->took_unsaid > MPR__WIRE_TOOK_MAX ? MPR__WIRE_TOOK_MAX
+                                                             : (uint32_t)l->took_unsaid;
+            mpr__put_u32(l->took_word, MPR__WIRE_TOOK | n);
+            l->took_unsaid -= n;
+            l->took_off = 0;
+        }
+        size_t left = sizeof l->took_word - l->took_off;
+        if (block) {
+            int rc = mpr__stream_send_all(l->conn, l->took_word + l->took_off, left, NULL, 0);
+            if (rc < 0)
+                return rc;
+            l->took_off = sizeof l->took_word;
+            continue;
+        }
+        long w = mpr__stream_send_some(l->conn, l->took_word + l->took_off, left);
+        if (w == MPR_EAGAIN)
+            return 0; /* later: at the next recv, cancelled or send */
+        if (w < 0)
+            return (int)w;
+        l->took_off += (size_t)w;
+    }
+}
+
 /* Wait up to timeout_ms (0: not at all) for the connection, read what it
  * has and take its items. Reads nothing while the messages not taken
  * hold the bound: then only waits. */
@@ -167,7 +214,9 @@ static void pump(local_link *l, int timeout_ms)
 {
     if (l->gone)
         return;
-    if (l->held >= MPR_CONTROL_QUEUE_SIZE) {
+    if (l->frames)
+        say_took(l, 0); /* what could not be written before */
+    if (!l->frames && l->held >= MPR_CONTROL_QUEUE_SIZE) {
         if (timeout_ms > 0)
             mpr__wait(NULL, 0, timeout_ms);
         return;
@@ -196,7 +245,7 @@ static void pump(local_link *l, int timeout_ms)
         }
         l->in_len += (size_t)n;
         take_items(l);
-        if (l->gone || l->held >= MPR_CONTROL_QUEUE_SIZE)
+        if (l->gone || (!l->frames && l->held >= MPR_CONTROL_QUEUE_SIZE))
             return;
     }
 }
@@ -223,6 +272,10 @@ static int link_recv(mpr__link *base, void *buf, size_t size, size_t *length, in
             if (!l->head)
                 l->tail = NULL;
             l->held -= m->size;
+            if (l->frames) {
+                l->took_unsaid += m->size;
+                say_took(l, 0); /* a broken connection shows in pump and send */
+            }
             free(m);
             return 0;
         }
@@ -276,6 +329,8 @@ int mpr__local_start(const mpr__sender_cred *cred, int want_ring, mpr__link **ou
         return rc;
     }
     l->base.ops = ring ? &ring_ops : &frames_ops;
+    l->frames = !ring;
+    l->took_off = sizeof l->took_word;
     if (ring) {
         l->ring.wait_conn = wait_conn;
         l->ring.conn_arg = l;
@@ -310,6 +365,9 @@ static void link_forget(mpr__link *base)
 static int frames_send(mpr__link *base, const void *data, size_t size)
 {
     local_link *l = (local_link *)base;
+    int rc = say_took(l, 1); /* whole words before the frame */
+    if (rc < 0)
+        return rc;
     unsigned char hdr[4];
     mpr__put_u32(hdr, (uint32_t)size);
     return mpr__stream_send_all(l->conn, hdr, sizeof hdr, data, size);
@@ -318,6 +376,9 @@ static int frames_send(mpr__link *base, const void *data, size_t size)
 static int frames_stop(mpr__link *base)
 {
     local_link *l = (local_link *)base;
+    int rc = say_took(l, 1);
+    if (rc < 0)
+        return rc;
     unsigned char bye[4];
     mpr__put_u32(bye, MPR__WIRE_BYE);
     return mpr__stream_send_all(l->conn, bye, sizeof bye, NULL, 0); /* MPR_EPIPE: the router has gone */

@@ -204,6 +204,12 @@ static int on_header(mpr__wire *w, const mpr__wire_sink *s, size_t avail)
     uint32_t word = mpr__get_u32(w->hdr);
     w->hdr_have = 0;
     if (word & MPR__WIRE_CONTROL) {
+        if ((word & MPR__WIRE_TOOK) == MPR__WIRE_TOOK) {
+            if (!s->took)
+                return fail(w, MPR_EPROTO);
+            int rc = s->took(s->ctx, word & MPR__WIRE_TOOK_MAX);
+            return rc < 0 ? fail(w, rc) : 0;
+        }
         if (word != MPR__WIRE_BYE)
             return fail(w, MPR_EPROTO);
         w->state = MPR__WIRE_CLOSED;

@@ -27,8 +27,11 @@
  * THE LOCAL TRANSPORTS (AF_UNIX stream, transport_socket.c): after the
  * ACK the connection carries FRAMES, each a u32 header, then the body:
  *   header bit 31 clear: a message of (header) bytes follows;
- *   header bit 31 set:   a control word without body; the only one is
- *                        MPR__WIRE_BYE (the sender stopped).
+ *   header bit 31 set:   a control word without body: MPR__WIRE_BYE
+ *                        (the sender stopped), or (bits 31 and 30 set)
+ *                        MPR__WIRE_TOOK | n: the application has taken n
+ *                        more bytes of control messages (the way back,
+ *                        below; n < 2^30).
  * In MODE_RING (transport_ring.c) messages go through the shared-memory
  * ring handed over with the PROOF instead, and the socket carries only
  * wake-up bytes (any byte: "the ring has data and you were asleep") and
@@ -42,7 +45,13 @@
  *               then the message
  * In MODE_RING the router also stores the cancel tag in the ring's header
  * (cancel_tag, then cancel_again: a sender takes a value only when the
- * two agree), so a worker tests it without a system call.
+ * two agree), so a worker tests it without a system call; the sender
+ * reads the items while it holds less than MPR_CONTROL_QUEUE_SIZE bytes
+ * of messages not taken. In MODE_FRAMES the sender reads every item at
+ * once (a cancel must reach a worker that takes no messages) and says
+ * what its application took with TOOK words; the router writes at most
+ * MPR_CONTROL_QUEUE_SIZE bytes of messages beyond what TOOK said (more
+ * is a protocol error on the sender's side).
  *
  * All integers are little-endian.
  */
@@ -77,6 +86,8 @@ enum { MPR__MODE_FRAMES = 0, MPR__MODE_RING = 1, MPR__MODE_REMOTE = 2 };
 
 #define MPR__WIRE_CONTROL 0x80000000u
 #define MPR__WIRE_BYE (MPR__WIRE_CONTROL | 1u)
+#define MPR__WIRE_TOOK 0xc0000000u /* | n: n bytes of control messages taken */
+#define MPR__WIRE_TOOK_MAX 0x3fffffffu
 
 typedef struct mpr__hello {
     uint32_t version;
@@ -150,6 +161,10 @@ typedef struct mpr__wire_sink {
     unsigned char *(*begin)(void *ctx, uint32_t len, size_t avail);
     /* The message begun last is complete. */
     void (*end)(void *ctx);
+    /* A TOOK word (frames only): the sender's application took n more
+     * bytes of control messages. Return 0, or < 0 (the parser fails with
+     * that code: more than was sent). NULL: TOOK is a protocol error. */
+    int (*took)(void *ctx, uint32_t n);
 } mpr__wire_sink;
 
 enum mpr__wire_state {

@@ -256,8 +256,9 @@ MPR_EXTERN void mpr_receiver_set_lost_callback(mpr_receiver *receiver,
  * order, each once and whole, also across a broken tcp link that heals
  * within the reconnect window. Bounded: a pipe holds at most
  * MPR_CONTROL_QUEUE_SIZE bytes of them that its worker has not yet been
- * given (locally: not yet written to its connection; over tcp: not yet
- * taken by its mpr_sender_recv); beyond that, MPR_EAGAIN (nothing
+ * given (on the ring transport: not yet written to its connection; on
+ * the socket transport and over tcp: not yet taken by its
+ * mpr_sender_recv); beyond that, MPR_EAGAIN (nothing
  * queued; try again after the worker has read). What the worker has not
  * received when its sender ends (stopped, lost, the router stopped) is
  * dropped. MAIN THREAD. Returns 0; MPR_EINVAL (data NULL with size > 0);

@@ -169,7 +169,8 @@ MPR_EXTERN int mpr_sender_from_string(mpr_sender **out, const char *text);
  * tcp it reads a word the sender's own thread sets. A request travels on
  * its own: a call a moment after mpr_receiver_cancel returned may still
  * give the tag before (the request is on its way), and it is not ordered
- * with control messages or with what the worker sends. 0 before start;
+ * with control messages or with what the worker sends: it reaches a
+ * worker that takes none of them, however many wait. 0 before start;
  * after stop, the last tag seen. From a thread other
  * than the owner (or a forked copy): the last tag the owner saw, without
  * looking (thread-safe). */
@@ -184,9 +185,11 @@ MPR_EXTERN uint64_t mpr_sender_cancelled(mpr_sender *sender);
  * dropped the sender, or over tcp silent for the window), after every
  * message that had reached the sender; MPR_ESTATE if not OPEN; MPR_EOWNER
  * (as for send); MPR_EINVAL (length NULL, or buf NULL with size > 0).
- * The messages wait in the sender's memory until taken (at most
- * MPR_CONTROL_QUEUE_SIZE bytes over tcp; locally, what the connection
- * holds plus what arrived while send waited for room). */
+ * The messages wait in the sender's memory until taken: at most
+ * MPR_CONTROL_QUEUE_SIZE bytes (and one message) on the socket
+ * transport and over tcp; on the ring transport it reads no more while
+ * it holds that much (a cancel request still arrives: it is in the
+ * ring). */
 MPR_EXTERN int mpr_sender_recv(mpr_sender *sender, void *buf, size_t size, size_t *length,
                                double timeout_s);
 

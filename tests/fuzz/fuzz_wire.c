@@ -49,9 +49,14 @@ struct ref_msg {
     uint32_t len;
 };
 
+/* What the sink's took callback accepts in all (as a router that sent so
+ * many bytes of control messages). */
+#define TOOK_LIMIT ((uint64_t)1 << 31)
+
 struct ref {
     int err;
     int raw;
+    uint64_t took;
     size_t base; /* the offset of what pos counts from */
     size_t nmsgs;
     struct ref_msg msgs[MAX_MSGS];
@@ -67,6 +72,7 @@ struct ctx {
     const unsigned char *stream;
     const struct ref *ref;
     size_t done; /* messages completed */
+    uint64_t took; /* TOOK words' sum */
     size_t chunk; /* size of the buffer being fed */
     int frozen;   /* after an error: no callback may run */
 };
@@ -127,6 +133,15 @@ static void ref_parse(struct ref *r, const unsigned char *p, size_t n, uint32_t 
     while (n - pos >= 4) {
         uint32_t word = mpr__get_u32(p + pos);
         pos += 4;
+        if ((word & MPR__WIRE_TOOK) == MPR__WIRE_TOOK) {
+            /* TOOK: the sink refuses a total over TOOK_LIMIT. */
+            r->took += word & MPR__WIRE_TOOK_MAX;
+            if (r->took > TOOK_LIMIT) {
+                r->err = MPR_EPROTO;
+                return;
+            }
+            continue;
+        }
         if (word & MPR__WIRE_CONTROL) {
             if (word != MPR__WIRE_BYE || pos < n)
                 r->err = MPR_EPROTO; /* unknown control word, or bytes after BYE */
@@ -203,6 +218,15 @@ static void sink_end(void *arg)
     c->open = 0;
 }
 
+static int sink_took(void *ctx, uint32_t n)
+{
+    struct ctx *c = ctx;
+    CHECK(!c->frozen);
+    CHECK(c->proofs == 1 && !c->open);
+    c->took += n;
+    return c->took > TOOK_LIMIT ? MPR_EPROTO : 0;
+}
+
 static struct ref ref;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -229,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mpr__wire w;
     mpr__wire_init(&w, c.max_msg);
     c.w = &w;
-    mpr__wire_sink s = {&c, sink_hello, sink_proof, sink_begin, sink_end};
+    mpr__wire_sink s = {&c, sink_hello, sink_proof, sink_begin, sink_end, sink_took};
     int err = 0;
     size_t pos = 0;
     while (pos < n && !err) {
@@ -253,6 +277,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     CHECK(err == ref.err);
     CHECK(c.done == ref.nmsgs);
+    if (!err)
+        CHECK(c.took == ref.took);
     if (err) {
         CHECK(w.state == MPR__WIRE_FAILED);
         c.frozen = 1; /* a failed parser calls nobody and fails again */

@@ -501,6 +501,9 @@ void tst_Trust::badFrames_data()
     QTest::newRow("length 0x7fffffff") << "huge" << "message larger than the router accepts";
     QTest::newRow("unknown control word") << "control" << "protocol error";
     QTest::newRow("frames after BYE") << "after bye" << "protocol error";
+    // The way back: a sender says its application took control messages
+    // the router never wrote (one of 3 bytes was).
+    QTest::newRow("TOOK beyond what was sent") << "took" << "protocol error";
 }
 
 void tst_Trust::badFrames()
@@ -533,6 +536,9 @@ void tst_Trust::badFrames()
         putU32(bad, 0x80000002u);
     } else if (kind == "after bye") {
         putU32(bad, Bye);
+    } else if (kind == "took") {
+        QCOMPARE(mpr_receiver_send(victim.receiver, "job", 3), 0);
+        putU32(bad, 0xc0000000u | 4u); // TOOK 4
     }
     bytes += bad + frame(payload(1, 6, 64)) + frame(payload(2, 6, 64));
     peer.send(bytes); // the router may close before all is written
