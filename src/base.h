@@ -11,10 +11,11 @@
  *              platform.h, platform_*.c           everything the OS gives
  *              common.c                           error codes, the log, version
  *   proto      wire.c, hs.c, zmtp.c, ring.c        bytes and state machines
- *   core       queue.c, monitor.c, handle.c,       the local queue, the monitor
- *              fd_loop.c                           thread, receiver handles
- *   transports local.c, remote_router.c,           each one table of operations
- *              remote_sender.c
+ *   core       queue.c, control.c, monitor.c,      the local queue, the way
+ *              handle.c, fd_loop.c                 back's table, the monitor
+ *                                                  thread, receiver handles
+ *   transports local_router.c, local_sender.c,     each one table of operations
+ *              remote_router.c, remote_sender.c
  *   API        router.c, sender.c                  the public calls
  */
 #ifndef MPR_BASE_H

@@ -10,6 +10,13 @@
  * connection (wire.h, parsed by wire.c) or through the ring (ring.c), the
  * connection then carrying only wake-up bytes and the end of stream.
  *
+ * The way back (router -> sender, wire.h) goes as items on the connection
+ * from an output buffer of the connection's own, a few messages at a time
+ * (the pipe's bound counts them until they are written); a connection
+ * whose sender does not read is tried again on a timer, backing off. In
+ * ring mode the cancel tag goes into the ring's header instead (the
+ * sender reads it without a system call).
+ *
  * Connections are accepted a few a round, and only while the process
  * keeps its descriptor headroom (MPR__FD_HEADROOM): otherwise accepting
  * pauses for a moment and new connections wait in the backlog (their
@@ -28,6 +35,10 @@
 #define ACCEPTS_PER_ROUND 16
 #define ACCEPT_BACKOFF_NS (100 * 1000000)
 #define SCRATCH_SIZE (256u * 1024u) /* the read buffer */
+#define OUT_SOFT (64u * 1024u)      /* the way back: take no more messages beyond this */
+#define OUT_MARKS 256               /* ... nor more than this many at once */
+#define RETRY_MIN_NS (1 * 1000000)  /* a sender that does not read: try again after this, */
+#define RETRY_MAX_NS (64 * 1000000) /* doubling up to this */
 
 typedef struct local_ep {
     mpr__monitor *mon;
@@ -38,9 +49,11 @@ typedef struct local_ep {
     int64_t paused_until; /* accepting stopped for a moment (descriptors) */
     unsigned char *scratch;
     unsigned char *window; /* rings read through a window (platform.h), one at a time */
+    struct local_conn *blocked; /* connections with output their sender does not read */
 } local_ep;
 
-typedef struct local_conn {
+typedef struct local_conn local_conn;
+struct local_conn {
     mpr__conn base; /* first: the monitor frees it */
     local_ep *ep;
     mpr__watch watch; /* the connection */
@@ -51,19 +64,196 @@ typedef struct local_conn {
     uint64_t sync_left; /* route_until: connection bytes still to read */
     uint64_t sync_head; /* route_until: ring head to reach */
     mpr__ring ring;   /* ring mode */
-} local_conn;
+    /* the way back */
+    unsigned char *out;   /* items to write */
+    size_t out_off, out_len, out_cap;
+    struct {
+        size_t end;       /* a message's item ends here in out */
+        size_t size;      /* its bytes, released when written */
+    } marks[OUT_MARKS];
+    unsigned mark_head, nmarks;
+    size_t cancel_at;     /* out offset + 1 of an unwritten CANCEL item, or 0 */
+    uint64_t tag_sent;
+    int out_broken;       /* writing failed: the connection is ending */
+    local_conn *blocked_next;
+    int is_blocked;
+    int64_t retry_at, retry_ns;
+};
 
 static const char CANNOT_ACCEPT[] = "cannot accept local connections";
+
+static void unblock(local_conn *lc)
+{
+    if (!lc->is_blocked)
+        return;
+    for (local_conn **p = &lc->ep->blocked; *p; p = &(*p)->blocked_next) {
+        if (*p == lc) {
+            *p = lc->blocked_next;
+            break;
+        }
+    }
+    lc->is_blocked = 0;
+}
 
 static void conn_close(mpr__conn *c)
 {
     local_conn *lc = (local_conn *)c;
+    unblock(lc);
+    free(lc->out);
+    lc->out = NULL;
     mpr__ring_unmap(&lc->ring, 1); /* also wakes a sender waiting for room */
     mpr__poller_del(lc->ep->poller, &lc->watch);
     /* Shut it down rather than only close our copy: a forked child may
      * hold one, and the sender must see the end now. */
     mpr__stream_shutdown_close(lc->watch.fd);
     mpr__fd_close(lc->shm);
+}
+
+/* ---- the way back ---- */
+
+static int out_reserve(local_conn *lc, size_t n)
+{
+    if (lc->out_len + n <= lc->out_cap)
+        return 0;
+    if (lc->out_off > 0) { /* move what is left to the front */
+        memmove(lc->out, lc->out + lc->out_off, lc->out_len - lc->out_off);
+        for (unsigned i = 0; i < lc->nmarks; i++)
+            lc->marks[(lc->mark_head + i) % OUT_MARKS].end -= lc->out_off;
+        if (lc->cancel_at)
+            lc->cancel_at -= lc->out_off;
+        lc->out_len -= lc->out_off;
+        lc->out_off = 0;
+        if (lc->out_len + n <= lc->out_cap)
+            return 0;
+    }
+    size_t cap = lc->out_cap ? lc->out_cap : 4096;
+    while (cap < lc->out_len + n)
+        cap *= 2;
+    unsigned char *p = realloc(lc->out, cap);
+    if (!p)
+        return MPR_ENOMEM;
+    lc->out = p;
+    lc->out_cap = cap;
+    return 0;
+}
+
+/* Write what the connection takes now; release the messages written. */
+static void out_flush(local_conn *lc)
+{
+    while (lc->out_off < lc->out_len) {
+        long n = mpr__stream_send_some(lc->watch.fd, lc->out + lc->out_off,
+                                       lc->out_len - lc->out_off);
+        if (n == MPR_EAGAIN)
+            break;
+        if (n < 0) {
+            /* The sender has gone: its end of stream ends the connection
+             * (on_readable). What is left is dropped. */
+            lc->out_broken = 1;
+            lc->out_off = lc->out_len = 0;
+            lc->cancel_at = 0;
+            break;
+        }
+        lc->out_off += (size_t)n;
+    }
+    size_t released = 0;
+    while (lc->nmarks > 0 &&
+           (lc->out_broken || lc->marks[lc->mark_head].end <= lc->out_off)) {
+        released += lc->marks[lc->mark_head].size;
+        lc->mark_head = (lc->mark_head + 1) % OUT_MARKS;
+        lc->nmarks--;
+    }
+    if (released)
+        mpr__conn_ctl_release(&lc->base, released);
+    if (lc->cancel_at && lc->cancel_at <= lc->out_off)
+        lc->cancel_at = 0; /* (being) written: a newer tag is a new item */
+    if (lc->out_off == lc->out_len)
+        lc->out_off = lc->out_len = 0;
+}
+
+/* Take what the pipe has queued (within OUT_SOFT and OUT_MARKS), write,
+ * and again while the connection takes it all. 0, or MPR_ENOMEM (the
+ * caller ends the connection: its sender would miss a message in the
+ * middle of its stream). */
+static int out_pump(local_conn *lc)
+{
+    if (lc->out_broken)
+        return 0;
+    for (;;) {
+        int took = 0;
+        while (lc->out_len - lc->out_off < OUT_SOFT && lc->nmarks < OUT_MARKS) {
+            mpr__ctl_msg *m = mpr__conn_ctl_take(&lc->base);
+            if (!m)
+                break;
+            if (out_reserve(lc, MPR__CTL_MSG_HDR + m->size) < 0) {
+                mpr__conn_ctl_release(&lc->base, m->size);
+                free(m);
+                lc->out_broken = 1;
+                return MPR_ENOMEM;
+            }
+            mpr__ctl_msg_header(lc->out + lc->out_len, (uint32_t)m->size);
+            if (m->size)
+                memcpy(lc->out + lc->out_len + MPR__CTL_MSG_HDR, m->data, m->size);
+            lc->out_len += MPR__CTL_MSG_HDR + m->size;
+            lc->marks[(lc->mark_head + lc->nmarks) % OUT_MARKS].end = lc->out_len;
+            lc->marks[(lc->mark_head + lc->nmarks) % OUT_MARKS].size = m->size;
+            lc->nmarks++;
+            free(m);
+            took = 1;
+        }
+        const size_t pending = lc->out_len;
+        out_flush(lc);
+        /* Written out in full: take more, unless there was nothing. */
+        if (lc->out_len > 0 || (!took && pending == 0))
+            break;
+    }
+    if (lc->out_len > 0 && !lc->out_broken && !lc->is_blocked) {
+        /* Its sender does not read now: try again later. */
+        lc->is_blocked = 1;
+        lc->retry_ns = RETRY_MIN_NS;
+        lc->retry_at = mpr__now_ns() + lc->retry_ns;
+        lc->blocked_next = lc->ep->blocked;
+        lc->ep->blocked = lc;
+    } else if (lc->out_len == 0) {
+        unblock(lc);
+    }
+    return 0;
+}
+
+/* The monitor: the pipe has a new cancel tag or messages. */
+static void conn_control(mpr__conn *c)
+{
+    local_conn *lc = (local_conn *)c;
+    uint64_t tag = mpr__conn_ctl_tag(c);
+    if (tag && tag != lc->tag_sent && !lc->out_broken) {
+        lc->tag_sent = tag;
+        if (lc->ring.cap) {
+            mpr__ring_set_cancel(&lc->ring, tag); /* read without a system call */
+        } else if (lc->cancel_at) {
+            mpr__ctl_cancel_item(lc->out + lc->cancel_at - 1, tag); /* not yet written: newer */
+        } else if (out_reserve(lc, 9) == 0) {
+            mpr__ctl_cancel_item(lc->out + lc->out_len, tag);
+            lc->cancel_at = lc->out_len + 1;
+            lc->out_len += 9;
+        } else {
+            lc->out_broken = 1;
+            mpr__conn_end(c, MPR_ENOMEM);
+            return;
+        }
+    }
+    int rc = out_pump(lc);
+    if (rc < 0)
+        mpr__conn_end(c, rc);
+}
+
+/* Without futexes: the ring has room; tell its writer, unless other items
+ * are on their way (it reads those, and wakes). */
+static void wake_writer_conn(void *arg)
+{
+    local_conn *lc = arg;
+    if (lc->out_len == 0 && !lc->out_broken) {
+        unsigned char room = MPR__CTL_ROOM;
+        mpr__stream_send_some(lc->watch.fd, &room, 1); /* full: it has items to read anyway */
+    }
 }
 
 /* ---- the handshake (called by the frame parser) ---- */
@@ -110,10 +300,13 @@ static int sink_proof(void *ctx, const unsigned char in[MPR__PROOF_SIZE])
     if (flags & ~MPR__PROOF_RING) {
         lc->why = "unsupported protocol version";
     } else if ((flags & MPR__PROOF_RING) && lc->shm >= 0) {
-        if (mpr__ring_map(&lc->ring, take_shm(lc), lc->watch.fd, lc->ep->window, SCRATCH_SIZE) < 0)
+        if (mpr__ring_map(&lc->ring, take_shm(lc), lc->watch.fd, lc->ep->window, SCRATCH_SIZE) < 0) {
             lc->why = "invalid shared-memory ring";
-        else
+        } else {
             mode = MPR__MODE_RING;
+            lc->ring.wake_conn = wake_writer_conn;
+            lc->ring.conn_arg = lc;
+        }
     } else if (flags & MPR__PROOF_RING) {
         if (!lc->dropped)
             lc->why = "invalid shared-memory ring"; /* promised, not sent */
@@ -244,6 +437,7 @@ static const mpr__conn_ops frames_ops = {
     .sync_mark = frames_sync_mark,
     .final_drain = NULL,
     .close = conn_close,
+    .control = conn_control,
 };
 
 /* ---- ring mode ---- */
@@ -305,6 +499,7 @@ static const mpr__conn_ops ring_ops = {
     .sync_mark = ring_sync_mark,
     .final_drain = ring_final_drain,
     .close = conn_close,
+    .control = conn_control,
 };
 
 /* ---- the endpoint ---- */
@@ -426,7 +621,30 @@ static int64_t ep_tick(void *state, int64_t now)
         if (!ep->listening)
             ep->paused_until = now + ACCEPT_BACKOFF_NS;
     }
-    return ep->paused_until ? ep->paused_until : -1;
+    int64_t next = ep->paused_until ? ep->paused_until : -1;
+    /* The way back to senders that did not read. */
+    for (local_conn *lc = ep->blocked, *after; lc; lc = after) {
+        after = lc->blocked_next;
+        if (lc->retry_at <= now) {
+            size_t before = lc->out_off;
+            int rc = out_pump(lc); /* may unblock it */
+            if (rc < 0) {
+                mpr__conn_end(&lc->base, rc); /* frees lc */
+                continue;
+            }
+            if (!lc->is_blocked)
+                continue;
+            /* Back off while it reads nothing; start over when it reads. */
+            if (lc->out_off != before)
+                lc->retry_ns = RETRY_MIN_NS;
+            else if ((lc->retry_ns *= 2) > RETRY_MAX_NS)
+                lc->retry_ns = RETRY_MAX_NS;
+            lc->retry_at = now + lc->retry_ns;
+        }
+        if (next < 0 || lc->retry_at < next)
+            next = lc->retry_at;
+    }
+    return next;
 }
 
 const mpr__endpoint_ops mpr__local_endpoint = {

@@ -6,6 +6,12 @@
  * no system call unless the router sleeps or the ring is full. Without a
  * ring (MPR_TRANSPORT=socket, no shared memory, or the router could not
  * take it), each message is one frame on the connection (wire.h).
+ *
+ * The way back (wire.h) comes as items on the connection, read when the
+ * worker asks (recv, cancelled) or while it waits for room in the ring:
+ * messages wait in a list (read no more while it holds
+ * MPR_CONTROL_QUEUE_SIZE bytes), the cancel tag in a word. In ring mode
+ * the tag is in the ring's header.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +22,27 @@
 #include "transport.h"
 
 #define HANDSHAKE_TIMEOUT_NS ((int64_t)10 * 1000000000) /* our wait for the router's answers */
+#define POLL_EVERY_NS ((int64_t)1000000) /* frames: cancelled() reads at most this often */
+#define READ_CHUNK (64u * 1024u)
+
+typedef struct cmsg {
+    struct cmsg *next;
+    size_t size;
+    unsigned char data[];
+} cmsg;
 
 typedef struct local_link {
     mpr__link base; /* first */
     mpr__fd conn;
     mpr__ring ring; /* ring mode: mapped */
+    /* the way back */
+    unsigned char *in;   /* bytes read, an item not yet whole at the front */
+    size_t in_len, in_cap;
+    cmsg *head, *tail;   /* whole messages, not yet taken */
+    size_t held;         /* their bytes */
+    uint64_t tag;        /* the newest cancel tag seen */
+    int gone;            /* the router closed the connection (or broke the way back) */
+    int64_t next_poll;
 } local_link;
 
 static const mpr__link_ops frames_ops, ring_ops;
@@ -98,6 +120,144 @@ static int handshake(const mpr__sender_cred *cred, local_link *l, int *ring_kept
     return rc;
 }
 
+/* ---- the way back ---- */
+
+/* Parse the whole items at the front of l->in. */
+static void take_items(local_link *l)
+{
+    size_t off = 0;
+    while (!l->gone) {
+        mpr__ctl_item it;
+        int rc = mpr__ctl_item_next(l->in + off, l->in_len - off, &it);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            l->gone = 1; /* our router wrote nonsense: the way back is broken */
+            break;
+        }
+        if (it.type == MPR__CTL_CANCEL) {
+            l->tag = it.tag;
+        } else if (it.type == MPR__CTL_MSG) {
+            cmsg *m = malloc(sizeof *m + it.size);
+            if (!m)
+                break; /* try again later */
+            m->next = NULL;
+            m->size = it.size;
+            if (it.size)
+                memcpy(m->data, it.data, it.size);
+            if (l->tail)
+                l->tail->next = m;
+            else
+                l->head = m;
+            l->tail = m;
+            l->held += it.size;
+        }
+        off += it.used;
+    }
+    if (off > 0) {
+        memmove(l->in, l->in + off, l->in_len - off);
+        l->in_len -= off;
+    }
+}
+
+/* Wait up to timeout_ms (0: not at all) for the connection, read what it
+ * has and take its items. Reads nothing while the messages not taken
+ * hold the bound: then only waits. */
+static void pump(local_link *l, int timeout_ms)
+{
+    if (l->gone)
+        return;
+    if (l->held >= MPR_CONTROL_QUEUE_SIZE) {
+        if (timeout_ms > 0)
+            mpr__wait(NULL, 0, timeout_ms);
+        return;
+    }
+    /* The sender's connection blocks (its sends wait for room): read only
+     * what poll says is there, so that pump never blocks past timeout_ms. */
+    mpr__waitfd w = {l->conn, MPR__WAIT_IN, 0};
+    for (int first = 1;; first = 0) {
+        w.ready = 0;
+        if (mpr__wait(&w, 1, first ? timeout_ms : 0) <= 0)
+            return;
+        if (l->in_cap - l->in_len < READ_CHUNK) {
+            size_t cap = l->in_cap ? l->in_cap * 2 : READ_CHUNK * 2;
+            unsigned char *p = realloc(l->in, cap);
+            if (!p)
+                return; /* try again later */
+            l->in = p;
+            l->in_cap = cap;
+        }
+        long n = mpr__stream_recv(l->conn, l->in + l->in_len, l->in_cap - l->in_len);
+        if (n == MPR_EAGAIN)
+            return;
+        if (n <= 0) {
+            l->gone = 1; /* the end of the stream: the router has gone */
+            return;
+        }
+        l->in_len += (size_t)n;
+        take_items(l);
+        if (l->gone || l->held >= MPR_CONTROL_QUEUE_SIZE)
+            return;
+    }
+}
+
+/* The ring's writer waits for room (without futexes): a ROOM item, or
+ * anything else on the way back, wakes it. */
+static void wait_conn(void *arg, int timeout_ms)
+{
+    pump(arg, timeout_ms);
+}
+
+static int link_recv(mpr__link *base, void *buf, size_t size, size_t *length, int64_t deadline)
+{
+    local_link *l = (local_link *)base;
+    for (;;) {
+        if (l->head) {
+            cmsg *m = l->head;
+            *length = m->size;
+            if (m->size > size)
+                return MPR_EMSGSIZE;
+            if (m->size)
+                memcpy(buf, m->data, m->size);
+            l->head = m->next;
+            if (!l->head)
+                l->tail = NULL;
+            l->held -= m->size;
+            free(m);
+            return 0;
+        }
+        if (l->gone)
+            return MPR_EPIPE;
+        int64_t now = mpr__now_ns();
+        if (deadline >= 0 && now >= deadline) {
+            pump(l, 0); /* what has arrived already */
+            if (l->head || l->gone)
+                continue;
+            return MPR_ETIMEDOUT;
+        }
+        int64_t ms = deadline < 0 ? 1000 : (deadline - now + 999999) / 1000000;
+        pump(l, ms > 1000 ? 1000 : (int)ms);
+    }
+}
+
+static uint64_t frames_cancelled(mpr__link *base)
+{
+    local_link *l = (local_link *)base;
+    int64_t now = mpr__now_ns();
+    if (now >= l->next_poll) {
+        l->next_poll = now + POLL_EVERY_NS;
+        pump(l, 0);
+    }
+    return l->tag;
+}
+
+static uint64_t ring_cancelled(mpr__link *base)
+{
+    local_link *l = (local_link *)base;
+    mpr__ring_cancel_tag(&l->ring, &l->tag); /* keeps the last while it changes */
+    return l->tag;
+}
+
 int mpr__local_start(const mpr__sender_cred *cred, int want_ring, mpr__link **out)
 {
     local_link *l = calloc(1, sizeof *l);
@@ -116,6 +276,10 @@ int mpr__local_start(const mpr__sender_cred *cred, int want_ring, mpr__link **ou
         return rc;
     }
     l->base.ops = ring ? &ring_ops : &frames_ops;
+    if (ring) {
+        l->ring.wait_conn = wait_conn;
+        l->ring.conn_arg = l;
+    }
     *out = &l->base;
     return 0;
 }
@@ -125,6 +289,12 @@ static void link_close(mpr__link *base)
     local_link *l = (local_link *)base;
     mpr__ring_unmap(&l->ring, 0);
     mpr__fd_close(l->conn);
+    while (l->head) {
+        cmsg *m = l->head;
+        l->head = m->next;
+        free(m);
+    }
+    free(l->in);
     free(l);
 }
 
@@ -153,7 +323,8 @@ static int frames_stop(mpr__link *base)
     return mpr__stream_send_all(l->conn, bye, sizeof bye, NULL, 0); /* MPR_EPIPE: the router has gone */
 }
 
-static const mpr__link_ops frames_ops = {frames_send, frames_stop, link_close, link_forget};
+static const mpr__link_ops frames_ops = {frames_send, frames_stop, link_close,
+                                         link_forget, link_recv,   frames_cancelled};
 
 /* ---- ring ---- */
 
@@ -168,4 +339,5 @@ static int ring_stop(mpr__link *base)
     return mpr__ring_put(&((local_link *)base)->ring, MPR__RING_BYE, NULL, 0);
 }
 
-static const mpr__link_ops ring_ops = {ring_send, ring_stop, link_close, link_forget};
+static const mpr__link_ops ring_ops = {ring_send,   ring_stop, link_close,
+                                       link_forget, link_recv, ring_cancelled};

@@ -70,6 +70,7 @@ struct mpr__monitor {
     mpr__poller *poller;
     mpr__queue queue;
     int have_queue;
+    mpr__ctl *ctl;                 /* the way back */
     mpr__thread thread;
     int have_thread;
     const mpr__endpoint_ops *eps[4];
@@ -296,6 +297,8 @@ static void conn_free(mpr__conn *c)
         mpr__queue_pending(&m->queue, -(int64_t)c->counted);
         mpr__queue_free_dedicated(c->big);
     }
+    if (c->id)
+        mpr__ctl_detach(m->ctl, c->id); /* its pipe refuses the way back from now on */
     c->ops->close(c);
     mpr__hs_router_clear(&c->hs);
     if (m->in_round) {
@@ -408,7 +411,7 @@ int mpr__conn_accept(mpr__conn *c, uint32_t *status)
         *status = MPR__ACK_TAKEN;
         return 0;
     }
-    if (id_mark(m, id) < 0) {
+    if (id_mark(m, id) < 0 || mpr__ctl_attach(m->ctl, id, c) < 0) {
         reject_warn(m, c->peer, id, "out of memory");
         return MPR_ENOMEM;
     }
@@ -616,6 +619,37 @@ void mpr__monitor_set_manual(mpr__monitor *m)
     atomic_store(&m->manual, 1);
 }
 
+/* ---- the way back ---- */
+
+uint64_t mpr__conn_ctl_tag(mpr__conn *c)
+{
+    return mpr__ctl_tag(c->mon->ctl, c->id);
+}
+
+mpr__ctl_msg *mpr__conn_ctl_take(mpr__conn *c)
+{
+    return mpr__ctl_take(c->mon->ctl, c->id);
+}
+
+void mpr__conn_ctl_release(mpr__conn *c, size_t n)
+{
+    mpr__ctl_release(c->mon->ctl, c->id, n);
+}
+
+/* The connections whose pipes have something new on the way back. */
+static void control_round(mpr__monitor *m)
+{
+    void *owners[64];
+    int n;
+    while ((n = mpr__ctl_take_dirty(m->ctl, owners, (int)MPR__ARRAY_SIZE(owners))) > 0) {
+        for (int i = 0; i < n; i++) {
+            mpr__conn *c = owners[i];
+            if (c->ops->control)
+                c->ops->control(c);
+        }
+    }
+}
+
 /* ---- the loop ---- */
 
 /* One round over the connections that asked for a turn (none while
@@ -683,6 +717,7 @@ static void *monitor_main(void *arg)
         for (int i = 0; i < n; i++)
             if (!ready[i]->gone)
                 ready[i]->on_event(ready[i]);
+        control_round(m);
         m->in_round = 0;
         while (m->dead) {
             mpr__conn *c = m->dead;
@@ -756,6 +791,8 @@ int mpr__monitor_new(mpr__monitor **out, const mpr__monitor_config *cfg)
     m->loop = cfg->loop;
     m->pinger = cfg->pinger;
     int rc = failed ? MPR_ENOMEM : mpr__poller_new(&m->poller);
+    if (rc == 0)
+        rc = mpr__ctl_new(&m->ctl, m->poller);
     if (rc == 0) {
         rc = mpr__queue_init(&m->queue, cfg->queue_limit, m->poller);
         m->have_queue = rc == 0;
@@ -800,6 +837,7 @@ void mpr__monitor_free(mpr__monitor *m, mpr_router_stats *stats)
     if (m->have_queue)
         stats->messages_dropped += mpr__queue_destroy(&m->queue);
     mpr__monitor_add_stats(m, stats);
+    mpr__ctl_free(m->ctl);
     mpr__poller_free(m->poller);
     free(m->used);
     free(m->remote_bind);
@@ -810,6 +848,11 @@ void mpr__monitor_free(mpr__monitor *m, mpr_router_stats *stats)
 mpr__queue *mpr__monitor_queue(mpr__monitor *m)
 {
     return &m->queue;
+}
+
+mpr__ctl *mpr__monitor_ctl(mpr__monitor *m)
+{
+    return m->ctl;
 }
 
 void mpr__monitor_add_stats(const mpr__monitor *m, mpr_router_stats *s)

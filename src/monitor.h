@@ -14,6 +14,7 @@
 #include <mprouter/event_loop.h>
 #include <mprouter/router.h>
 
+#include "control.h"
 #include "queue.h"
 #include "transport.h"
 
@@ -44,6 +45,8 @@ void mpr__monitor_free(mpr__monitor *m, mpr_router_stats *stats);
 
 /* The consumer's side of the local queue (main thread). */
 mpr__queue *mpr__monitor_queue(mpr__monitor *m);
+/* The way back (control.h): the main thread's side. */
+mpr__ctl *mpr__monitor_ctl(mpr__monitor *m);
 /* What the endpoints published at open, for sender strings (main thread,
  * after open): the local endpoint's name; the remote endpoint and its
  * CURVE key (Z85), "" when there is none. */

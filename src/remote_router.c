@@ -20,6 +20,15 @@
  *   - what it owes us to read is bounded (LINK_OUT_MAX) or it is dropped;
  *   - its warnings name its own address.
  *
+ * The way back: control messages are numbered (cseq) and cut into CTRL
+ * frames of at most MPR__CTRL_PIECE bytes, fed to a link only while its
+ * output is small (a big message never makes a link look like a peer
+ * that does not read); each is kept until the sender says its
+ * application took it (GOT), and sent again from its start on a new
+ * link. Taken from the pipe's queue while what is kept stays within
+ * MPR_CONTROL_QUEUE_SIZE. The cancel tag goes in a CANCEL frame, again on
+ * every new link.
+ *
  * A sender (a session, the monitor's connection) is named by its client
  * key, which CURVE proves: it keeps its identity across links, so a broken
  * link heals by reconnecting. Delivery: DATA frames are numbered; the
@@ -53,6 +62,8 @@
 #define CREDIT_WINDOW (8u << 20)         /* DATA bytes beyond what was taken, at most */
 #define CHECK_EVERY_NS (100 * 1000000)
 #define MAX_FRAME (MPR__DATA_HDR + MPR__FRAME_MAX)
+#define CTL_OUT_HIGH (128u * 1024u)      /* feed CTRL frames to a link while its output is below */
+#define CTL_RETRY_NS (2 * 1000000)       /* and look again this soon */
 
 typedef struct remote_ep remote_ep;
 typedef struct session session;
@@ -87,6 +98,13 @@ struct session {
     int64_t heard_ns;
     int open;                   /* the PROOF was accepted */
     int dirty;                  /* owes a STATE */
+    /* the way back */
+    uint64_t tag_sent;          /* the cancel tag sent on this link */
+    mpr__ctl_msg *kept, *kept_tail; /* sent or to send, not yet taken, by cseq */
+    size_t kept_bytes;
+    uint64_t next_cseq;         /* the last cseq given */
+    mpr__ctl_msg *unsent;       /* the first not (wholly) sent on this link */
+    size_t unsent_off;          /* how much of it was */
 };
 
 typedef struct zombie {
@@ -121,6 +139,8 @@ struct remote_ep {
     int throttled;   /* as of the last look: credit is given when it ends */
     int64_t next_check;
     unsigned sync_gen;
+    unsigned char *ctl_frame;   /* a CTRL frame being built (MPR__CTRL_HDR + MPR__CTRL_PIECE) */
+    int ctl_waiting;            /* a session has CTRL frames its link could not take yet */
 };
 
 static const char REMOTE_ACCEPT[] = "cannot accept remote connections";
@@ -337,7 +357,114 @@ static void session_close(mpr__conn *base)
     }
     if (s->open)
         remember(ep, s);
+    while (s->kept) {
+        mpr__ctl_msg *m = s->kept;
+        s->kept = m->next;
+        free(m);
+    }
     mpr__wipe(s->key, sizeof s->key);
+}
+
+/* ---- the way back ---- */
+
+/* Feed what is not yet sent on this link, while its output is small. */
+static void ctl_send_out(session *s)
+{
+    link *l = s->link;
+    if (!l || !s->open)
+        return;
+    const unsigned char *ignored;
+    while (s->unsent && mpr__zmtp_output(l->z, &ignored) < CTL_OUT_HIGH) {
+        mpr__ctl_msg *m = s->unsent;
+        size_t piece = m->size - s->unsent_off;
+        if (piece > MPR__CTRL_PIECE)
+            piece = MPR__CTRL_PIECE;
+        unsigned char *f = s->ep->ctl_frame;
+        mpr__ctrl_header(f, (uint32_t)m->size, m->cseq, (uint32_t)s->unsent_off);
+        if (piece)
+            memcpy(f + MPR__CTRL_HDR, m->data + s->unsent_off, piece);
+        if (mpr__zmtp_send(l->z, f, MPR__CTRL_HDR + piece) < 0) {
+            link_free(l);
+            return;
+        }
+        s->unsent_off += piece;
+        if (s->unsent_off == m->size) {
+            s->unsent = m->next;
+            s->unsent_off = 0;
+        }
+    }
+    if (link_flush(l) < 0)
+        link_free(l);
+    else if (s->unsent)
+        s->ep->ctl_waiting = 1; /* the tick comes back */
+}
+
+/* A new link: the cancel tag and every message kept, again. */
+static void ctl_resume(session *s)
+{
+    s->tag_sent = 0;
+    s->unsent = s->kept;
+    s->unsent_off = 0;
+}
+
+/* The monitor: the pipe has a new cancel tag or messages (and after a
+ * GOT: room for more). */
+static void session_control(mpr__conn *c)
+{
+    session *s = (session *)c;
+    if (!s->open)
+        return;
+    uint64_t tag = mpr__conn_ctl_tag(c);
+    if (tag && tag != s->tag_sent && s->link) {
+        unsigned char f[MPR__DATA_HDR];
+        mpr__small_frame(f, MPR__CANCEL_MAGIC, tag);
+        if (mpr__zmtp_send(s->link->z, f, sizeof f) == 0)
+            s->tag_sent = tag;
+    }
+    while (s->kept_bytes < MPR_CONTROL_QUEUE_SIZE) {
+        mpr__ctl_msg *m = mpr__conn_ctl_take(c);
+        if (!m)
+            break;
+        m->cseq = ++s->next_cseq;
+        if (s->kept_tail)
+            s->kept_tail->next = m;
+        else
+            s->kept = m;
+        s->kept_tail = m;
+        s->kept_bytes += m->size;
+        if (!s->unsent) {
+            s->unsent = m;
+            s->unsent_off = 0;
+        }
+    }
+    ctl_send_out(s);
+}
+
+/* GOT: the application took every message up to cseq. 0, or MPR_EPROTO
+ * for one it was never sent. */
+static int on_got(session *s, uint64_t cseq)
+{
+    if (cseq > s->next_cseq)
+        return MPR_EPROTO;
+    size_t released = 0;
+    while (s->kept && s->kept->cseq <= cseq) {
+        mpr__ctl_msg *m = s->kept;
+        s->kept = m->next;
+        if (s->unsent == m) {
+            s->unsent = m->next;
+            s->unsent_off = 0;
+        }
+        released += m->size;
+        free(m);
+    }
+    if (!s->kept)
+        s->kept_tail = NULL;
+    if (released) {
+        s->kept_bytes -= released;
+        mpr__conn_ctl_release(&s->base, released);
+        session_control(&s->base); /* room for more */
+    }
+    return 0;
 }
 
 static const mpr__conn_ops session_ops = {
@@ -345,6 +472,7 @@ static const mpr__conn_ops session_ops = {
     .sync_mark = NULL, /* the endpoint's sync reads what has arrived */
     .final_drain = NULL,
     .close = session_close,
+    .control = session_control,
 };
 
 /* Attach a link to its session (a reconnection takes over from the link
@@ -421,6 +549,8 @@ static void on_handshake(session *s, const mpr__remote_frame *f)
         mpr__ack_encode(out, &ack);
         send_frame(s, out, sizeof out);
         flush_state(s);
+        ctl_resume(s);
+        session_control(b);
         return;
     }
     uint32_t flags, status;
@@ -447,6 +577,8 @@ static void on_handshake(session *s, const mpr__remote_frame *f)
     if (s->link)
         pending_unlink(s->ep, s->link);
     flush_state(s); /* its first credit */
+    /* The way back starts in the monitor's round (mpr__conn_accept named
+     * it if it has anything). */
 }
 
 /* A message on a link whose CURVE handshake is done. */
@@ -517,6 +649,12 @@ static void on_message(link *l, const unsigned char *p, size_t n)
         if (s->open)
             s->dirty = 1;
         break;
+    case MPR__GOT_MAGIC:
+        if (!s->open)
+            mpr__conn_refused(&s->base, "data before the handshake");
+        else if (on_got(s, f.seq) < 0)
+            mpr__conn_end(&s->base, MPR_EPROTO); /* took what it was never sent */
+        break;
     case MPR__ABORT_MAGIC:
         if (s->open)
             mpr__conn_end(&s->base, 0); /* freed without stop: lost */
@@ -537,8 +675,13 @@ static void on_ready(link *l, const unsigned char *key)
         return; /* its first message (a HELLO) makes its session */
     attach(s, l);
     s->heard_ns = mpr__now_ns();
-    if (s->open)
+    if (s->open) {
         flush_state(s); /* back: where we are, and credit */
+        if (s->link) {
+            ctl_resume(s);
+            session_control(&s->base);
+        }
+    }
 }
 
 static void on_readable(mpr__watch *w)
@@ -711,7 +854,8 @@ static int ep_open(mpr__monitor *m, void **state)
     ep->poller = mpr__monitor_poller(m);
     ep->lfd = MPR__NO_FD;
     ep->keys = mpr__secure_alloc(sizeof *ep->keys);
-    if (!ep->keys)
+    ep->ctl_frame = malloc(MPR__CTRL_HDR + MPR__CTRL_PIECE);
+    if (!ep->keys || !ep->ctl_frame)
         return MPR_ENOMEM;
     int rc = mpr__zmtp_keypair(ep->keys->public_key, ep->keys->secret_key);
     if (rc == 0)
@@ -739,10 +883,16 @@ static void owed_states(remote_ep *ep)
     int throttled = mpr__monitor_throttled(ep->m);
     int unthrottled = ep->throttled && !throttled;
     ep->throttled = throttled;
-    for (unsigned b = 0; b < SESSION_BUCKETS; b++)
-        for (session *s = ep->buckets[b]; s; s = s->hnext)
+    int ctl = ep->ctl_waiting;
+    ep->ctl_waiting = 0;
+    for (unsigned b = 0; b < SESSION_BUCKETS; b++) {
+        for (session *s = ep->buckets[b]; s; s = s->hnext) {
             if (s->open && (s->dirty || unthrottled))
                 flush_state(s);
+            if (ctl && s->unsent)
+                ctl_send_out(s); /* sets ctl_waiting again while some are left */
+        }
+    }
 }
 
 static int64_t ep_tick(void *state, int64_t now)
@@ -785,6 +935,8 @@ static int64_t ep_tick(void *state, int64_t now)
         }
     }
     int64_t next = ep->next_check;
+    if (ep->ctl_waiting && now + CTL_RETRY_NS < next)
+        next = now + CTL_RETRY_NS;
     if (ep->pend_head && ep->pend_head->deadline < next)
         next = ep->pend_head->deadline;
     if (ep->paused_until && ep->paused_until < next)
@@ -832,6 +984,7 @@ static void ep_close(void *state)
         free(z);
     }
     mpr__secure_free(ep->keys, sizeof *ep->keys);
+    free(ep->ctl_frame);
     free(ep);
 }
 

@@ -25,6 +25,13 @@
  * (from the router, which tells its window in every STATE) means the
  * router is gone: MPR_EPIPE (MPR_ETIMEDOUT in stop).
  *
+ * The way back: the thread puts together the CTRL frames of each control
+ * message (dropping the numbers it has, after a reconnection) and queues
+ * whole messages for the application's recv; it says GOT when the
+ * application took them (the router keeps them until then, which bounds
+ * the queue here by the router's). A CANCEL sets a word that
+ * mpr_sender_cancelled reads.
+ *
  * The client's CURVE key pair is made once per sender (in a wipe-on-fork
  * page) and names the sender to the router across links.
  */
@@ -60,6 +67,14 @@ typedef struct frame {
 
 enum { RUNNING, STOP_ASKED, ABORT_ASKED };
 
+/* A control message for the application. */
+typedef struct cmsg {
+    struct cmsg *next;
+    uint64_t cseq;
+    size_t size, have;
+    unsigned char data[];
+} cmsg;
+
 /* Keys, in a wipe-on-fork page. */
 typedef struct keys {
     unsigned char public_key[MPR__ZMTP_KEY_SIZE];
@@ -81,6 +96,9 @@ typedef struct remote_sender {
     mpr__cond cond;
     int started, start_rc, done, stop_rc;
     _Atomic int request;   /* RUNNING, STOP_ASKED, ABORT_ASKED */
+    cmsg *inbox, *inbox_tail; /* the way back: whole messages, not yet taken (lock) */
+    _Atomic uint64_t taken_cseq; /* the application took every message up to this */
+    _Atomic uint64_t tag;     /* the newest cancel tag */
 
     /* the thread's own */
     mpr__ring ring;        /* its view of the ring, as the reader */
@@ -96,6 +114,9 @@ typedef struct remote_sender {
     frame *head, *tail;    /* not yet taken, oldest first */
     frame *unsent;         /* the first of them not sent on this link */
     int64_t last_progress, last_sent, last_heard, window;
+    uint64_t got_cseq;     /* the way back: the last message whole here */
+    cmsg *partial;         /* the one being put together */
+    uint64_t got_said;     /* the last GOT sent on this link */
 } remote_sender;
 
 /* ---- the link ---- */
@@ -270,8 +291,60 @@ static void finish_start(remote_sender *rs, int rc)
 /* A message from the router: the handshake's answers, then STATEs. 1 if
  * it says the router is gone (or refused us), < 0 if the link is broken or
  * the router is not ours. */
+/* A CTRL frame: a piece of a control message. 0, or MPR_EPROTO (a number
+ * or piece out of order: the link is dropped, and the router starts the
+ * message again on the next one). */
+static int on_ctrl(remote_sender *rs, const mpr__down_frame *f)
+{
+    if (f->cseq <= rs->got_cseq)
+        return 0; /* had it: sent again after a reconnection */
+    if (f->cseq != rs->got_cseq + 1)
+        return MPR_EPROTO;
+    if (f->offset == 0) {
+        free(rs->partial);
+        rs->partial = malloc(sizeof *rs->partial + f->total);
+        if (!rs->partial)
+            return MPR_ENOMEM; /* dropped: the router sends it again on the next link */
+        rs->partial->next = NULL;
+        rs->partial->cseq = f->cseq;
+        rs->partial->size = f->total;
+        rs->partial->have = 0;
+    } else if (!rs->partial || rs->partial->cseq != f->cseq || rs->partial->size != f->total ||
+               rs->partial->have != f->offset) {
+        return MPR_EPROTO;
+    }
+    cmsg *m = rs->partial;
+    if (f->n)
+        memcpy(m->data + m->have, f->piece, f->n);
+    m->have += f->n;
+    if (m->have < m->size)
+        return 0;
+    rs->partial = NULL;
+    rs->got_cseq = m->cseq;
+    mpr__mutex_lock(&rs->lock);
+    if (rs->inbox_tail)
+        rs->inbox_tail->next = m;
+    else
+        rs->inbox = m;
+    rs->inbox_tail = m;
+    mpr__cond_broadcast(&rs->cond);
+    mpr__mutex_unlock(&rs->lock);
+    return 0;
+}
+
 static int on_message(remote_sender *rs, const unsigned char *p, size_t n)
 {
+    if (rs->acked && n >= 4 &&
+        (mpr__get_u32(p) == MPR__CTRL_MAGIC || mpr__get_u32(p) == MPR__CANCEL_MAGIC)) {
+        mpr__down_frame f;
+        if (mpr__down_parse(p, n, &f) < 0)
+            return MPR_EPROTO;
+        if (f.kind == MPR__CANCEL_MAGIC) {
+            atomic_store_explicit(&rs->tag, f.tag, memory_order_relaxed);
+            return 0;
+        }
+        return on_ctrl(rs, &f);
+    }
     mpr__state st;
     if (mpr__state_decode(p, n, &st) == 0) {
         if (!rs->acked && (st.flags & MPR__STATE_GONE)) {
@@ -320,6 +393,7 @@ static void on_ready(remote_sender *rs)
         return;
     }
     send_small(rs, MPR__HEART_MAGIC);
+    rs->got_said = 0; /* say GOT again on this link */
     rs->unsent = rs->head;
     rs->last_progress = rs->last_heard;
     send_out(rs);
@@ -473,6 +547,13 @@ static void *remote_thread(void *arg)
                 }
                 if (now - rs->last_sent >= HEARTBEAT_NS && pending_output(rs) == 0)
                     send_small(rs, MPR__HEART_MAGIC);
+                uint64_t taken = atomic_load(&rs->taken_cseq);
+                if (rs->ready && taken != rs->got_said) {
+                    unsigned char got[MPR__DATA_HDR];
+                    mpr__small_frame(got, MPR__GOT_MAGIC, taken);
+                    if (mpr__zmtp_send(rs->z, got, sizeof got) == 0)
+                        rs->got_said = taken;
+                }
             }
             if (rc == 0)
                 rc = flush(rs);
@@ -523,6 +604,8 @@ static void *remote_thread(void *arg)
         rs->head = f->next;
         free(f);
     }
+    free(rs->partial);
+    rs->partial = NULL;
     drop_link(rs, 0);
     mpr__wipe(rs->proof, sizeof rs->proof);
     finish(rs, result);
@@ -533,6 +616,11 @@ static void *remote_thread(void *arg)
 
 static void remote_free(remote_sender *rs)
 {
+    while (rs->inbox) {
+        cmsg *m = rs->inbox;
+        rs->inbox = m->next;
+        free(m);
+    }
     mpr__event_close(&rs->wake);
     mpr__event_close(&rs->room);
     mpr__secure_free(rs->keys, sizeof *rs->keys);
@@ -581,7 +669,54 @@ static void link_forget(mpr__link *l)
     free(rs);
 }
 
-static const mpr__link_ops remote_link_ops = {link_send, link_stop, link_close, link_forget};
+static int link_recv(mpr__link *l, void *buf, size_t size, size_t *length, int64_t deadline)
+{
+    remote_sender *rs = (remote_sender *)l;
+    int rc;
+    mpr__mutex_lock(&rs->lock);
+    for (;;) {
+        cmsg *m = rs->inbox;
+        if (m) {
+            *length = m->size;
+            if (m->size > size) {
+                rc = MPR_EMSGSIZE;
+                break;
+            }
+            if (m->size)
+                memcpy(buf, m->data, m->size);
+            rs->inbox = m->next;
+            if (!rs->inbox)
+                rs->inbox_tail = NULL;
+            atomic_store(&rs->taken_cseq, m->cseq);
+            free(m);
+            mpr__event_set(&rs->wake); /* the thread says GOT */
+            rc = 0;
+            break;
+        }
+        if (rs->done) {
+            rc = MPR_EPIPE;
+            break;
+        }
+        if (deadline >= 0 && mpr__now_ns() >= deadline) {
+            rc = MPR_ETIMEDOUT;
+            break;
+        }
+        if (deadline < 0)
+            mpr__cond_wait(&rs->cond, &rs->lock);
+        else
+            mpr__cond_wait_until(&rs->cond, &rs->lock, deadline);
+    }
+    mpr__mutex_unlock(&rs->lock);
+    return rc;
+}
+
+static uint64_t link_cancelled(mpr__link *l)
+{
+    return atomic_load_explicit(&((remote_sender *)l)->tag, memory_order_relaxed);
+}
+
+static const mpr__link_ops remote_link_ops = {link_send,   link_stop, link_close,
+                                              link_forget, link_recv, link_cancelled};
 
 /* "tcp://HOST:PORT" (checked by from_string) into host and port. */
 static int split(const char *endpoint, char *host, size_t hsize, char *port, size_t psize)

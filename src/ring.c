@@ -124,13 +124,9 @@ static void sleep_for_room(mpr__ring *ring, uint32_t seq)
             mpr__event_clear(ring->room_event);
         return;
     }
-    /* Room bytes from the reader on the connection (nothing else comes
-     * that way). */
-    mpr__waitfd w = {ring->conn, MPR__WAIT_IN, 0};
-    if (mpr__wait(&w, 1, WAIT_SLICE_NS / 1000000) > 0) {
-        char buf[64];
-        mpr__stream_recv(ring->conn, buf, sizeof buf);
-    }
+    /* A ROOM item from the reader on the connection, read by its owner
+     * with whatever else came on the way back. */
+    ring->wait_conn(ring->conn_arg, WAIT_SLICE_NS / 1000000);
 #endif
 }
 
@@ -147,7 +143,7 @@ static void wake_writer(mpr__ring *ring)
     if (ring->kind == MPR__RING_PRIVATE)
         mpr__event_set(ring->room_event);
     else
-        mpr__stream_send_some(ring->conn, "r", 1); /* full: it has room bytes to read anyway */
+        ring->wake_conn(ring->conn_arg);
 #endif
 }
 
@@ -285,6 +281,16 @@ int mpr__ring_put_message(mpr__ring *ring, const void *data, size_t size)
         rc = mpr__ring_put(ring, MPR__RING_FRAG_DATA, p + done, (uint32_t)n);
     }
     return rc;
+}
+
+int mpr__ring_cancel_tag(const mpr__ring *ring, uint64_t *tag)
+{
+    uint64_t again = atomic_load_explicit(&ring->hdr->cancel_again, memory_order_acquire);
+    uint64_t first = atomic_load_explicit(&ring->hdr->cancel_tag, memory_order_acquire);
+    if (first != again)
+        return 0;
+    *tag = first;
+    return 1;
 }
 
 /* ---- reader ---- */
@@ -434,8 +440,25 @@ void mpr__ring_close(mpr__ring *ring)
     if (ring->kind == MPR__RING_PRIVATE)
         mpr__event_set(ring->room_event);
     else
-        mpr__stream_send_some(ring->conn, "r", 1);
+        ring->wake_conn(ring->conn_arg);
 #endif
+}
+
+void mpr__ring_set_cancel(mpr__ring *ring, uint64_t tag)
+{
+#if MPR__SHM_WINDOW
+    if (WINDOW(ring)) {
+        unsigned char b[8];
+        mpr__put_u64(b, tag);
+        mpr__shm_write(ring->shm, MPR__RING_OFF_CANCEL, b, 8);
+        mpr__shm_write(ring->shm, MPR__RING_OFF_CANCEL_AGAIN, b, 8);
+        return;
+    }
+#endif
+    if (!ring->hdr)
+        return;
+    atomic_store_explicit(&ring->hdr->cancel_tag, tag, memory_order_release);
+    atomic_store_explicit(&ring->hdr->cancel_again, tag, memory_order_release);
 }
 
 void mpr__ring_unmap(mpr__ring *ring, int closing)

@@ -16,8 +16,9 @@
  * Wake-ups:
  *   writer -> reader: LOCAL a byte on the connection; PRIVATE an event.
  *   reader -> writer (room): with futexes (Linux) a futex on tail_seq;
- *   elsewhere LOCAL a byte on the connection the other way, PRIVATE an
- *   event.
+ *   elsewhere LOCAL a ROOM item on the connection the other way (which
+ *   also carries the way back: wire.h; the connection's owners read and
+ *   write it, through wait_conn and wake_conn below), PRIVATE an event.
  *
  * Where the reader cannot map the ring (MPR__SHM_WINDOW: a system whose
  * shared memory its writer could shrink under the reader, which would
@@ -51,6 +52,12 @@ typedef struct mpr__ring {
     mpr__fd conn;        /* LOCAL: the connection that carries wake-ups */
     mpr__event *reader_event; /* PRIVATE: the reader's wake-up */
     mpr__event *room_event;   /* PRIVATE without futexes: the writer's */
+    /* LOCAL without futexes: the writer waits for anything on the
+     * connection for at most timeout_ms (and reads it); the reader sends a
+     * ROOM item if it may (nothing else half-written on the connection). */
+    void (*wait_conn)(void *arg, int timeout_ms);
+    void (*wake_conn)(void *arg);
+    void *conn_arg;
 #if MPR__SHM_WINDOW
     /* A LOCAL ring the reader cannot map (its writer could shrink it:
      * platform.h): the reader reads and writes it through a window (its
@@ -78,6 +85,10 @@ int mpr__ring_put(mpr__ring *ring, uint32_t type, const void *data, uint32_t len
 /* A whole message: one MSG record if it fits in a quarter of the ring,
  * else FRAG_START and FRAG_DATA records. 0 or MPR_EPIPE. */
 int mpr__ring_put_message(mpr__ring *ring, const void *data, size_t size);
+/* The newest cancel tag the reader stored (0: none): 1 with *tag when its
+ * two copies agree, 0 while the reader is changing it (keep the last).
+ * No system call. */
+int mpr__ring_cancel_tag(const mpr__ring *ring, uint64_t *tag);
 
 /* ---- reader ---- */
 
@@ -112,6 +123,9 @@ uint64_t mpr__ring_head(const mpr__ring *ring);
 /* Tell the writer the reader is gone (MPR_EPIPE from then on, also if it
  * waits for room). */
 void mpr__ring_close(mpr__ring *ring);
+/* Store the newest cancel tag for the writer (cancel_tag, then
+ * cancel_again). */
+void mpr__ring_set_cancel(mpr__ring *ring, uint64_t tag);
 
 /* Unmap (the reader marks the ring closed first: closing = 1). */
 void mpr__ring_unmap(mpr__ring *ring, int closing);

@@ -493,6 +493,7 @@ int mpr_router_close_pipe(mpr_router *r, mpr_receiver *receiver)
     if (!rc || rc->router != r || table_get(r, rc->id) != rc)
         return MPR_ENOENT;
     table_remove(r, rc->id);
+    mpr__ctl_forget(mpr__monitor_ctl(r->mon), rc->id);
     mpr__handle_free(receiver);
     mpr__debug("router %p: closed pipe #%u", (void *)r, rc->id);
     free(rc);
@@ -683,4 +684,40 @@ uint32_t mpr_receiver_id(const mpr_receiver *receiver)
 {
     struct receiver *rc = mpr__handle_get(receiver);
     return rc ? rc->id : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the way back                                                        */
+
+/* The open pipe of a receiver handle, with its running router: 0 or the
+ * error of router.h. */
+static int open_pipe(const mpr_receiver *receiver, struct receiver **out)
+{
+    struct receiver *rc = mpr__handle_get(receiver);
+    if (!rc || table_get(rc->router, rc->id) != rc)
+        return MPR_ENOENT;
+    if (!rc->router->running)
+        return MPR_ESTATE;
+    *out = rc;
+    return 0;
+}
+
+int mpr_receiver_send(mpr_receiver *receiver, const void *data, size_t size)
+{
+    if (!data && size > 0)
+        return MPR_EINVAL;
+    if (size > MPR_CONTROL_MAX_SIZE)
+        return MPR_EMSGSIZE;
+    struct receiver *rc;
+    int err = open_pipe(receiver, &rc);
+    return err ? err : mpr__ctl_send(mpr__monitor_ctl(rc->router->mon), rc->id, data, size);
+}
+
+int mpr_receiver_cancel(mpr_receiver *receiver, uint64_t tag)
+{
+    if (tag == 0)
+        return MPR_EINVAL;
+    struct receiver *rc;
+    int err = open_pipe(receiver, &rc);
+    return err ? err : mpr__ctl_cancel(mpr__monitor_ctl(rc->router->mon), rc->id, tag);
 }

@@ -16,6 +16,8 @@
  * detection page (internal.h): nothing on the hot path that costs a
  * system call.
  */
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,7 @@ struct mpr_sender {
     char remote[MPR__REMOTE_MAX + 1];    /* "" if the router has no remote endpoint */
     char server_key[MPR__CURVE_KEY_LEN + 1]; /* its CURVE public key (Z85) */
     mpr__link *link;   /* the transport chosen by start */
+    _Atomic uint64_t seen_tag; /* the newest cancel tag the owner saw */
 };
 
 static int valid_name(const char *name, size_t len)
@@ -124,6 +127,33 @@ int mpr_sender_send(mpr_sender *s, const void *data, size_t size)
     if (rc == MPR_EPIPE)
         s->broken = 1;
     return rc;
+}
+
+uint64_t mpr_sender_cancelled(mpr_sender *s)
+{
+    if (!s)
+        return 0;
+    if (s->state != OPEN || !owner(s))
+        return atomic_load_explicit(&s->seen_tag, memory_order_relaxed);
+    uint64_t tag = s->link->ops->cancelled(s->link);
+    if (tag != atomic_load_explicit(&s->seen_tag, memory_order_relaxed))
+        atomic_store_explicit(&s->seen_tag, tag, memory_order_relaxed);
+    return tag;
+}
+
+int mpr_sender_recv(mpr_sender *s, void *buf, size_t size, size_t *length, double timeout_s)
+{
+    if (!s || !length || (!buf && size > 0) || isnan(timeout_s))
+        return MPR_EINVAL;
+    if (s->state != OPEN)
+        return MPR_ESTATE;
+    if (!owner(s))
+        return MPR_EOWNER;
+    int64_t deadline = -1;
+    if (timeout_s >= 0 && timeout_s < 1e9) /* beyond 30 years: no limit */
+        deadline = mpr__now_ns() + (int64_t)(timeout_s * 1e9);
+    *length = 0;
+    return s->link->ops->recv(s->link, buf, size, length, deadline);
 }
 
 int mpr_sender_stop(mpr_sender *s)

@@ -34,6 +34,7 @@
 
 #include <stdint.h>
 
+#include "control.h"
 #include "hs.h"
 #include "platform.h"
 #include "queue.h"
@@ -65,6 +66,11 @@ typedef struct mpr__conn_ops {
      * frees the memory afterwards (it was allocated by the transport with
      * malloc and starts with the mpr__conn). */
     void (*close)(mpr__conn *c);
+    /* The way back: the pipe has a new cancel tag or control messages
+     * (mpr__conn_ctl_*); called in the round after they came, the first
+     * time right after the accept. The transport takes what it can carry
+     * now and comes back for the rest by itself. */
+    void (*control)(mpr__conn *c);
 } mpr__conn_ops;
 
 /* One sender connection (or one that is still proving who it is). A
@@ -179,6 +185,15 @@ void mpr__msg_end(mpr__conn *c);
  * (the connection must end with it). */
 int mpr__conn_record(mpr__conn *c, const mpr__ring_rec *rec);
 
+/* The way back of an open connection's pipe: its newest cancel tag (0:
+ * none); its next control message (the caller's to free, its bytes
+ * counted against the pipe's bound until released), or NULL; release n
+ * bytes of messages taken (written to the connection, or taken by a
+ * remote worker). */
+uint64_t mpr__conn_ctl_tag(mpr__conn *c);
+mpr__ctl_msg *mpr__conn_ctl_take(mpr__conn *c);
+void mpr__conn_ctl_release(mpr__conn *c, size_t n);
+
 /* Backpressure: the queue is throttled (read no messages; handshakes go
  * on), and the bytes that may still come before the queue limit is reached
  * (SIZE_MAX without a limit; 0 while throttled). */
@@ -213,6 +228,14 @@ typedef struct mpr__link_ops {
     /* In a process that inherited the link through fork(): release this
      * process's copies of its handles and memory only, and free l. */
     void (*forget)(mpr__link *l);
+    /* The way back: the next control message into buf (size bytes),
+     * waiting until deadline (mpr__now_ns() clock; -1: no limit; a time
+     * past: only what has arrived). 0 with *length; MPR_EMSGSIZE with
+     * *length (the message stays); MPR_ETIMEDOUT; MPR_EPIPE (the router
+     * has gone, and every message that came is taken). */
+    int (*recv)(mpr__link *l, void *buf, size_t size, size_t *length, int64_t deadline);
+    /* The newest cancel tag that has reached the link (0: none). */
+    uint64_t (*cancelled)(mpr__link *l);
 } mpr__link_ops;
 struct mpr__link {
     const mpr__link_ops *ops;

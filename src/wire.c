@@ -425,7 +425,109 @@ int mpr__remote_parse(const unsigned char *p, size_t n, mpr__remote_frame *out)
         return n == MPR__DATA_HDR && mpr__get_u32(p + 4) == 0 && mpr__get_u64(p + 8) == 0
                    ? 0
                    : MPR_EPROTO;
+    case MPR__GOT_MAGIC:
+        if (n != MPR__DATA_HDR || mpr__get_u32(p + 4) != 0)
+            return MPR_EPROTO;
+        out->seq = mpr__get_u64(p + 8);
+        return 0;
     default:
         return MPR_EPROTO;
     }
+}
+
+/* ---- the way back ---- */
+
+int mpr__ctl_item_next(const unsigned char *buf, size_t n, mpr__ctl_item *item)
+{
+    memset(item, 0, sizeof *item);
+    if (n == 0)
+        return 0;
+    item->type = buf[0];
+    switch (buf[0]) {
+    case MPR__CTL_ROOM:
+        item->used = 1;
+        return 1;
+    case MPR__CTL_CANCEL:
+        item->used = 9;
+        if (n < 9)
+            return 0;
+        item->tag = mpr__get_u64(buf + 1);
+        return item->tag != 0 ? 1 : MPR_EPROTO;
+    case MPR__CTL_MSG: {
+        if (n < MPR__CTL_MSG_HDR)
+            return 0;
+        uint32_t len = mpr__get_u32(buf + 1);
+        if (len > MPR_CONTROL_MAX_SIZE)
+            return MPR_EPROTO;
+        item->used = MPR__CTL_MSG_HDR + (size_t)len;
+        if (n < item->used)
+            return 0;
+        item->data = buf + MPR__CTL_MSG_HDR;
+        item->size = len;
+        return 1;
+    }
+    default:
+        return MPR_EPROTO;
+    }
+}
+
+void mpr__ctl_msg_header(unsigned char out[MPR__CTL_MSG_HDR], uint32_t size)
+{
+    out[0] = MPR__CTL_MSG;
+    mpr__put_u32(out + 1, size);
+}
+
+void mpr__ctl_cancel_item(unsigned char out[9], uint64_t tag)
+{
+    out[0] = MPR__CTL_CANCEL;
+    mpr__put_u64(out + 1, tag);
+}
+
+int mpr__down_parse(const unsigned char *p, size_t n, mpr__down_frame *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 4)
+        return MPR_EPROTO;
+    out->kind = mpr__get_u32(p);
+    switch (out->kind) {
+    case MPR__STATE_MAGIC:
+        return mpr__state_decode(p, n, &out->st);
+    case MPR__CANCEL_MAGIC:
+        if (n != MPR__DATA_HDR || mpr__get_u32(p + 4) != 0)
+            return MPR_EPROTO;
+        out->tag = mpr__get_u64(p + 8);
+        return out->tag != 0 ? 0 : MPR_EPROTO;
+    case MPR__CTRL_MAGIC:
+        if (n < MPR__CTRL_HDR || mpr__get_u32(p + 20) != 0)
+            return MPR_EPROTO;
+        out->total = mpr__get_u32(p + 4);
+        out->cseq = mpr__get_u64(p + 8);
+        out->offset = mpr__get_u32(p + 16);
+        out->piece = p + MPR__CTRL_HDR;
+        out->n = n - MPR__CTRL_HDR;
+        if (out->total > MPR_CONTROL_MAX_SIZE || out->cseq == 0 || out->n > MPR__CTRL_PIECE ||
+            out->offset > out->total || out->n > out->total - out->offset ||
+            (out->n == 0 && out->total != 0))
+            return MPR_EPROTO;
+        return 0;
+    default:
+        return MPR_EPROTO;
+    }
+}
+
+void mpr__ctrl_header(unsigned char out[MPR__CTRL_HDR], uint32_t total, uint64_t cseq,
+                      uint32_t offset)
+{
+    mpr__put_u32(out, MPR__CTRL_MAGIC);
+    mpr__put_u32(out + 4, total);
+    mpr__put_u64(out + 8, cseq);
+    mpr__put_u32(out + 16, offset);
+    mpr__put_u32(out + 20, 0);
+}
+
+void mpr__small_frame(unsigned char out[MPR__DATA_HDR], uint32_t magic, uint64_t value)
+{
+    mpr__put_u32(out, magic);
+    mpr__put_u32(out + 4, 0);
+    mpr__put_u64(out + 8, value);
 }

@@ -3,13 +3,13 @@
  * monitor thread runs over them. Pure code without I/O, so it can be
  * fuzzed (tests/fuzz).
  *
- * THE HANDSHAKE (every transport; version 3). Both sides prove that they
+ * THE HANDSHAKE (every transport; version 4). Both sides prove that they
  * hold the pipe's key, mpr__pipe_key(router's secret, id), without sending
  * it: each answers the other's fresh nonce with a SipHash-2-4-128 tag under
  * that key (mpr__proof). A sender holds only its own pipe's key, so it
  * cannot claim another pipe; the router recomputes the key from the id.
  *
- *   HELLO      sender -> router, 32 bytes: "MPR1", u32 version (3),
+ *   HELLO      sender -> router, 32 bytes: "MPR1", u32 version (4),
  *              u32 pipe id, u32 flags (0), 16 bytes nonce_s.
  *   CHALLENGE  router -> sender, 48 bytes: "MPRC", u32 0, u32 largest
  *              message size, u32 0, 16 bytes nonce_r,
@@ -34,6 +34,16 @@
  * wake-up bytes (any byte: "the ring has data and you were asleep") and
  * the end of stream.
  *
+ * THE WAY BACK, router -> sender (version 4). After the ACK the router
+ * writes ITEMS on the connection (both modes), each a type byte:
+ *   CTL_ROOM    1 byte: the ring has room (platforms without futexes)
+ *   CTL_CANCEL  9 bytes: then a u64 tag (not 0): the pipe's newest cancel
+ *   CTL_MSG     5 + len bytes: then u32 len (at most MPR_CONTROL_MAX_SIZE),
+ *               then the message
+ * In MODE_RING the router also stores the cancel tag in the ring's header
+ * (cancel_tag, then cancel_again: a sender takes a value only when the
+ * two agree), so a worker tests it without a system call.
+ *
  * All integers are little-endian.
  */
 #ifndef MPR_WIRE_H
@@ -46,7 +56,9 @@
 
 #define MPR__SECRET_SIZE 16 /* the router's secret and each pipe's key */
 #define MPR__NONCE_SIZE 16
-#define MPR__WIRE_VERSION 3u /* 1: the secret in the HELLO; 2: the pipe's key in the HELLO */
+/* 1: the secret in the HELLO; 2: the pipe's key in the HELLO; 3: no way
+ * back; 4: the way back (below) */
+#define MPR__WIRE_VERSION 4u
 
 #define MPR__HELLO_SIZE 32
 #define MPR__CHALLENGE_SIZE 48
@@ -200,6 +212,21 @@ static inline int mpr__wire_at_boundary(const mpr__wire *w)
  * those not taken again when STATE does not move for a while (after
  * ZeroMQ reconnected, or lost a frame in a broken connection). A sender
  * not heard from for the window is lost; so is, for the sender, a router.
+ *
+ * The way back (version 4):
+ *   CTRL   router -> sender: "MPRJ", u32 total length of the message (at
+ *          most MPR_CONTROL_MAX_SIZE), u64 cseq (1, 2, ... per message),
+ *          u32 offset of this piece, u32 0, then the piece (at most
+ *          MPR__CTRL_PIECE bytes; the pieces of a message in order, the
+ *          last one ending at total; a message of 0 bytes is one piece).
+ *          The router keeps every message until the sender said it took
+ *          it, and after a reconnection sends the first one not taken
+ *          again from offset 0; the sender drops cseqs it has.
+ *   CANCEL router -> sender: "MPRQ", u32 0, u64 tag (not 0): the pipe's
+ *          newest cancel request; sent again on every new link.
+ *   GOT    sender -> router: "MPRG", u32 0, u64 cseq: the application has
+ *          taken every control message up to cseq (never more than the
+ *          router sent: a protocol error).
  */
 #define MPR__DATA_MAGIC 0x4452504du  /* "MPRD" */
 #define MPR__HEART_MAGIC 0x4852504du /* "MPRH" */
@@ -209,6 +236,11 @@ static inline int mpr__wire_at_boundary(const mpr__wire *w)
 #define MPR__STATE_SIZE 32
 #define MPR__STATE_GONE 1u
 #define MPR__FRAME_MAX (512u * 1024u) /* records per DATA frame, at most */
+#define MPR__CTRL_MAGIC 0x4a52504du   /* "MPRJ" */
+#define MPR__CANCEL_MAGIC 0x5152504du /* "MPRQ" */
+#define MPR__GOT_MAGIC 0x4752504du    /* "MPRG" */
+#define MPR__CTRL_HDR 24
+#define MPR__CTRL_PIECE (64u * 1024u)
 
 typedef struct mpr__state {
     uint32_t flags;
@@ -232,6 +264,46 @@ typedef struct mpr__remote_frame {
     const unsigned char *body; /* HELLO, PROOF: the whole frame */
 } mpr__remote_frame;
 int mpr__remote_parse(const unsigned char *p, size_t n, mpr__remote_frame *out);
+
+/* ---- the way back ---- */
+
+enum { MPR__CTL_ROOM = 1, MPR__CTL_CANCEL = 2, MPR__CTL_MSG = 3 };
+#define MPR__CTL_MSG_HDR 5
+
+/* One item of the local way back at the start of buf[0..n): 1 with *item
+ * (its type, its tag or its message: data, size, all of it at hand; used:
+ * the bytes it takes), 0 if it is not all there yet (*used then says how
+ * many bytes it takes, once its header is there, else 0), or MPR_EPROTO. */
+typedef struct mpr__ctl_item {
+    int type;
+    uint64_t tag;
+    const unsigned char *data;
+    size_t size;
+    size_t used;
+} mpr__ctl_item;
+int mpr__ctl_item_next(const unsigned char *buf, size_t n, mpr__ctl_item *item);
+/* The header of a CTL_MSG item of size bytes (MPR__CTL_MSG_HDR bytes), or
+ * of a CTL_CANCEL (9 bytes). */
+void mpr__ctl_msg_header(unsigned char out[MPR__CTL_MSG_HDR], uint32_t size);
+void mpr__ctl_cancel_item(unsigned char out[9], uint64_t tag);
+
+/* A frame from the router after the handshake, on the sender's side:
+ * kind is STATE (st), CTRL (cseq, total, offset, piece of n bytes) or
+ * CANCEL (tag). Every field checked: 0 or MPR_EPROTO. */
+typedef struct mpr__down_frame {
+    uint32_t kind;
+    mpr__state st;
+    uint64_t cseq, tag;
+    uint32_t total, offset;
+    const unsigned char *piece;
+    size_t n;
+} mpr__down_frame;
+int mpr__down_parse(const unsigned char *p, size_t n, mpr__down_frame *out);
+/* The header of a CTRL frame (MPR__CTRL_HDR bytes), and a CANCEL or GOT
+ * frame (MPR__DATA_HDR bytes). */
+void mpr__ctrl_header(unsigned char out[MPR__CTRL_HDR], uint32_t total, uint64_t cseq,
+                      uint32_t offset);
+void mpr__small_frame(unsigned char out[MPR__DATA_HDR], uint32_t magic, uint64_t value);
 
 /*
  * RECORDS: the shared-memory ring (transport_ring.c) and the frames of the
@@ -276,6 +348,10 @@ typedef struct mpr__ring_hdr {
     _Alignas(64) _Atomic uint32_t writer_waiting;
     _Atomic uint32_t tail_seq;
     _Atomic uint32_t closed;
+    /* the way back: the newest cancel tag, stored twice (the router writes
+     * cancel_tag, then cancel_again) */
+    _Alignas(64) _Atomic uint64_t cancel_tag;
+    _Atomic uint64_t cancel_again;
 } mpr__ring_hdr;
 
 /* Where each field is: a reader that cannot map the ring (platform.h,
@@ -287,6 +363,8 @@ typedef struct mpr__ring_hdr {
 #define MPR__RING_OFF_WAITING 192u
 #define MPR__RING_OFF_TAIL_SEQ 196u
 #define MPR__RING_OFF_CLOSED 200u
+#define MPR__RING_OFF_CANCEL 256u
+#define MPR__RING_OFF_CANCEL_AGAIN 264u
 
 /* The layout both ends of a ring rely on: the header fits its page, and
  * each index sits on a cache line of its own (no false sharing between
@@ -298,7 +376,9 @@ MPR__STATIC_ASSERT(offsetof(mpr__ring_hdr, head) == MPR__RING_OFF_HEAD &&
                        offsetof(mpr__ring_hdr, tail_again) == MPR__RING_OFF_TAIL_AGAIN &&
                        offsetof(mpr__ring_hdr, writer_waiting) == MPR__RING_OFF_WAITING &&
                        offsetof(mpr__ring_hdr, tail_seq) == MPR__RING_OFF_TAIL_SEQ &&
-                       offsetof(mpr__ring_hdr, closed) == MPR__RING_OFF_CLOSED,
+                       offsetof(mpr__ring_hdr, closed) == MPR__RING_OFF_CLOSED &&
+                       offsetof(mpr__ring_hdr, cancel_tag) == MPR__RING_OFF_CANCEL &&
+                       offsetof(mpr__ring_hdr, cancel_again) == MPR__RING_OFF_CANCEL_AGAIN,
                    "the ring header's layout is the protocol's");
 MPR__STATIC_ASSERT(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4,
                    "the shared words are plain 4- and 8-byte words");

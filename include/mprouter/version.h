@@ -21,9 +21,9 @@ extern "C" {
 #endif
 
 /** Major version: incremented for changes that break the API or ABI. */
-#define MPR_VERSION_MAJOR 0
+#define MPR_VERSION_MAJOR 1
 /** Minor version: incremented for additions that keep compatibility. */
-#define MPR_VERSION_MINOR 2
+#define MPR_VERSION_MINOR 0
 /** Patch version: incremented for fixes only. */
 #define MPR_VERSION_PATCH 0
 

@@ -250,4 +250,20 @@ bool Receiver::isOpen() const
     return d->handle != nullptr;
 }
 
+int Receiver::send(const QByteArray &message)
+{
+    Q_D(Receiver);
+    if (!d->handle)
+        return MPR_ENOENT;
+    return mpr_receiver_send(d->handle, message.constData(), size_t(message.size()));
+}
+
+int Receiver::cancel(quint64 tag)
+{
+    Q_D(Receiver);
+    if (!d->handle)
+        return MPR_ENOENT;
+    return mpr_receiver_cancel(d->handle, tag);
+}
+
 } // namespace mpr

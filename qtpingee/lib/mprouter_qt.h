@@ -121,6 +121,19 @@ public:
     /// False once the pipe was closed (closePipe, Router::stop).
     bool isOpen() const;
 
+    /// The way back (mpr_receiver_send): queue message for the worker, which
+    /// reads it with mpr_sender_recv, whole and in order. Never blocks.
+    /// 0; MPR_EMSGSIZE over MPR_CONTROL_MAX_SIZE; MPR_EAGAIN while the pipe
+    /// already holds MPR_CONTROL_QUEUE_SIZE bytes its worker has not taken;
+    /// MPR_EPIPE once the sender has stopped or was lost; MPR_ENOENT once the
+    /// pipe is closed; MPR_ESTATE if the router is not running.
+    int send(const QByteArray &message);
+    /// Ask the worker to cancel (mpr_receiver_cancel): mpr_sender_cancelled()
+    /// returns tag (non-zero) there from now on, until a newer tag. Same
+    /// errors as send(), but never MPR_EAGAIN or MPR_EMSGSIZE; MPR_EINVAL for
+    /// a tag of 0.
+    int cancel(quint64 tag);
+
 Q_SIGNALS:
     /// One message from the sender, in the order sent, on the main thread.
     /// Keeping a copy of message is cheap (implicitly shared) and safe.

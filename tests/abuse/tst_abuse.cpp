@@ -999,7 +999,14 @@ void tst_Abuse::otherUserFloodDoesNotStarveWorkers()
         QVERIFY(flooder.pid > 0);
     }
     ::close(quit[0]);
+#if defined(MPR_PORTABLE)
+    // The portable build's endpoint is a socket in a 0700 directory: the
+    // flooders' connects fail with EACCES before they reach the router, so
+    // nothing is rejected; they still take both cores while the workers start.
+    QCOMPARE(stats(router).connections_rejected, before.connections_rejected);
+#else
     QTRY_VERIFY_WITH_TIMEOUT(stats(router).connections_rejected > before.connections_rejected + 100, T_LONG);
+#endif
     struct Started
     {
         int rc = 1;

@@ -4,7 +4,7 @@
  * cannot prove it to that key; an id never issued), a HELLO then silence
  * past the handshake timeout, a peer that closes in the middle of its
  * HELLO, and 20 idle connections that do not keep a real sender out. The
- * HELLO's bytes are wire.h's (32 bytes: "MPR1", version 3, pipe id, flags
+ * HELLO's bytes are wire.h's (32 bytes: "MPR1", version 4, pipe id, flags
  * 0, a nonce); everything else is the public API. */
 #include "cunit.h"
 #include "winproc.h"
@@ -113,7 +113,7 @@ static void raw_close(raw_peer *p)
 
 static void hello_bytes(unsigned char out[32], uint32_t id)
 {
-    uint32_t w[4] = {0x3152504du /* "MPR1" */, 3u, id, 0u};
+    uint32_t w[4] = {0x3152504du /* "MPR1" */, 4u, id, 0u};
     for (int i = 0; i < 4; i++)
         for (int b = 0; b < 4; b++)
             out[4 * i + b] = (unsigned char)(w[i] >> (8 * b));

@@ -32,7 +32,7 @@ namespace mprtest {
 const uint32_t HelloMagic = 0x3152504du; // "MPR1"
 const uint32_t ProofMagic = 0x5052504du; // "MPRP"
 const uint32_t Bye = 0x80000001u;
-const uint32_t Version = 3;
+const uint32_t Version = 4; // MPR__WIRE_VERSION (src/wire.h)
 const uint32_t ProofRing = 1;
 const int ChallengeSize = 48;
 const int AckSize = 16;

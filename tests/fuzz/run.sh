@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh [SECONDS] [OUTDIR] - builds every target (build.sh) and
-# runs each for its share of SECONDS (default 90 in all), starting from the
+# runs each for its share of SECONDS (default 105 in all), starting from the
 # committed seed corpus corpus/NAME/ (copied: the run never writes into the
 # source tree), with the libFuzzer options of its "fuzz-options:" line.
 # Exit status 1 if a target crashed, found a leak or a failed check, or
@@ -9,7 +9,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-total=${1:-90}
+total=${1:-105}
 out=${2:-$root/build-fuzz}
 if ! bash "$here/build.sh" "$out"; then
     echo "Totals: 0 passed, 1 failed, 0 skipped (fuzz build)"

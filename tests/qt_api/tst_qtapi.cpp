@@ -156,6 +156,7 @@ private Q_SLOTS:
     void messagesInOrderOnMainThread_data();
     void messagesInOrderOnMainThread();
     void senderLost();
+    void wayBack();
     void closePipeFromSlot();
     void keptCopiesNeverChange();
     void deleteReceiverFromSlot();
@@ -331,6 +332,57 @@ void tst_QtApi::senderLost()
 
     QCOMPARE(router.closePipe(good), 0);
     QCOMPARE(router.closePipe(doomed), 0);
+    QCOMPARE(router.stop(), 0);
+}
+
+// The way back through mpr::Receiver: send() reaches mpr_sender_recv in the
+// worker whole and in order, the worker answers each; cancel() reaches
+// mpr_sender_cancelled; a closed receiver refuses both with MPR_ENOENT.
+void tst_QtApi::wayBack()
+{
+    mpr::Router router;
+    QCOMPARE(router.start(), 0);
+    mpr_sender *sender = nullptr;
+    mpr::Receiver *receiver = nullptr;
+    QCOMPARE(router.pipe(&sender, &receiver), 0);
+    QList<QByteArray> got;
+    connect(receiver, &mpr::Receiver::messageReceived, this,
+            [&](const QByteArray &m) { got << m; });
+    const QList<QByteArray> jobs = {"first", QByteArray(), QByteArray(300000, 'x'), "last"};
+    for (const QByteArray &j : jobs)
+        QCOMPARE(receiver->send(j), 0);
+    Worker worker(sender, [&](mpr_sender *s) {
+        int rc = mpr_sender_start(s);
+        QByteArray buf(int(MPR_CONTROL_MAX_SIZE), '\0');
+        for (int i = 0; i < jobs.size() && rc == 0; i++) {
+            size_t len = 0;
+            rc = mpr_sender_recv(s, buf.data(), size_t(buf.size()), &len, 30);
+            if (rc == 0)
+                rc = mpr_sender_send(s, buf.constData(), len);
+        }
+        // Then wait (bounded) for the cancel request, and say which tag came.
+        uint64_t tag = 0;
+        for (int i = 0; i < 300000 && rc == 0 && (tag = mpr_sender_cancelled(s)) == 0; i++)
+            usleep(100);
+        if (rc == 0) {
+            const QByteArray said = "cancelled " + QByteArray::number(qulonglong(tag));
+            rc = mpr_sender_send(s, said.constData(), size_t(said.size()));
+        }
+        return rc == 0 ? mpr_sender_stop(s) : rc;
+    });
+    QVERIFY(worker.started());
+    QTRY_COMPARE_WITH_TIMEOUT(got.size(), jobs.size(), 30000);
+    QCOMPARE(got, jobs);
+    QCOMPARE(receiver->cancel(0), int(MPR_EINVAL));
+    QCOMPARE(receiver->cancel(42), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(got.size(), jobs.size() + 1, 30000);
+    QCOMPARE(got.last(), QByteArray("cancelled 42"));
+    QTRY_VERIFY(worker.reaped());
+    QVERIFY(WIFEXITED(worker.status()) && WEXITSTATUS(worker.status()) == 0);
+    QCOMPARE(receiver->send(QByteArray(int(MPR_CONTROL_MAX_SIZE) + 1, 'y')), int(MPR_EMSGSIZE));
+    QCOMPARE(router.closePipe(receiver), 0);
+    QCOMPARE(receiver->send("late"), int(MPR_ENOENT));
+    QCOMPARE(receiver->cancel(1), int(MPR_ENOENT));
     QCOMPARE(router.stop(), 0);
 }
 

@@ -181,6 +181,8 @@ void tst_Trust::badHandshake_data()
                                                     << false;
     QTest::newRow("version 2 (the key in the HELLO)") << "version 2"
                                                       << "unsupported protocol version" << false;
+    QTest::newRow("version 3 (no way back)") << "version 3" << "unsupported protocol version"
+                                             << false;
     QTest::newRow("unknown HELLO flag") << "flags" << "unsupported protocol version" << false;
     QTest::newRow("unknown PROOF flag") << "proof flags" << "unsupported protocol version" << true;
     QTest::newRow("ring flag without a memfd") << "ring" << "invalid shared-memory ring" << true;
@@ -235,7 +237,9 @@ void tst_Trust::badHandshake()
     } else if (kind == "id huge") {
         bytes = hello(0xfffffff0u);
     } else if (kind == "version") {
-        bytes = hello(c.id, 4);
+        bytes = hello(c.id, Version + 1);
+    } else if (kind == "version 3") {
+        bytes = hello(c.id, 3);
     } else if (kind == "version 1") {
         bytes = hello(c.id, 1);
     } else if (kind == "version 2") {

@@ -8,7 +8,7 @@
 # transport is left out (remote_none.c).
 macos_sources=()
 for f in base.c common.c platform_posix.c platform_portable.c wire.c hs.c ring.c queue.c \
-    monitor.c handle.c fd_loop.c local_router.c local_sender.c remote_none.c router.c sender.c; do
+    control.c monitor.c handle.c fd_loop.c local_router.c local_sender.c remote_none.c router.c sender.c; do
     macos_sources+=("src/$f")
 done
 macos_out=$(mktemp)
