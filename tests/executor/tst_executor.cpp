@@ -1,5 +1,6 @@
 // tst_executor - the executor (<mprouter/executor.h>) with real worker
-// processes (tests/execworker, started by exec), driven by the fd loop:
+// processes (tests/execworker, started by exec), driven by the fd loop
+// and by the Qt event loop (each case runs with both):
 // every state and transition, cancel (waiting, running, racing the end,
 // twice), progress in order, a task that ignores cancel, a worker killed
 // mid-job, a worker that dies at once every time, 1,000 tiny jobs, and
@@ -12,6 +13,8 @@
 #include <cstring>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <mprouter/qt.h>
 
 #include "testsupport.h"
 
@@ -64,6 +67,12 @@ struct Rec
     }
 };
 
+class QtLoopDriver : public LoopDriver
+{
+public:
+    const mpr_event_loop *loop() override { return mpr_qt_event_loop(); }
+};
+
 bool gone(int64_t pid)
 {
     return pid > 0 && ::kill(pid_t(pid), 0) == -1 && errno == ESRCH;
@@ -76,6 +85,7 @@ class tst_Executor : public QObject
     Q_OBJECT
 
 private slots:
+    void initTestCase_data();
     void init();
     void cleanup();
 
@@ -101,10 +111,21 @@ private:
     std::unique_ptr<LogCapture> log;
 };
 
+void tst_Executor::initTestCase_data()
+{
+    QTest::addColumn<bool>("qtLoop");
+    QTest::newRow("fdloop") << false;
+    QTest::newRow("qtloop") << true;
+}
+
 void tst_Executor::init()
 {
+    QFETCH_GLOBAL(bool, qtLoop);
     log.reset(new LogCapture);
-    driver = makeFdLoopDriver();
+    if (qtLoop)
+        driver.reset(new QtLoopDriver);
+    else
+        driver = makeFdLoopDriver();
     QCOMPARE(mpr_router_new(&router, driver->loop()), 0);
     QCOMPARE(mpr_router_start(router), 0);
 }
