@@ -436,9 +436,12 @@ void tst_Executor::thousandTinyJobs()
 // shutdown(timeout) with jobs waiting, running (cooperative) and stuck:
 // the waiting ones CANCELLED at once, the others CANCELLING, then
 // CANCELLED (the stuck one's worker killed at the timeout); no worker
-// process left, and (cleanup) no warning from the router.
+// process, descriptor or thread left, and (cleanup) no warning from the
+// router.
 void tst_Executor::shutdownWaitingRunningStuck()
 {
+    const QStringList fdsBefore = procEntries("/proc/self/fd");
+    const QStringList threadsBefore = procEntries("/proc/self/task");
     QVERIFY((ex = makeExecutor(2, -1)));
     Rec *st = submit("stuck", "");
     Rec *sp = submit("spin", "");
@@ -472,6 +475,14 @@ void tst_Executor::shutdownWaitingRunningStuck()
     const mpr_executor_stats s = stats();
     QCOMPARE(s.workers_alive, quint32(0));
     QCOMPARE(s.workers_ended, s.workers_started);
+    QCOMPARE(s.jobs_cancelled, quint64(5));
+
+    // Freed: the futures keep their final state; nothing of it is left.
+    mpr_executor_free(ex);
+    ex = nullptr;
+    QCOMPARE(st->state(), int(MPR_FUTURE_CANCELLED));
+    QCOMPARE(procEntries("/proc/self/fd"), fdsBefore);
+    QCOMPARE(procEntries("/proc/self/task").size(), threadsBefore.size());
 }
 
 QTEST_GUILESS_MAIN(tst_Executor)
