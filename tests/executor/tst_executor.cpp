@@ -73,6 +73,27 @@ public:
     const mpr_event_loop *loop() override { return mpr_qt_event_loop(); }
 };
 
+// MPR_START_FORK: the child runs this (tasks of its own, in this file).
+int forkEcho(mpr_task *task, const void *arg, size_t size)
+{
+    QByteArray r("fork:");
+    r.append(static_cast<const char *>(arg), int(size));
+    return mpr_task_result(task, r.constData(), size_t(r.size()));
+}
+
+int forkSpin(mpr_task *task, const void *, size_t)
+{
+    while (!mpr_task_cancelled(task))
+        ::usleep(1000);
+    return 0;
+}
+
+int forkMain(void *)
+{
+    static const mpr_task_def tasks[] = {{"echo", forkEcho}, {"spin", forkSpin}, {nullptr, nullptr}};
+    return mpr_worker_main(tasks, nullptr, nullptr);
+}
+
 bool gone(int64_t pid)
 {
     return pid > 0 && ::kill(pid_t(pid), 0) == -1 && errno == ESRCH;
@@ -98,6 +119,7 @@ private slots:
     void diesAtOnceEveryTime();
     void thousandTinyJobs();
     void shutdownWaitingRunningStuck();
+    void forkMode();
 
 private:
     mpr_executor *makeExecutor(int workers, double grace = 5.0, bool die = false);
@@ -483,6 +505,35 @@ void tst_Executor::shutdownWaitingRunningStuck()
     QCOMPARE(st->state(), int(MPR_FUTURE_CANCELLED));
     QCOMPARE(procEntries("/proc/self/fd"), fdsBefore);
     QCOMPARE(procEntries("/proc/self/task").size(), threadsBefore.size());
+}
+
+// MPR_START_FORK: a function of this program runs in the forked workers;
+// jobs complete, cancel is cooperative, shutdown leaves no process.
+void tst_Executor::forkMode()
+{
+    mpr_executor_options o;
+    mpr_executor_options_init(&o);
+    o.workers = 2;
+    o.start = MPR_START_FORK;
+    o.fork_fn = forkMain;
+    QCOMPARE(mpr_executor_new(&ex, router, driver->loop(), &o), 0);
+    Rec *spin = submit("spin", "");
+    QVector<Rec *> rs;
+    for (int i = 0; i < 20; i++)
+        rs << submit("echo", QByteArray::number(i));
+    QTRY_VERIFY_WITH_TIMEOUT(
+        std::all_of(rs.begin(), rs.end(), [](Rec *r) { return r->final(); }), 30000);
+    for (int i = 0; i < rs.size(); i++)
+        QCOMPARE(rs[i]->result(), "fork:" + QByteArray::number(i));
+    QTRY_COMPARE_WITH_TIMEOUT(spin->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    const int64_t pid = mpr_future_worker_pid(spin->f);
+    QCOMPARE(mpr_future_cancel(spin->f), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(spin->state(), int(MPR_FUTURE_CANCELLED), 30000);
+    QCOMPARE(stats().workers_killed, quint64(0));
+    QCOMPARE(mpr_executor_shutdown(ex, 10.0, nullptr, nullptr), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(mpr_executor_state(ex), int(MPR_EXECUTOR_SHUT_DOWN), 30000);
+    QVERIFY(gone(pid));
+    QCOMPARE(stats().workers_killed, quint64(0)); // they exited when asked
 }
 
 QTEST_GUILESS_MAIN(tst_Executor)
