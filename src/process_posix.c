@@ -605,9 +605,11 @@ size_t mpr__sup_take(mpr__sup *s, mpr__reaped *out, size_t max)
 {
     mpr__mutex_lock(&s->lock);
     size_t n = s->ndone < max ? s->ndone : max;
-    memcpy(out, s->done, n * sizeof *out);
-    memmove(s->done, s->done + n, (s->ndone - n) * sizeof *out);
-    s->ndone -= n;
+    if (n) { /* s->done may still be NULL (nothing reaped yet) */
+        memcpy(out, s->done, n * sizeof *out);
+        memmove(s->done, s->done + n, (s->ndone - n) * sizeof *out);
+        s->ndone -= n;
+    }
     mpr__mutex_unlock(&s->lock);
     return n;
 }
