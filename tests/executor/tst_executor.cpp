@@ -114,6 +114,7 @@ private slots:
     void cancelWaitingAndRunning();
     void cancelRacingTheEnd();
     void progressInOrder();
+    void newestProgressOnly();
     void ignoresCancelIsKilled();
     void workerKilledMidJob();
     void diesAtOnceEveryTime();
@@ -122,7 +123,8 @@ private slots:
     void forkMode();
 
 private:
-    mpr_executor *makeExecutor(int workers, double grace = 5.0, bool die = false);
+    mpr_executor *makeExecutor(int workers, double grace = 5.0, bool die = false,
+                               bool newest = false);
     Rec *submit(const char *task, const QByteArray &args);
     mpr_executor_stats stats();
 
@@ -174,7 +176,7 @@ void tst_Executor::cleanup()
     QCOMPARE(discarding, 0);
 }
 
-mpr_executor *tst_Executor::makeExecutor(int workers, double grace, bool die)
+mpr_executor *tst_Executor::makeExecutor(int workers, double grace, bool die, bool newest)
 {
     static const char *const argv[] = {MPR_TEST_EXECWORKER, nullptr};
     static const char *const argvDie[] = {MPR_TEST_EXECWORKER, "--die", nullptr};
@@ -184,6 +186,7 @@ mpr_executor *tst_Executor::makeExecutor(int workers, double grace, bool die)
     o.start = MPR_START_EXEC;
     o.argv = die ? argvDie : argv;
     o.cancel_grace_s = grace;
+    o.newest_progress_only = newest ? 1 : 0;
     if (die) {
         o.max_start_failures = 2;
         o.backoff_s = 30; // longer than the test: a slot backs off once
@@ -353,6 +356,28 @@ void tst_Executor::progressInOrder()
             QCOMPARE(r->progress[int(i)], QByteArray(reinterpret_cast<const char *>(&i), 4));
         QCOMPARE(r->progressAfterFinal, 0);
     }
+}
+
+// newest_progress_only: a flood of progress gives values in increasing
+// order, never more than were sent, and always the last one.
+void tst_Executor::newestProgressOnly()
+{
+    QVERIFY((ex = makeExecutor(1, 5.0, false, true)));
+    const uint32_t n = 50000;
+    Rec *r = submit("progress", QByteArray(reinterpret_cast<const char *>(&n), 4));
+    QTRY_VERIFY_WITH_TIMEOUT(r->final(), 60000);
+    QCOMPARE(r->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+    QVERIFY(!r->progress.isEmpty() && r->progress.size() <= int(n));
+    int64_t last = -1;
+    for (const QByteArray &p : r->progress) {
+        QCOMPARE(p.size(), 4);
+        uint32_t v;
+        memcpy(&v, p.constData(), 4);
+        QVERIFY(int64_t(v) > last);
+        last = v;
+    }
+    QCOMPARE(last, int64_t(n - 1));
+    QCOMPARE(r->progressAfterFinal, 0);
 }
 
 // A task that ignores cancel: its worker is killed after the grace time,
