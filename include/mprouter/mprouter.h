@@ -10,6 +10,8 @@
  *   fd_loop.h     the built-in file-descriptor event loop
  *   router.h      the router and its receivers (main thread)
  *   sender.h      the sending end, used in workers
+ *   executor.h    jobs: a pool of worker processes with futures
+ *   worker.h      the worker side of an executor
  *
  * The Qt event loop is in <mprouter/qt.h> (library mprouter-qt5 or
  * mprouter-qt6).
@@ -19,9 +21,11 @@
 
 #include <mprouter/common.h>
 #include <mprouter/event_loop.h>
+#include <mprouter/executor.h>
 #include <mprouter/fd_loop.h>
 #include <mprouter/router.h>
 #include <mprouter/sender.h>
 #include <mprouter/version.h>
+#include <mprouter/worker.h>
 
 #endif /* MPROUTER_MPROUTER_H */

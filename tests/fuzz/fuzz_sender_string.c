@@ -7,7 +7,7 @@
  * sender string comes from the worker's standard input or a file: bytes
  * the worker's host controls.
  *
- * fuzz-sources: src/base.c src/common.c src/platform_posix.c src/platform_linux.c src/wire.c src/hs.c src/ring.c src/queue.c src/monitor.c src/handle.c src/fd_loop.c src/local_router.c src/local_sender.c src/control.c src/remote_none.c src/router.c src/sender.c
+ * fuzz-sources: src/base.c src/common.c src/platform_posix.c src/platform_linux.c src/wire.c src/hs.c src/ring.c src/queue.c src/control.c src/monitor.c src/handle.c src/fd_loop.c src/local_router.c src/local_sender.c src/remote_none.c src/router.c src/sender.c
  *
  * (The library's C sources of the Linux build without the remote
  * transport, remote_none.c in place of remote_*.c and zmtp.c: the string

@@ -1,0 +1,579 @@
+// tst_executor - the executor (<mprouter/executor.h>) with real worker
+// processes (tests/execworker, started by exec), driven by the fd loop
+// and by the Qt event loop (each case runs with both):
+// every state and transition, cancel (waiting, running, racing the end,
+// twice), progress in order, a task that ignores cancel, a worker killed
+// mid-job, a worker that dies at once every time, 1,000 tiny jobs, and
+// shutdown with jobs waiting, running and stuck. Every wait is a QTRY_*
+// on a state the executor reports; no sleep synchronises anything.
+#include <QtTest>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <mprouter/qt.h>
+
+#include "testsupport.h"
+
+using namespace mprtest;
+
+namespace {
+
+// What the callbacks of one future saw.
+struct Rec
+{
+    mpr_future *f = nullptr;
+    QVector<int> states;
+    QVector<QByteArray> progress;
+    int progressAfterFinal = 0;
+    // If set: cancel from inside the callback of this state; rc kept.
+    int cancelIn = -1;
+    int cancelRc = 1;
+
+    static void onState(void *arg, mpr_future *f, int state)
+    {
+        Rec *r = static_cast<Rec *>(arg);
+        r->states << state;
+        if (state == r->cancelIn)
+            r->cancelRc = mpr_future_cancel(f);
+    }
+    static void onProgress(void *arg, mpr_future *, const void *data, size_t size)
+    {
+        Rec *r = static_cast<Rec *>(arg);
+        if (!r->states.isEmpty() && r->states.last() >= MPR_FUTURE_COMPLETED)
+            r->progressAfterFinal++;
+        r->progress << QByteArray(static_cast<const char *>(data), int(size));
+    }
+    int state() const { return mpr_future_state(f); }
+    bool final() const { return state() >= MPR_FUTURE_COMPLETED; }
+    QByteArray result() const
+    {
+        const void *d = nullptr;
+        size_t n = 0;
+        if (mpr_future_result(f, &d, &n) != 0)
+            return "(no result)";
+        return QByteArray(static_cast<const char *>(d), int(n));
+    }
+    QString error(int *kind = nullptr) const
+    {
+        const char *m = nullptr;
+        const int k = mpr_future_error(f, &m);
+        if (kind)
+            *kind = k;
+        return m ? QString::fromUtf8(m) : QString();
+    }
+};
+
+class QtLoopDriver : public LoopDriver
+{
+public:
+    const mpr_event_loop *loop() override { return mpr_qt_event_loop(); }
+};
+
+// MPR_START_FORK: the child runs this (tasks of its own, in this file).
+int forkEcho(mpr_task *task, const void *arg, size_t size)
+{
+    QByteArray r("fork:");
+    r.append(static_cast<const char *>(arg), int(size));
+    return mpr_task_result(task, r.constData(), size_t(r.size()));
+}
+
+int forkSpin(mpr_task *task, const void *, size_t)
+{
+    while (!mpr_task_cancelled(task))
+        ::usleep(1000);
+    return 0;
+}
+
+int forkMain(void *)
+{
+    static const mpr_task_def tasks[] = {{"echo", forkEcho}, {"spin", forkSpin}, {nullptr, nullptr}};
+    return mpr_worker_main(tasks, nullptr, nullptr);
+}
+
+bool gone(int64_t pid)
+{
+    return pid > 0 && ::kill(pid_t(pid), 0) == -1 && errno == ESRCH;
+}
+
+} // namespace
+
+class tst_Executor : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void initTestCase_data();
+    void init();
+    void cleanup();
+
+    void completesAndFails();
+    void cancelWaitingAndRunning();
+    void cancelRacingTheEnd();
+    void progressInOrder();
+    void newestProgressOnly();
+    void ignoresCancelIsKilled();
+    void workerKilledMidJob();
+    void diesAtOnceEveryTime();
+    void thousandTinyJobs();
+    void shutdownWaitingRunningStuck();
+    void forkMode();
+
+private:
+    mpr_executor *makeExecutor(int workers, double grace = 5.0, bool die = false,
+                               bool newest = false);
+    Rec *submit(const char *task, const QByteArray &args);
+    mpr_executor_stats stats();
+
+    std::unique_ptr<LoopDriver> driver;
+    mpr_router *router = nullptr;
+    mpr_executor *ex = nullptr;
+    std::vector<std::unique_ptr<Rec>> recs;
+    std::unique_ptr<LogCapture> log;
+};
+
+void tst_Executor::initTestCase_data()
+{
+    QTest::addColumn<bool>("qtLoop");
+    QTest::newRow("fdloop") << false;
+    QTest::newRow("qtloop") << true;
+}
+
+void tst_Executor::init()
+{
+    QFETCH_GLOBAL(bool, qtLoop);
+    log.reset(new LogCapture);
+    if (qtLoop)
+        driver.reset(new QtLoopDriver);
+    else
+        driver = makeFdLoopDriver();
+    QCOMPARE(mpr_router_new(&router, driver->loop()), 0);
+    QCOMPARE(mpr_router_start(router), 0);
+}
+
+void tst_Executor::cleanup()
+{
+    // The orderly way, so that the router has nothing to warn about.
+    if (ex && mpr_executor_state(ex) == MPR_EXECUTOR_RUNNING)
+        mpr_executor_shutdown(ex, 0, nullptr, nullptr);
+    if (ex)
+        QTRY_COMPARE_WITH_TIMEOUT(mpr_executor_state(ex), int(MPR_EXECUTOR_SHUT_DOWN), 30000);
+    mpr_executor_free(ex);
+    ex = nullptr;
+    for (auto &r : recs)
+        mpr_future_free(r->f);
+    recs.clear();
+    mpr_router_free(router);
+    router = nullptr;
+    driver.reset();
+    const int unclosed = log->count(QStringLiteral("unclosed"));
+    const int discarding = log->count(QStringLiteral("discarding"));
+    log.reset();
+    QCOMPARE(unclosed, 0);
+    QCOMPARE(discarding, 0);
+}
+
+mpr_executor *tst_Executor::makeExecutor(int workers, double grace, bool die, bool newest)
+{
+    static const char *const argv[] = {MPR_TEST_EXECWORKER, nullptr};
+    static const char *const argvDie[] = {MPR_TEST_EXECWORKER, "--die", nullptr};
+    mpr_executor_options o;
+    mpr_executor_options_init(&o);
+    o.workers = workers;
+    o.start = MPR_START_EXEC;
+    o.argv = die ? argvDie : argv;
+    o.cancel_grace_s = grace;
+    o.newest_progress_only = newest ? 1 : 0;
+    if (die) {
+        o.max_start_failures = 2;
+        o.backoff_s = 30; // longer than the test: a slot backs off once
+    }
+    mpr_executor *e = nullptr;
+    const int rc = mpr_executor_new(&e, router, driver->loop(), &o);
+    if (rc != 0) {
+        qWarning("mpr_executor_new: %d", rc);
+        return nullptr;
+    }
+    return e;
+}
+
+Rec *tst_Executor::submit(const char *task, const QByteArray &args)
+{
+    std::unique_ptr<Rec> r(new Rec);
+    if (mpr_executor_submit(ex, task, args.constData(), size_t(args.size()), &r->f) != 0)
+        return nullptr;
+    if (mpr_future_set_callbacks(r->f, Rec::onState, Rec::onProgress, r.get()) != 0)
+        return nullptr;
+    recs.push_back(std::move(r));
+    return recs.back().get();
+}
+
+mpr_executor_stats tst_Executor::stats()
+{
+    mpr_executor_stats s;
+    memset(&s, 0, sizeof s);
+    mpr_executor_get_stats(ex, &s);
+    return s;
+}
+
+// WAITING -> EXECUTING -> COMPLETED, and -> FAILED with the task's
+// message; the invalid calls on final futures give errors.
+void tst_Executor::completesAndFails()
+{
+    QVERIFY((ex = makeExecutor(2)));
+    Rec *ok = submit("echo", "hello");
+    Rec *bad = submit("fail", "bad input 42");
+    Rec *none = submit("nosuchtask", "x");
+    QVERIFY(ok && bad && none);
+    QCOMPARE(ok->state(), int(MPR_FUTURE_WAITING));
+    QTRY_VERIFY_WITH_TIMEOUT(ok->final() && bad->final() && none->final(), 30000);
+
+    QCOMPARE(ok->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+    QCOMPARE(ok->result(), QByteArray("hello"));
+    const char *msg = nullptr;
+    QCOMPARE(mpr_future_error(ok->f, &msg), int(MPR_ESTATE));
+    QVERIFY(mpr_future_worker_pid(ok->f) > 0);
+
+    QCOMPARE(bad->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_FAILED}));
+    int kind = 0;
+    QCOMPARE(bad->error(&kind), QStringLiteral("bad input 42"));
+    QCOMPARE(kind, int(MPR_FAILURE_TASK));
+    const void *d;
+    size_t n;
+    QCOMPARE(mpr_future_result(bad->f, &d, &n), int(MPR_ESTATE));
+    QCOMPARE(mpr_future_cancel(bad->f), int(MPR_ESTATE));
+    QCOMPARE(mpr_future_cancel(ok->f), int(MPR_ESTATE));
+    QCOMPARE(bad->state(), int(MPR_FUTURE_FAILED));
+
+    QCOMPARE(none->state(), int(MPR_FUTURE_FAILED));
+    QVERIFY2(none->error(&kind).contains("nosuchtask"), qPrintable(none->error()));
+    QCOMPARE(kind, int(MPR_FAILURE_TASK));
+
+    // A freed future is a checked handle: errors, no crash.
+    mpr_future *f = none->f;
+    mpr_future_free(f);
+    none->f = nullptr;
+    QCOMPARE(mpr_future_state(f), int(MPR_ENOENT));
+    QCOMPARE(mpr_future_cancel(f), int(MPR_ENOENT));
+    mpr_future_free(f);
+
+    const mpr_executor_stats s = stats();
+    QCOMPARE(s.jobs_submitted, quint64(3));
+    QCOMPARE(s.jobs_completed, quint64(1));
+    QCOMPARE(s.jobs_failed, quint64(2));
+    QCOMPARE(s.workers_killed, quint64(0));
+}
+
+// One worker: a WAITING job cancelled is CANCELLED at once and never
+// runs; a running one goes CANCELLING, its task sees the request and the
+// job ends CANCELLED, the worker not killed; cancel twice is MPR_ESTATE.
+void tst_Executor::cancelWaitingAndRunning()
+{
+    QVERIFY((ex = makeExecutor(1)));
+    Rec *running = submit("spin", "");
+    Rec *waiting = submit("echo", "never");
+    QVERIFY(running && waiting);
+    QTRY_COMPARE_WITH_TIMEOUT(running->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    QCOMPARE(waiting->state(), int(MPR_FUTURE_WAITING));
+
+    QCOMPARE(mpr_future_cancel(waiting->f), 0);
+    QCOMPARE(waiting->state(), int(MPR_FUTURE_CANCELLED));
+    QCOMPARE(waiting->states, QVector<int>{MPR_FUTURE_CANCELLED});
+    QCOMPARE(mpr_future_cancel(waiting->f), int(MPR_ESTATE));
+    QCOMPARE(mpr_future_worker_pid(waiting->f), int64_t(0));
+
+    QCOMPARE(mpr_future_cancel(running->f), 0);
+    QCOMPARE(running->state(), int(MPR_FUTURE_CANCELLING));
+    QCOMPARE(mpr_future_cancel(running->f), int(MPR_ESTATE));
+    QTRY_COMPARE_WITH_TIMEOUT(running->state(), int(MPR_FUTURE_CANCELLED), 30000);
+    QCOMPARE(running->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_CANCELLING,
+                                            MPR_FUTURE_CANCELLED}));
+    QCOMPARE(mpr_future_cancel(running->f), int(MPR_ESTATE));
+    const void *d;
+    size_t n;
+    QCOMPARE(mpr_future_result(running->f, &d, &n), int(MPR_ESTATE));
+
+    // The same worker goes on: the next job runs on it.
+    const int64_t pid = mpr_future_worker_pid(running->f);
+    Rec *next = submit("echo", "next");
+    QTRY_VERIFY_WITH_TIMEOUT(next->final(), 30000);
+    QCOMPARE(next->result(), QByteArray("next"));
+    QCOMPARE(mpr_future_worker_pid(next->f), pid);
+    QCOMPARE(waiting->states, QVector<int>{MPR_FUTURE_CANCELLED}); // it never ran
+    QCOMPARE(stats().workers_killed, quint64(0));
+    QCOMPARE(stats().jobs_cancelled, quint64(2));
+}
+
+// Cancel from the EXECUTING callback of quick jobs: the job goes
+// CANCELLING, then CANCELLED, or COMPLETED if the task ended before the
+// request reached it (both allowed); never anything else.
+void tst_Executor::cancelRacingTheEnd()
+{
+    QVERIFY((ex = makeExecutor(2)));
+    QVector<Rec *> rs;
+    for (int i = 0; i < 40; i++) {
+        Rec *r = submit("echo", QByteArray::number(i));
+        QVERIFY(r);
+        r->cancelIn = MPR_FUTURE_EXECUTING;
+        rs << r;
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(std::all_of(rs.begin(), rs.end(), [](Rec *r) { return r->final(); }),
+                             60000);
+    for (int i = 0; i < rs.size(); i++) {
+        Rec *r = rs[i];
+        QCOMPARE(r->states.value(0), int(MPR_FUTURE_EXECUTING));
+        if (r->cancelRc == 0) {
+            QCOMPARE(r->states.size(), 3);
+            QCOMPARE(r->states[1], int(MPR_FUTURE_CANCELLING));
+            QVERIFY(r->states[2] == MPR_FUTURE_CANCELLED || r->states[2] == MPR_FUTURE_COMPLETED);
+            if (r->states[2] == MPR_FUTURE_COMPLETED)
+                QCOMPARE(r->result(), QByteArray::number(i));
+        } else {
+            // The end was known before the EXECUTING callback ran.
+            QCOMPARE(r->cancelRc, int(MPR_ESTATE));
+            QCOMPARE(r->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+        }
+    }
+    QCOMPARE(stats().workers_killed, quint64(0));
+}
+
+// Progress arrives in the order sent, all of it, before the final state.
+void tst_Executor::progressInOrder()
+{
+    QVERIFY((ex = makeExecutor(2)));
+    const uint32_t n = 2000;
+    Rec *a = submit("progress", QByteArray(reinterpret_cast<const char *>(&n), 4));
+    Rec *b = submit("progress", QByteArray(reinterpret_cast<const char *>(&n), 4));
+    QTRY_VERIFY_WITH_TIMEOUT(a->final() && b->final(), 60000);
+    for (Rec *r : {a, b}) {
+        QCOMPARE(r->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+        QCOMPARE(r->result(), QByteArray("done"));
+        QCOMPARE(r->progress.size(), int(n));
+        for (uint32_t i = 0; i < n; i++)
+            QCOMPARE(r->progress[int(i)], QByteArray(reinterpret_cast<const char *>(&i), 4));
+        QCOMPARE(r->progressAfterFinal, 0);
+    }
+}
+
+// newest_progress_only: a flood of progress gives values in increasing
+// order, never more than were sent, and always the last one.
+void tst_Executor::newestProgressOnly()
+{
+    QVERIFY((ex = makeExecutor(1, 5.0, false, true)));
+    const uint32_t n = 50000;
+    Rec *r = submit("progress", QByteArray(reinterpret_cast<const char *>(&n), 4));
+    QTRY_VERIFY_WITH_TIMEOUT(r->final(), 60000);
+    QCOMPARE(r->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+    QVERIFY(!r->progress.isEmpty() && r->progress.size() <= int(n));
+    int64_t last = -1;
+    for (const QByteArray &p : r->progress) {
+        QCOMPARE(p.size(), 4);
+        uint32_t v;
+        memcpy(&v, p.constData(), 4);
+        QVERIFY(int64_t(v) > last);
+        last = v;
+    }
+    QCOMPARE(last, int64_t(n - 1));
+    QCOMPARE(r->progressAfterFinal, 0);
+}
+
+// A task that ignores cancel: its worker is killed after the grace time,
+// the job is CANCELLED, the worker replaced and the next job runs.
+void tst_Executor::ignoresCancelIsKilled()
+{
+    QVERIFY((ex = makeExecutor(1, 0.3)));
+    Rec *s = submit("stuck", "");
+    QTRY_COMPARE_WITH_TIMEOUT(s->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    const int64_t pid = mpr_future_worker_pid(s->f);
+    QVERIFY(pid > 0);
+    QCOMPARE(mpr_future_cancel(s->f), 0);
+    QCOMPARE(s->state(), int(MPR_FUTURE_CANCELLING));
+    QTRY_COMPARE_WITH_TIMEOUT(s->state(), int(MPR_FUTURE_CANCELLED), 30000);
+    QCOMPARE(s->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_CANCELLING,
+                                      MPR_FUTURE_CANCELLED}));
+    QTRY_VERIFY_WITH_TIMEOUT(gone(pid), 30000);
+    QVERIFY(stats().workers_killed >= 1);
+
+    Rec *next = submit("echo", "after");
+    QTRY_VERIFY_WITH_TIMEOUT(next->final(), 30000);
+    QCOMPARE(next->result(), QByteArray("after"));
+    QVERIFY(mpr_future_worker_pid(next->f) != pid);
+}
+
+// A worker SIGKILLed mid-job fails only its own job, with the signal's
+// name; the other job goes on, the pool gets a new worker, the next job
+// runs.
+void tst_Executor::workerKilledMidJob()
+{
+    QVERIFY((ex = makeExecutor(2)));
+    Rec *victim = submit("spin", "");
+    Rec *other = submit("spin", "");
+    QTRY_VERIFY_WITH_TIMEOUT(victim->state() == MPR_FUTURE_EXECUTING
+                                 && other->state() == MPR_FUTURE_EXECUTING,
+                             30000);
+    const int64_t pid = mpr_future_worker_pid(victim->f);
+    QVERIFY(pid > 0 && pid != mpr_future_worker_pid(other->f));
+    QCOMPARE(::kill(pid_t(pid), SIGKILL), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(victim->state(), int(MPR_FUTURE_FAILED), 30000);
+    int kind = 0;
+    const QString why = victim->error(&kind);
+    QCOMPARE(kind, int(MPR_FAILURE_CRASHED));
+    QVERIFY2(why.contains("SIGKILL"), qPrintable(why));
+    QCOMPARE(other->state(), int(MPR_FUTURE_EXECUTING));
+
+    QVector<Rec *> next;
+    for (int i = 0; i < 4; i++)
+        next << submit("echo", QByteArray::number(i));
+    QTRY_VERIFY_WITH_TIMEOUT(
+        std::all_of(next.begin(), next.end(), [](Rec *r) { return r->final(); }), 30000);
+    for (int i = 0; i < next.size(); i++)
+        QCOMPARE(next[i]->result(), QByteArray::number(i));
+    QCOMPARE(other->state(), int(MPR_FUTURE_EXECUTING));
+    QCOMPARE(mpr_future_cancel(other->f), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(other->state(), int(MPR_FUTURE_CANCELLED), 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(stats().workers_ready, quint32(2), 30000);
+    QCOMPARE(stats().workers_started, quint64(3));
+}
+
+// A worker that dies at once every time: a few starts per slot, then the
+// slot backs off (no fork bomb) and the job fails with a clear reason.
+void tst_Executor::diesAtOnceEveryTime()
+{
+    QVERIFY((ex = makeExecutor(2, 5.0, true)));
+    Rec *r = submit("echo", "x");
+    QTRY_COMPARE_WITH_TIMEOUT(r->state(), int(MPR_FUTURE_FAILED), 60000);
+    int kind = 0;
+    const QString why = r->error(&kind);
+    QCOMPARE(kind, int(MPR_FAILURE_NOT_STARTED));
+    QVERIFY2(why.contains("no worker could be started"), qPrintable(why));
+    QVERIFY2(why.contains("status 1"), qPrintable(why));
+    const mpr_executor_stats s = stats();
+    QVERIFY(s.backoffs >= 2);
+    // 2 slots, 2 failures each before the 30 s backoff.
+    QVERIFY2(s.workers_started <= 4, qPrintable(QString::number(s.workers_started)));
+    // Jobs submitted meanwhile fail too, at once, and start nothing.
+    Rec *later = submit("echo", "y");
+    QTRY_COMPARE_WITH_TIMEOUT(later->state(), int(MPR_FUTURE_FAILED), 30000);
+    QVERIFY(stats().workers_started <= 4);
+}
+
+// 1,000 tiny jobs on 4 workers: every one completes with its own result.
+void tst_Executor::thousandTinyJobs()
+{
+    QVERIFY((ex = makeExecutor(4)));
+    QVector<Rec *> rs;
+    for (int i = 0; i < 1000; i++) {
+        Rec *r = submit("echo", QByteArray::number(i));
+        QVERIFY(r);
+        rs << r;
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(stats().jobs_completed, quint64(1000), 120000);
+    for (int i = 0; i < rs.size(); i++) {
+        QCOMPARE(rs[i]->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+        QCOMPARE(rs[i]->result(), QByteArray::number(i));
+    }
+    const mpr_executor_stats s = stats();
+    QCOMPARE(s.jobs_failed + s.jobs_cancelled, quint64(0));
+    QCOMPARE(s.workers_started, quint64(4));
+}
+
+// shutdown(timeout) with jobs waiting, running (cooperative) and stuck:
+// the waiting ones CANCELLED at once, the others CANCELLING, then
+// CANCELLED (the stuck one's worker killed at the timeout); no worker
+// process, descriptor or thread left, and (cleanup) no warning from the
+// router.
+void tst_Executor::shutdownWaitingRunningStuck()
+{
+    const QStringList fdsBefore = procEntries("/proc/self/fd");
+    const QStringList threadsBefore = procEntries("/proc/self/task");
+    QVERIFY((ex = makeExecutor(2, -1)));
+    Rec *st = submit("stuck", "");
+    Rec *sp = submit("spin", "");
+    QVector<Rec *> waiting;
+    for (int i = 0; i < 3; i++)
+        waiting << submit("echo", "w");
+    QTRY_VERIFY_WITH_TIMEOUT(st->state() == MPR_FUTURE_EXECUTING
+                                 && sp->state() == MPR_FUTURE_EXECUTING,
+                             30000);
+    const int64_t pids[2] = {mpr_future_worker_pid(st->f), mpr_future_worker_pid(sp->f)};
+    int done = 0;
+    QCOMPARE(mpr_executor_shutdown(ex, 1.0, [](void *arg) { ++*static_cast<int *>(arg); }, &done),
+             0);
+    QCOMPARE(mpr_executor_shutdown(ex, 1.0, nullptr, nullptr), int(MPR_ESTATE));
+    QCOMPARE(mpr_executor_state(ex), int(MPR_EXECUTOR_SHUTTING_DOWN));
+    for (Rec *w : waiting)
+        QCOMPARE(w->states, QVector<int>{MPR_FUTURE_CANCELLED});
+    QCOMPARE(st->state(), int(MPR_FUTURE_CANCELLING));
+    QCOMPARE(sp->state(), int(MPR_FUTURE_CANCELLING));
+    mpr_future *f;
+    QCOMPARE(mpr_executor_submit(ex, "echo", "x", 1, &f), int(MPR_ESTATE));
+
+    QTRY_COMPARE_WITH_TIMEOUT(done, 1, 30000);
+    QCOMPARE(mpr_executor_state(ex), int(MPR_EXECUTOR_SHUT_DOWN));
+    QCOMPARE(st->state(), int(MPR_FUTURE_CANCELLED));
+    QCOMPARE(sp->state(), int(MPR_FUTURE_CANCELLED));
+    for (int64_t pid : pids) {
+        QVERIFY(gone(pid));
+        QCOMPARE(::waitpid(pid_t(pid), nullptr, WNOHANG), -1); // reaped by the executor
+    }
+    const mpr_executor_stats s = stats();
+    QCOMPARE(s.workers_alive, quint32(0));
+    QCOMPARE(s.workers_ended, s.workers_started);
+    QCOMPARE(s.jobs_cancelled, quint64(5));
+
+    // Freed: the futures keep their final state; nothing of it is left.
+    mpr_executor_free(ex);
+    ex = nullptr;
+    QCOMPARE(st->state(), int(MPR_FUTURE_CANCELLED));
+    QCOMPARE(procEntries("/proc/self/fd"), fdsBefore);
+    QCOMPARE(procEntries("/proc/self/task").size(), threadsBefore.size());
+}
+
+// MPR_START_FORK: a function of this program runs in the forked workers;
+// jobs complete, cancel is cooperative, shutdown leaves no process.
+void tst_Executor::forkMode()
+{
+#if defined(__SANITIZE_THREAD__)
+    // The forked worker starts a thread (the one that watches standard
+    // input): ThreadSanitizer ends such a child of a threaded process
+    // ("dup thread with used id"). Exec'ed workers are covered above.
+    QSKIP("ThreadSanitizer: a forked worker of a threaded process cannot start a thread");
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    // GCC 12's ASan allocator has no fork handler (see ForkGate in
+    // testsupport.h): a worker forked while the router's or the
+    // supervisor's thread is inside malloc can hang in its first malloc.
+    // Once in a few ASan runs a forked worker here never became ready (the
+    // 30 s start timeout replaced it); probably that, not proven.
+    QSKIP("AddressSanitizer: a forked worker can hang on the allocator's lock");
+#endif
+    mpr_executor_options o;
+    mpr_executor_options_init(&o);
+    o.workers = 2;
+    o.start = MPR_START_FORK;
+    o.fork_fn = forkMain;
+    QCOMPARE(mpr_executor_new(&ex, router, driver->loop(), &o), 0);
+    Rec *spin = submit("spin", "");
+    QVector<Rec *> rs;
+    for (int i = 0; i < 20; i++)
+        rs << submit("echo", QByteArray::number(i));
+    QTRY_VERIFY_WITH_TIMEOUT(
+        std::all_of(rs.begin(), rs.end(), [](Rec *r) { return r->final(); }), 30000);
+    for (int i = 0; i < rs.size(); i++)
+        QCOMPARE(rs[i]->result(), "fork:" + QByteArray::number(i));
+    QTRY_COMPARE_WITH_TIMEOUT(spin->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    const int64_t pid = mpr_future_worker_pid(spin->f);
+    QCOMPARE(mpr_future_cancel(spin->f), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(spin->state(), int(MPR_FUTURE_CANCELLED), 30000);
+    QCOMPARE(stats().workers_killed, quint64(0));
+    QCOMPARE(mpr_executor_shutdown(ex, 10.0, nullptr, nullptr), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(mpr_executor_state(ex), int(MPR_EXECUTOR_SHUT_DOWN), 30000);
+    QVERIFY(gone(pid));
+    QCOMPARE(stats().workers_killed, quint64(0)); // they exited when asked
+}
+
+QTEST_GUILESS_MAIN(tst_Executor)
+#include "tst_executor.moc"
