@@ -2,7 +2,7 @@
  * executor.c - the executor and its futures (<mprouter/executor.h>).
  *
  * Everything here runs on the main thread (the router's), except the
- * supervisor (process.h), which only keeps an alarm clock and kills and
+ * supervisor (workproc.h), which only keeps an alarm clock and kills and
  * reaps our processes, and wakes us through a pinger of our own pingee.
  *
  * Records:
@@ -41,7 +41,7 @@
 
 #include "base.h"
 #include "job.h"
-#include "process.h"
+#include "workproc.h"
 
 #define REAP_WAIT_NS 2000000000LL /* pipe done, process still there: then kill */
 #define PIPE_WAIT_NS 2000000000LL /* reaped, pipe not done: then close it */

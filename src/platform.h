@@ -293,6 +293,7 @@ typedef struct mpr__ipc_listener {
     mpr__fd fd; /* Windows: an event, signalled while a client waits */
 #if MPR__PORTABLE
     char dir[256]; /* the private 0700 directory holding the socket */
+    int lock;      /* "lock" in it, flock()ed while the endpoint lives */
 #endif
 #if MPR__WINDOWS
     struct mpr__win_listener *win; /* the pipe's instances (platform_win.c) */

@@ -20,12 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__APPLE__)
 #include <sys/random.h>
@@ -365,14 +368,72 @@ static int ipc_path(const char *name, struct sockaddr_un *addr, socklen_t *len)
     return 0;
 }
 
+/* Remove what endpoints of our user left when their process was killed:
+ * a folder mprouter-* of IPC_BASE, ours, 0700, whose "lock" nobody holds
+ * (a live endpoint holds it with flock: across fork too, and another
+ * endpoint of this process never releases it), untouched for a minute.
+ * At most 64 a call; anything else there is left alone. */
+#define STALE_AFTER_S 60
+static void sweep_stale(void)
+{
+    DIR *d = opendir(IPC_BASE);
+    if (!d)
+        return;
+    const uid_t me = geteuid();
+    const time_t now = time(NULL);
+    int removed = 0;
+    for (struct dirent *e; removed < 64 && (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, "mprouter-", 9) != 0)
+            continue;
+        char dir[512], path[600];
+        snprintf(dir, sizeof dir, IPC_BASE "/%s", e->d_name);
+        struct stat st;
+        if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != me ||
+            (st.st_mode & 0777) != 0700 || now - st.st_mtime < STALE_AFTER_S)
+            continue;
+        snprintf(path, sizeof path, "%s/lock", dir);
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue; /* no lock: not one of ours, or from an older version */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            snprintf(path, sizeof path, "%s/s", dir);
+            unlink(path);
+            snprintf(path, sizeof path, "%s/lock", dir);
+            unlink(path);
+            if (rmdir(dir) == 0)
+                removed++;
+        }
+        close(fd);
+    }
+    closedir(d);
+}
+
 int mpr__ipc_listen(mpr__ipc_listener *l, char *name, size_t name_size)
 {
     l->fd = MPR__NO_FD;
+    l->lock = -1;
     l->dir[0] = '\0';
-    char dir[] = IPC_BASE "/mprouter-XXXXXXXX";
+    sweep_stale();
+    char dir[] = IPC_BASE "/mprouter-XXXXXX";
     if (!mkdtemp(dir)) /* 0700, and a name nobody had */
         return mpr__syserr();
     snprintf(l->dir, sizeof l->dir, "%s", dir);
+    {
+        char path[sizeof l->dir + 8];
+        snprintf(path, sizeof path, "%s/lock", dir);
+        l->lock = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (l->lock >= 0 && flock(l->lock, LOCK_EX | LOCK_NB) != 0) {
+            close(l->lock);
+            l->lock = -1;
+        }
+        if (l->lock < 0) {
+            int rc = mpr__syserr();
+            unlink(path);
+            rmdir(dir);
+            l->dir[0] = '\0';
+            return rc;
+        }
+    }
     snprintf(name, name_size, "%s", dir + sizeof IPC_BASE);
     struct sockaddr_un addr;
     socklen_t alen;
@@ -388,6 +449,11 @@ int mpr__ipc_listen(mpr__ipc_listener *l, char *name, size_t name_size)
         if (fd >= 0)
             close(fd);
         unlink(addr.sun_path);
+        char path[sizeof l->dir + 8];
+        snprintf(path, sizeof path, "%s/lock", l->dir);
+        unlink(path);
+        close(l->lock);
+        l->lock = -1;
         rmdir(l->dir);
         l->dir[0] = '\0';
         return rc;
@@ -456,11 +522,17 @@ void mpr__ipc_unlisten(mpr__ipc_listener *l)
         l->fd = MPR__NO_FD;
     }
     if (l->dir[0]) {
-        char path[sizeof l->dir + 4];
+        char path[sizeof l->dir + 8];
         snprintf(path, sizeof path, "%s/s", l->dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/lock", l->dir);
         unlink(path);
         rmdir(l->dir);
         l->dir[0] = '\0';
+    }
+    if (l->lock >= 0) {
+        close(l->lock);
+        l->lock = -1;
     }
 }
 

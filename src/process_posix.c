@@ -1,5 +1,5 @@
 /*
- * process_posix.c - worker processes for the executor (see process.h):
+ * process_posix.c - worker processes for the executor (see workproc.h):
  * starting them, the supervisor thread, the worker's standard input.
  * POSIX; the Linux-only calls (prctl, pipe2, close_range) only in the
  * Linux build (MPR__LINUX), so the portable build uses none of them.
@@ -26,7 +26,7 @@
 #endif
 
 #include "base.h"
-#include "process.h"
+#include "workproc.h"
 
 extern char **environ;
 

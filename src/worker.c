@@ -3,7 +3,7 @@
  * the sender string, start the sender, run the initialisation, report
  * ready, then take jobs (mpr_sender_recv) and run them until the executor
  * says EXIT. The job protocol is job.h's. Built on the public sender
- * calls only (and process.h for standard input).
+ * calls only (and workproc.h for standard input).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 
 #include "base.h"
 #include "job.h"
-#include "process.h"
+#include "workproc.h"
 
 /* Exit statuses (worker.h). */
 enum {

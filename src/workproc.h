@@ -1,5 +1,5 @@
 /*
- * process.h - worker processes for the executor (process_posix.c): start
+ * workproc.h - worker processes for the executor (process_posix.c): start
  * one (fork running a function, or fork + exec) with the sender string
  * on its standard input; the supervisor thread that keeps the executor's
  * timer, kills and reaps its processes (waitpid on its own pids only);
@@ -7,8 +7,8 @@
  * end). The only file of the executor that includes an operating system
  * header (POSIX; built where fork exists). Never installed.
  */
-#ifndef MPR_PROCESS_H
-#define MPR_PROCESS_H
+#ifndef MPR_WORKPROC_H
+#define MPR_WORKPROC_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -103,4 +103,4 @@ int mpr__proc_exit_at_eof(int status);
 /* _exit(status). */
 void mpr__proc_exit(int status);
 
-#endif /* MPR_PROCESS_H */
+#endif /* MPR_WORKPROC_H */
