@@ -235,7 +235,7 @@ void tst_Install::installedFiles_data()
           << features + QStringLiteral("mprouter_qt.prf");
     // The Qt layer: every name carries the Qt major version, so the
     // other major's files can sit next to these.
-    for (const char *h : { "mprouter_qt.h", "mprouter_qt_global.h", "eventloopprovider.h" })
+    for (const char *h : { "mprouter_qt.h", "mprouter_qt_global.h", "eventloopprovider.h", "executor_qt.h" })
         paths << qtInc + QLatin1String(h);
     for (const QString &suffix : { QString(), QLatin1Char('.') + major, QLatin1Char('.') + v })
         paths << lib + QStringLiteral("lib") + qtLib + QStringLiteral(".so") + suffix;
