@@ -17,6 +17,7 @@
 
 #include <mprouter/mprouter.h>
 
+#if defined(MPR_PORTABLE)
 namespace {
 
 // The endpoint's folder name from a sender string "mpr3:NAME:...".
@@ -36,6 +37,7 @@ bool exists(const QByteArray &path)
 }
 
 } // namespace
+#endif
 
 class TstReview3 : public QObject
 {
