@@ -82,6 +82,23 @@ static inline void mpr__wipe(void *p, size_t n)
     mpr__memset_v(p, 0, n);
 }
 
+/* ---- a set of ids (connection ids): a bitset that grows (base.c) ---- */
+
+typedef struct mpr__idset {
+    uint64_t *words;
+    size_t nwords;
+} mpr__idset;
+
+/* 1 if id is in the set. */
+static inline int mpr__idset_has(const mpr__idset *s, uint32_t id)
+{
+    size_t w = id / 64;
+    return w < s->nwords && (s->words[w] >> (id % 64) & 1);
+}
+/* Add id: 0, or MPR_ENOMEM (the set unchanged). */
+int mpr__idset_add(mpr__idset *s, uint32_t id);
+void mpr__idset_free(mpr__idset *s);
+
 /* ---- the log (common.c) ---- */
 
 /* Send a message to the log handler installed by mpr_set_log_handler. */

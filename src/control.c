@@ -26,8 +26,7 @@ struct mpr__ctl {
     mpr__poller *poller;
     entry *buckets[BUCKETS];
     entry *dirty;
-    uint64_t *ended;          /* pipes whose sender has ended: a bit per id */
-    size_t ended_words;
+    mpr__idset ended;         /* pipes whose sender has ended */
 };
 
 int mpr__ctl_new(mpr__ctl **out, mpr__poller *poller)
@@ -64,7 +63,7 @@ void mpr__ctl_free(mpr__ctl *t)
             free(e);
         }
     }
-    free(t->ended);
+    mpr__idset_free(&t->ended);
     mpr__mutex_destroy(&t->lock);
     free(t);
 }
@@ -113,8 +112,7 @@ static void remove_entry(mpr__ctl *t, entry *e)
 
 static int ended(const mpr__ctl *t, uint32_t id)
 {
-    size_t w = id / 64;
-    return w < t->ended_words && (t->ended[w] >> (id % 64) & 1);
+    return mpr__idset_has(&t->ended, id);
 }
 
 /* Name the owner at the next take_dirty; wake the monitor for it. Locked. */
@@ -215,22 +213,9 @@ int mpr__ctl_attach(mpr__ctl *t, uint32_t id, void *owner)
 void mpr__ctl_detach(mpr__ctl *t, uint32_t id)
 {
     mpr__mutex_lock(&t->lock);
-    size_t w = id / 64;
-    if (w >= t->ended_words) {
-        size_t n = t->ended_words ? t->ended_words : 16;
-        while (n <= w)
-            n *= 2;
-        uint64_t *bits = realloc(t->ended, n * sizeof *bits);
-        if (bits) {
-            memset(bits + t->ended_words, 0, (n - t->ended_words) * sizeof *bits);
-            t->ended = bits;
-            t->ended_words = n;
-        }
-    }
     /* Out of memory for the bit: later sends queue for nobody until the
      * pipe is closed (bounded by the queue size). */
-    if (w < t->ended_words)
-        t->ended[w] |= (uint64_t)1 << (id % 64);
+    (void)mpr__idset_add(&t->ended, id);
     entry *e = find(t, id);
     if (e)
         remove_entry(t, e);

@@ -101,8 +101,7 @@ struct mpr__monitor {
     uint64_t n_received;   /* complete messages read; published to received */
     uint64_t sync_seen;    /* the last sync request taken up */
     unsigned sync_owed;    /* connections still to be read for it */
-    uint64_t *used;        /* pipes that had their sender: a bit per id */
-    size_t used_words;
+    mpr__idset used;       /* pipes that had their sender */
     ratelimit rl[RL_KINDS];
 };
 
@@ -361,26 +360,12 @@ int mpr__conn_hello(mpr__conn *c, const unsigned char in[MPR__HELLO_SIZE],
 
 static int id_used(const mpr__monitor *m, uint32_t id)
 {
-    size_t word = id / 64;
-    return word < m->used_words && (m->used[word] >> (id % 64) & 1);
+    return mpr__idset_has(&m->used, id);
 }
 
 static int id_mark(mpr__monitor *m, uint32_t id)
 {
-    size_t word = id / 64;
-    if (word >= m->used_words) {
-        size_t n = m->used_words ? m->used_words : 16;
-        while (n <= word)
-            n *= 2;
-        uint64_t *used = realloc(m->used, n * sizeof *used);
-        if (!used)
-            return MPR_ENOMEM;
-        memset(used + m->used_words, 0, (n - m->used_words) * sizeof *used);
-        m->used = used;
-        m->used_words = n;
-    }
-    m->used[word] |= (uint64_t)1 << (id % 64);
-    return 0;
+    return mpr__idset_add(&m->used, id);
 }
 
 int mpr__conn_proof(mpr__conn *c, const unsigned char in[MPR__PROOF_SIZE], uint32_t *flags)
@@ -839,7 +824,7 @@ void mpr__monitor_free(mpr__monitor *m, mpr_router_stats *stats)
     mpr__monitor_add_stats(m, stats);
     mpr__ctl_free(m->ctl);
     mpr__poller_free(m->poller);
-    free(m->used);
+    mpr__idset_free(&m->used);
     free(m->remote_bind);
     free(m->remote_host);
     free(m);
