@@ -766,7 +766,7 @@ static void on_readable(mpr__watch *w)
             }
         }
         mpr__zmtp_event ev;
-        int rc;
+        int rc = 0;
         while (!l->dead && (rc = mpr__zmtp_step(l->z, &ev)) > 0) {
             if (ev.kind == MPR__ZMTP_READY)
                 on_ready(l, ev.peer_key);
