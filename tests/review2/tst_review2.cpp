@@ -247,7 +247,9 @@ void TestReview2::cancelReachesBusyWorkerBehindFullControlQueue_data()
     QTest::addColumn<QByteArray>("transport");
     QTest::newRow("ring") << QByteArray();
     QTest::newRow("socket") << QByteArray("socket");
+#if !defined(MPR_TEST_NO_REMOTE)
     QTest::newRow("zmq") << QByteArray("zmq");
+#endif
 }
 
 void TestReview2::cancelReachesBusyWorkerBehindFullControlQueue()
