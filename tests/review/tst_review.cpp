@@ -355,8 +355,15 @@ void Review::remoteKeylessFloodDoesNotTurnAwayValidWorkers()
 #if defined(__SANITIZE_THREAD__)
     // As in tests/common/routersuite.cpp: TSan cannot follow a child forked
     // from this multi-threaded process that starts a thread of its own (a
-    // remote sender does at start); these run in the plain and ASan builds.
+    // remote sender does at start).
     QSKIP("ThreadSanitizer: a forked worker cannot start a remote sender's thread");
+#elif defined(__SANITIZE_ADDRESS__)
+    // Its workers are forked while the relay's and the router's threads run:
+    // under ASan a child can hang on the allocator's lock taken by one of
+    // them at the fork (seen once in a clean-clone ASan stage: the control
+    // worker never returned from start; tests/executor skips its fork case
+    // for the same reason). These run in the plain and portable builds.
+    QSKIP("AddressSanitizer: a forked worker can hang on the allocator's lock");
 #endif
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -429,8 +436,15 @@ void Review::remoteWorkerOnSlowLinkIsNotLost()
 #if defined(__SANITIZE_THREAD__)
     // As in tests/common/routersuite.cpp: TSan cannot follow a child forked
     // from this multi-threaded process that starts a thread of its own (a
-    // remote sender does at start); these run in the plain and ASan builds.
+    // remote sender does at start).
     QSKIP("ThreadSanitizer: a forked worker cannot start a remote sender's thread");
+#elif defined(__SANITIZE_ADDRESS__)
+    // Its workers are forked while the relay's and the router's threads run:
+    // under ASan a child can hang on the allocator's lock taken by one of
+    // them at the fork (seen once in a clean-clone ASan stage: the control
+    // worker never returned from start; tests/executor skips its fork case
+    // for the same reason). These run in the plain and portable builds.
+    QSKIP("AddressSanitizer: a forked worker can hang on the allocator's lock");
 #endif
     RemoteRig rig;
     if (!rig.startRemote(3.0))
