@@ -58,6 +58,12 @@ static int ref_kind(const uint8_t *p, size_t n, uint64_t *seq)
     }
     if (magic == 0x4852504du || magic == 0x5852504du) /* HEART, ABORT */
         return n == 16 && u32(p + 4) == 0 && u64(p + 8) == 0 ? 0 : -1;
+    if (magic == 0x4752504du) { /* GOT (the way back): any cseq; the router checks it */
+        if (n != 16 || u32(p + 4) != 0)
+            return -1;
+        *seq = u64(p + 8);
+        return 0;
+    }
     return -1;
 }
 
@@ -94,6 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK((rc == 0) == (expect == 0));
     if (rc == 0) {
         CHECK(f.kind == u32(frame));
+        if (f.kind == MPR__GOT_MAGIC)
+            CHECK(f.seq == seq);
         if (f.kind == MPR__DATA_MAGIC) {
             CHECK(f.seq == seq);
             CHECK(f.records == frame + MPR__DATA_HDR && f.nrecords == size - MPR__DATA_HDR);
