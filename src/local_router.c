@@ -18,9 +18,11 @@
  * sender reads it without a system call).
  *
  * Connections are accepted a few a round, and only while the process
- * keeps its descriptor headroom (MPR__FD_HEADROOM): otherwise accepting
- * pauses for a moment and new connections wait in the backlog (their
- * senders in their handshake). A ring the system had to drop at our
+ * keeps its descriptor headroom (MPR__FD_HEADROOM) and fewer than
+ * MPR__MAX_HANDSHAKES wait for their handshake: otherwise accepting
+ * pauses (for a moment; until a handshake ends or a silent connection is
+ * dropped) and new connections wait in the backlog (their senders in
+ * their handshake). A ring the system had to drop at our
  * descriptor limit makes the connection fall back to frames.
  */
 #include <stdio.h>
@@ -47,6 +49,8 @@ typedef struct local_ep {
     mpr__watch watch;
     int listening;
     int64_t paused_until; /* accepting stopped for a moment (descriptors) */
+    int hs_full;          /* accepting stopped until a handshake ends (or ... */
+    int64_t hs_retry_at;  /* ... a silent one can be dropped then, if >= 0) */
     unsigned char *scratch;
     unsigned char *window; /* rings read through a window (platform.h), one at a time */
     struct local_conn *blocked; /* connections with output their sender does not read */
@@ -526,12 +530,17 @@ static const mpr__conn_ops ring_ops = {
 
 /* ---- the endpoint ---- */
 
-static void pause_accepting(local_ep *ep, const char *why)
+static void stop_listening(local_ep *ep)
 {
-    mpr__monitor_warn_limited(ep->mon, CANNOT_ACCEPT, why);
     if (ep->listening)
         mpr__poller_del(ep->poller, &ep->watch);
     ep->listening = 0;
+}
+
+static void pause_accepting(local_ep *ep, const char *why)
+{
+    mpr__monitor_warn_limited(ep->mon, CANNOT_ACCEPT, why);
+    stop_listening(ep);
     ep->paused_until = mpr__now_ns() + ACCEPT_BACKOFF_NS;
 }
 
@@ -542,6 +551,13 @@ static void on_listen(mpr__watch *w)
      * is served again next round, so a flood of connections never keeps
      * the monitor from the handshakes already under way. */
     for (int n = 0; n < ACCEPTS_PER_ROUND; n++) {
+        if (!mpr__monitor_handshake_room(ep->mon, &frames_ops, mpr__now_ns(), &ep->hs_retry_at)) {
+            /* As many wait for their handshake as may: the next waits in
+             * the backlog (its sender in its handshake) until one ends. */
+            stop_listening(ep);
+            ep->hs_full = 1;
+            return;
+        }
         if (!mpr__fd_room()) {
             /* Leave the application its descriptors: the connection waits
              * in the backlog (its sender in its handshake) until there are
@@ -637,13 +653,18 @@ static int ep_open(mpr__monitor *m, void **state)
 static int64_t ep_tick(void *state, int64_t now)
 {
     local_ep *ep = state;
-    if (ep->paused_until && ep->paused_until <= now) {
+    if (ep->paused_until && ep->paused_until <= now)
         ep->paused_until = 0;
+    if (ep->hs_full && mpr__monitor_handshake_room(ep->mon, &frames_ops, now, &ep->hs_retry_at))
+        ep->hs_full = 0;
+    if (!ep->listening && !ep->paused_until && !ep->hs_full && ep->listener.fd != MPR__NO_FD) {
         ep->listening = mpr__poller_add(ep->poller, &ep->watch, ep->listener.fd, 1) == 0;
         if (!ep->listening)
             ep->paused_until = now + ACCEPT_BACKOFF_NS;
     }
     int64_t next = ep->paused_until ? ep->paused_until : -1;
+    if (ep->hs_full && ep->hs_retry_at >= 0 && (next < 0 || ep->hs_retry_at < next))
+        next = ep->hs_retry_at;
     /* The way back to senders that did not read. */
     for (local_conn *lc = ep->blocked, *after; lc; lc = after) {
         after = lc->blocked_next;

@@ -7,9 +7,10 @@
  *   handshake  within the handshake timeout from its start: a HELLO naming
  *              an issued pipe, then a PROOF of that pipe's key answering
  *              our nonce (hs.h); a pipe takes one sender in its life. At
- *              most MPR__MAX_HANDSHAKES wait at a time, the oldest is
- *              dropped first. Handshakes go on while the queue is
- *              throttled.
+ *              most MPR__MAX_HANDSHAKES of one endpoint wait at a time
+ *              (mpr__monitor_handshake_room: the local endpoint waits for
+ *              room, the remote one pushes the oldest out). Handshakes
+ *              go on while the queue is throttled.
  *   messages   the transport hands over records or message bytes; they
  *              are assembled here into the local queue (queue.c) and the
  *              main thread is pinged when the queue goes from empty to
@@ -44,6 +45,7 @@
 #define RING_BUDGET (64u * 1024u) /* bytes per connection per round */
 #define RL_FULL 5                 /* warnings of a kind in full per second */
 #define RL_WINDOW_NS 1000000000
+#define SILENT_NS ((int64_t)1000000000) /* see mpr__monitor_handshake_room */
 #define RL_REASONS 6
 #define RL_KINDS 4
 
@@ -94,7 +96,6 @@ struct mpr__monitor {
     mpr__conn *dead;
     int in_round;
     mpr__conn *hs_head, *hs_tail;
-    unsigned hs_count;
     mpr__conn *busy;       /* connections that asked for a turn */
     int throttled;
     int flags;             /* MPR__Q_ flags gathered during one round */
@@ -242,6 +243,16 @@ size_t mpr__monitor_room(mpr__monitor *m)
 
 /* ---- the list of connections ---- */
 
+/* Connections of one kind (an endpoint's ops) waiting for their
+ * handshake: at most a few hundred. */
+static unsigned handshakes_of(const mpr__monitor *m, const mpr__conn_ops *ops)
+{
+    unsigned n = 0;
+    for (const mpr__conn *c = m->hs_head; c; c = c->hs_next)
+        n += c->ops == ops;
+    return n;
+}
+
 static void hs_unlink(mpr__monitor *m, mpr__conn *c)
 {
     if (!c->in_handshake)
@@ -255,7 +266,6 @@ static void hs_unlink(mpr__monitor *m, mpr__conn *c)
     else
         m->hs_tail = c->hs_prev;
     c->in_handshake = 0;
-    m->hs_count--;
 }
 
 static void busy_remove(mpr__monitor *m, mpr__conn *c)
@@ -334,9 +344,37 @@ void mpr__conn_add(mpr__monitor *m, mpr__conn *c, const mpr__conn_ops *ops, cons
     else
         m->hs_head = c;
     m->hs_tail = c;
-    if (++m->hs_count > MPR__MAX_HANDSHAKES)
-        mpr__conn_refused(m->hs_head,
-                          "too many connections waiting for a handshake; dropped the oldest");
+    if (handshakes_of(m, ops) > MPR__MAX_HANDSHAKES) {
+        mpr__conn *oldest = m->hs_head;
+        while (oldest->ops != ops)
+            oldest = oldest->hs_next;
+        mpr__conn_refused(oldest, "too many connections waiting for a handshake; dropped the oldest");
+    }
+}
+
+int mpr__monitor_handshake_room(mpr__monitor *m, const mpr__conn_ops *ops, int64_t now,
+                                int64_t *retry_at)
+{
+    *retry_at = -1;
+    if (handshakes_of(m, ops) < MPR__MAX_HANDSHAKES)
+        return 1;
+    /* Full. A connection that has said nothing for a second since it was
+     * accepted makes room (a sender says HELLO as soon as it is
+     * connected); one that is in its handshake is never pushed out: it
+     * ends by its PROOF or by the handshake timeout. */
+    for (mpr__conn *c = m->hs_head; c; c = c->hs_next) {
+        if (c->ops != ops || c->hs.state != MPR__HS_START)
+            continue;
+        const int64_t silent_until = c->deadline_ns - m->settings.handshake_ns + SILENT_NS;
+        if (silent_until <= now) {
+            mpr__conn_refused(c, "silent for 1 s while 128 connections wait for their "
+                                 "handshake; dropped");
+            return 1;
+        }
+        *retry_at = silent_until;
+        break; /* the oldest silent one is the first to go */
+    }
+    return 0;
 }
 
 /* ---- the handshake ---- */

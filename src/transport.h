@@ -133,12 +133,22 @@ void mpr__monitor_set_ipc_name(mpr__monitor *m, const char *name);
 void mpr__monitor_set_remote(mpr__monitor *m, const char *endpoint, const char *server_key);
 
 /* A new connection: it must complete its handshake before the deadline
- * (from now). At most MPR__MAX_HANDSHAKES wait at once: the oldest is
- * dropped (with a warning); the remote endpoint bounds its links the same
- * way, dropping the one whose handshake moved last the longest ago
- * (remote_router.c). peer names it in warnings. */
+ * (from now). At most MPR__MAX_HANDSHAKES of one kind (ops) wait at once:
+ * an endpoint that asks mpr__monitor_handshake_room before it accepts
+ * never goes over; otherwise the oldest of its kind is dropped (with a
+ * warning; the remote endpoint also bounds its links before they get
+ * here: remote_router.c). peer names it in warnings. */
 #define MPR__MAX_HANDSHAKES 128
 void mpr__conn_add(mpr__monitor *m, mpr__conn *c, const mpr__conn_ops *ops, const char *peer);
+/* Before accepting a connection of kind ops: 1 if one more may wait for
+ * its handshake. When MPR__MAX_HANDSHAKES wait, the oldest that has said
+ * nothing for a second since it was accepted is dropped to make room;
+ * else 0, and *retry_at is when one will have been silent that long (or
+ * -1: wait for a handshake to end): the endpoint leaves new connections
+ * in the system's backlog meanwhile. A connection whose sender has said
+ * HELLO is never pushed out by others. */
+int mpr__monitor_handshake_room(mpr__monitor *m, const mpr__conn_ops *ops, int64_t now,
+                                int64_t *retry_at);
 
 /* The HELLO arrived: 0 with the CHALLENGE to send back, or < 0 after a
  * (rate-limited) warning and a count: the caller closes the connection

@@ -146,12 +146,18 @@ MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes)
  * before it is closed (default 5 s), counted from the moment it is
  * accepted (for a remote one: its tcp connection, CURVE handshake
  * included). At most 128 connections of each endpoint wait for their
- * handshake at once; when one more comes, the local endpoint drops the
- * oldest, the remote one the one whose handshake moved last the longest
- * ago (its accept, or its last step: the ZeroMQ greeting, a valid CURVE
+ * handshake at once. When 128 wait, the local endpoint accepts no more
+ * (new connections wait in the system's backlog, their senders in their
+ * start) until one of them ends its handshake, or one that has said
+ * nothing for a second since it was accepted is dropped to make room: a
+ * sender whose HELLO has arrived is never pushed out by others, so a
+ * burst of more than 128 workers all get in (each within its start's
+ * wait of 10 s for the router's answers). The remote endpoint, open to
+ * any host, drops the one whose handshake moved last the longest ago
+ * (its accept, or its last step: the ZeroMQ greeting, a valid CURVE
  * HELLO, CURVE done, the pipe's HELLO), so idle connections, silent or
- * through CURVE, push out a worker whose handshake goes on only if 128
- * newer ones arrive within one of its round trips. Connections are
+ * through CURVE, push out a remote worker whose handshake goes on only if
+ * 128 newer ones arrive within one of its round trips. Connections are
  * accepted a few per round of the monitor (a flood of them never holds up
  * the handshakes under way), and only while the lowest free descriptor of
  * the process is at least 32 below its limit: otherwise new connections
