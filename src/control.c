@@ -1,6 +1,7 @@
 /*
  * control.c - the way back's table in the router (control.h).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct mpr__ctl {
     mpr__poller *poller;
     entry *buckets[BUCKETS];
     entry *dirty;
+    atomic_int any_dirty;     /* dirty != NULL, read without the lock */
     mpr__idset ended;         /* pipes whose sender has ended */
 };
 
@@ -35,6 +37,7 @@ int mpr__ctl_new(mpr__ctl **out, mpr__poller *poller)
     if (!t)
         return MPR_ENOMEM;
     mpr__mutex_init(&t->lock);
+    atomic_init(&t->any_dirty, 0);
     t->poller = poller;
     *out = t;
     return 0;
@@ -124,6 +127,7 @@ static void mark_dirty(mpr__ctl *t, entry *e)
     int was_empty = t->dirty == NULL;
     e->dirty_next = t->dirty;
     t->dirty = e;
+    atomic_store(&t->any_dirty, 1); /* before the wake: the monitor's next round sees it */
     if (was_empty)
         mpr__poller_wake(t->poller);
 }
@@ -225,6 +229,10 @@ void mpr__ctl_detach(mpr__ctl *t, uint32_t id)
 int mpr__ctl_take_dirty(mpr__ctl *t, void **owners, int max)
 {
     int n = 0;
+    /* Every round of the monitor asks: most have nothing, and take no
+     * lock that the main thread's sends would wait for. */
+    if (!atomic_load(&t->any_dirty))
+        return 0;
     mpr__mutex_lock(&t->lock);
     while (t->dirty && n < max) {
         entry *e = t->dirty;
@@ -233,6 +241,8 @@ int mpr__ctl_take_dirty(mpr__ctl *t, void **owners, int max)
         if (e->owner && !e->closed)
             owners[n++] = e->owner;
     }
+    if (!t->dirty)
+        atomic_store(&t->any_dirty, 0);
     mpr__mutex_unlock(&t->lock);
     return n;
 }
