@@ -84,9 +84,9 @@ static int recv_exact(mpr__fd fd, void *buf, size_t n, int64_t deadline_ns)
 /* The handshake on a connected handle: HELLO, check the CHALLENGE, PROOF
  * (with the ring if there is one), ACK. *ring_kept: in, a ring is wanted;
  * out, the router took it. */
-static int handshake(const mpr__sender_cred *cred, local_link *l, int *ring_kept)
+static int handshake(const mpr__sender_cred *cred, local_link *l, int *ring_kept,
+                     int64_t deadline)
 {
-    int64_t deadline = mpr__now_ns() + HANDSHAKE_TIMEOUT_NS;
     mpr__hs_sender hs;
     unsigned char buf[MPR__CHALLENGE_SIZE];
     int rc = mpr__hs_sender_hello(&hs, cred->id, cred->key, buf);
@@ -317,12 +317,15 @@ int mpr__local_start(const mpr__sender_cred *cred, int want_ring, mpr__link **ou
     if (!l)
         return MPR_ENOMEM;
     l->conn = MPR__NO_FD;
-    int rc = mpr__ipc_connect(cred->name, &l->conn);
+    /* One wait for everything: a connection that waits in a full backlog
+     * (the router is taking others' handshakes), then the answers. */
+    const int64_t deadline = mpr__now_ns() + HANDSHAKE_TIMEOUT_NS;
+    int rc = mpr__ipc_connect(cred->name, &l->conn, deadline);
     if (rc == 0 && !mpr__ipc_peer_is_us(l->conn))
         rc = MPR_ECONNREFUSED; /* another user took the name: not our router */
     int ring = want_ring;
     if (rc == 0)
-        rc = handshake(cred, l, &ring);
+        rc = handshake(cred, l, &ring, deadline);
     if (rc < 0) {
         mpr__fd_close(l->conn);
         free(l);

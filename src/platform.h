@@ -326,9 +326,10 @@ int mpr__ipc_accept(mpr__ipc_listener *l, mpr__fd *conn, mpr__ipc_peer *peer);
  * last instance. */
 void mpr__ipc_unlisten(mpr__ipc_listener *l);
 /* Connect to the endpoint called name (blocking handle). 0;
- * MPR_ECONNREFUSED when nobody listens there; or an error. Windows: every
- * instance busy, it waits for one up to 10 s (then MPR_ETIMEDOUT). */
-int mpr__ipc_connect(const char *name, mpr__fd *conn);
+ * MPR_ECONNREFUSED when nobody listens there; MPR_ETIMEDOUT when the
+ * endpoint's backlog stayed full (Windows: every instance busy) until
+ * deadline_ns (mpr__now_ns clock); or an error. */
+int mpr__ipc_connect(const char *name, mpr__fd *conn, int64_t deadline_ns);
 /* Does the peer of a connected local handle run as our user? (Windows:
  * GetNamedPipeServerProcessId and the token SIDs.) */
 int mpr__ipc_peer_is_us(mpr__fd conn);

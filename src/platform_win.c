@@ -46,7 +46,6 @@ MPR__STATIC_ASSERT(sizeof(mpr__fd) == sizeof(HANDLE) && sizeof(mpr__fd) == sizeo
 #define S(fd) ((SOCKET)(fd))
 #define PIPE_BUFFER (64u * 1024u)   /* each direction of a pipe instance */
 #define LISTEN_INSTANCES 4          /* instances waiting for clients */
-#define CONNECT_WAIT_MS 10000       /* a client's wait for a free instance */
 #define COPY_MAX (256u * 1024u)     /* the most one send_some copies */
 #define WRITE_CHUNK (1024u * 1024u) /* send_all: one WriteFile at most */
 
@@ -1494,12 +1493,11 @@ void mpr__ipc_unlisten(mpr__ipc_listener *l)
     l->fd = MPR__NO_FD;
 }
 
-int mpr__ipc_connect(const char *name, mpr__fd *conn)
+int mpr__ipc_connect(const char *name, mpr__fd *conn, int64_t deadline)
 {
     char path[300];
     if (snprintf(path, sizeof path, "\\\\.\\pipe\\%s", name) >= (int)sizeof path)
         return MPR_ECONNREFUSED;
-    int64_t deadline = mpr__now_ns() + (int64_t)CONNECT_WAIT_MS * 1000000;
     for (;;) {
         /* SECURITY_IDENTIFICATION: the router may learn who we are, not
          * act as us. */

@@ -58,7 +58,7 @@ extern "C" {
     XX(ETIMEDOUT, 6, "timed out")                                               \
     XX(EPIPE, 7, "the router has closed the connection")                        \
     XX(ECONNREFUSED, 8, "the router is not accepting connections")              \
-    XX(EACCES, 9, "the router refused the sender's credentials")                \
+    XX(EACCES, 9, "the router refused the sender or closed its handshake")      \
     XX(EMSGSIZE, 10, "message larger than the router accepts")                  \
     XX(EPROTO, 11, "protocol error")                                            \
     XX(EMFILE, 12, "too many open files")                                       \

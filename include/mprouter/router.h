@@ -152,7 +152,10 @@ MPR_EXTERN int mpr_router_set_max_message_size(mpr_router *router, size_t bytes)
  * nothing for a second since it was accepted is dropped to make room: a
  * sender whose HELLO has arrived is never pushed out by others, so a
  * burst of more than 128 workers all get in (each within its start's
- * wait of 10 s for the router's answers). The remote endpoint, open to
+ * wait of 10 s). So a process of the router's own user that holds 128
+ * connections past their HELLO keeps new workers waiting up to the
+ * handshake timeout (longer with more queued behind them: their start
+ * returns MPR_ETIMEDOUT); other users are turned away at accept. The remote endpoint, open to
  * any host, drops the one whose handshake moved last the longest ago
  * (its accept, or its last step: the ZeroMQ greeting, a valid CURVE
  * HELLO, CURVE done, the pipe's HELLO), so idle connections, silent or

@@ -120,11 +120,15 @@ typedef struct mpr_sender mpr_sender;
  * its address is not the router (another user's socket, a peer that
  * cannot prove it knows the pipe's key, as a forged sender string sees its
  * router, or over tcp a peer without the router's CURVE key);
- * MPR_EACCES if the router rejected the connection (an id it never
- * issued, another protocol version, or it stopped during the handshake);
- * MPR_ETIMEDOUT if the handshake did not complete within 10 s (nobody
- * answered, or a router short of descriptors did not take the connection
- * in that time); or a system error (MPR_EMFILE, ...). */
+ * MPR_EACCES if the router closed the connection in the handshake (an
+ * id it never issued, another protocol version, it stopped during the
+ * handshake, or its handshake timeout passed: a worker stopped or starved
+ * of CPU for longer than mpr_router_set_handshake_timeout; the router's
+ * log says which); MPR_ETIMEDOUT if connecting and the handshake did not
+ * complete within 10 s of the call (nobody answered, or a router short of
+ * descriptors or with 128 other handshakes under way did not take the
+ * connection in that time: it waited in the full backlog); or a system
+ * error (MPR_EMFILE, ...). */
 MPR_EXTERN int mpr_sender_start(mpr_sender *sender);
 
 /** Send size bytes at data (data may be NULL if size is 0). Blocks only
