@@ -189,7 +189,7 @@ bool ppeRoundTrip(Values &v);
 bool execJobs(Values &v);
 bool execRoundTrip(Values &v);
 bool execCancel(Values &v);
-bool execFlood(Values &v);
+bool execFlood(Values &v, bool backpressure);
 /* A measurement that could not run here (no python3, ...) says why by
  * setting the reason and returning true; the runner takes it (and clears
  * it) and counts the measurement as skipped. "" if it ran. */

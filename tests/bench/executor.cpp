@@ -28,7 +28,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -150,9 +152,12 @@ struct Exec {
         return error.empty();
     }
 
-    bool setup(bool newestOnly)
+    /* queueLimit: mpr_router_set_queue_limit (0: none, the default) */
+    bool setup(bool newestOnly, size_t queueLimit = 0)
     {
         int rc = mpr_router_new(&router, mpr_qt_event_loop());
+        if (rc == 0 && queueLimit)
+            rc = mpr_router_set_queue_limit(router, queueLimit);
         if (rc == 0)
             rc = mpr_router_start(router);
         if (rc < 0) {
@@ -213,6 +218,25 @@ struct Exec {
         }
     }
 };
+
+/* CPU time (user + system, ns) a process has used so far, from
+ * /proc/PID/stat (clock ticks: 10 ms at 100 Hz); -1 if unreadable. */
+int64_t procCpuNs(int64_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* after the command name */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (int64_t)(ut + st) * (1000000000 / sysconf(_SC_CLK_TCK));
+}
 
 bool failed(const std::string &fig, const std::string &why)
 {
@@ -350,6 +374,10 @@ bool ppeJobs(Values &v)
     if (!f.count("rate") || !(f["jobs"] > 0))
         return failed("ppe_jobs", "no rate in the output of ppe_bench.py");
     v["ppe_jobs"] = f["rate"];
+    if (f.count("cpu_main_ns"))
+        v["ppe_jobs_cpu_main"] = f["cpu_main_ns"];
+    if (f.count("cpu_workers_ns"))
+        v["ppe_jobs_cpu_workers"] = f["cpu_workers_ns"];
     return true;
 }
 
@@ -386,8 +414,9 @@ struct JobsRun {
     Exec *e;
     std::vector<Slot> window;
     uint64_t submitted = 0, completed = 0;
-    int64_t end = 0, tDone = 0;
+    int64_t end = 0, tDone = 0, cpuDone = 0;
     bool more = true;
+    std::vector<int64_t> pids; /* the workers seen (for their CPU time) */
 
     bool finished() const { return !e->error.empty() || (!more && completed == submitted); }
 
@@ -424,6 +453,9 @@ struct JobsRun {
                                 (unsigned long long)s->x, size, (unsigned long long)got,
                                 (unsigned long long)tinyOf(s->x)));
         }
+        int64_t pid = mpr_future_worker_pid(f);
+        if (pid > 0 && std::find(r->pids.begin(), r->pids.end(), pid) == r->pids.end())
+            r->pids.push_back(pid);
         mpr_future_free(f);
         r->completed++;
         if (r->more && (r->submitted >= (uint64_t)opt.execJobs ||
@@ -433,6 +465,7 @@ struct JobsRun {
             r->submit(s);
         if (r->finished()) {
             r->tDone = nowNs();
+            r->cpuDone = cpuNs(RUSAGE_SELF);
             r->e->wake();
         }
     }
@@ -447,24 +480,49 @@ bool execJobs(Values &v)
     if (!e.setup(false))
         return failed(fig, e.error);
     run.e = &e;
+    /* Warm-up, as the baseline's: 64 jobs at once, which also show the
+     * workers' pids. */
+    run.window.assign(64, JobsRun::Slot{&run, 0});
+    run.more = false;
+    for (auto &s : run.window)
+        run.submit(&s);
+    if (!e.runUntil([&] { return run.finished(); }, (double)opt.timeoutS, 100, "the warm-up"))
+        return failed(fig, e.error);
+    const uint64_t warm = run.submitted;
+
     const size_t inFlight = (size_t)std::max(1L, std::min(opt.execWindow, opt.execJobs));
     run.window.assign(inFlight, JobsRun::Slot{&run, 0});
+    run.more = true;
+    run.submitted = run.completed = 0;
+    int64_t workersCpu0 = 0;
+    for (int64_t pid : run.pids)
+        workersCpu0 += procCpuNs(pid);
+    const int64_t cpu0 = cpuNs(RUSAGE_SELF);
     const int64_t t0 = nowNs();
     run.end = t0 + (int64_t)(opt.duration * 1e9);
     for (auto &s : run.window)
         run.submit(&s);
     if (!e.runUntil([&] { return run.finished(); }, (double)opt.timeoutS, 100, "the last result"))
         return failed(fig, e.error);
+    int64_t workersCpu = 0;
+    for (int64_t pid : run.pids)
+        workersCpu += procCpuNs(pid);
     if (!e.checkWorkers())
         return failed(fig, e.error);
     mpr_executor_stats st = e.stats();
-    if (st.jobs_completed != run.submitted || st.jobs_failed || st.jobs_cancelled)
+    if (st.jobs_completed != warm + run.submitted || st.jobs_failed || st.jobs_cancelled)
         return failed(fig, strf("executor: %llu of %llu jobs completed, %llu failed, %llu cancelled",
                                 (unsigned long long)st.jobs_completed,
-                                (unsigned long long)run.submitted,
+                                (unsigned long long)(warm + run.submitted),
                                 (unsigned long long)st.jobs_failed,
                                 (unsigned long long)st.jobs_cancelled));
     v[fig] = (double)run.completed / ((double)(run.tDone - t0) / 1e9);
+    /* Where the CPU went, per job: this process (main thread, monitor,
+     * supervisor) and the 4 workers, from the first submit to the last
+     * result. Two cores give 2e9 ns a second: rate <= 2e9 / (sum). */
+    v[fig + "_cpu_main"] = (double)(run.cpuDone - cpu0) / (double)run.completed;
+    if (run.pids.size() == 4 && workersCpu0 >= 0 && workersCpu >= 0)
+        v[fig + "_cpu_workers"] = (double)(workersCpu - workersCpu0) / (double)run.completed;
     return true;
 }
 
@@ -644,7 +702,9 @@ bool execCancel(Values &v)
  * the main thread: the largest gap between its ticks while the task runs
  * (from the first progress to the final state; the open interval after
  * the last tick counts). Checks: the values seen rise strictly, the last
- * one is the last sent, the result is the count. */
+ * one is the last sent, the result is the count. With backpressure, the
+ * router's queue is limited (--mem-limit-mib), so the task waits when the
+ * main thread is behind instead of piling up progress for it to route. */
 namespace {
 struct FloodRun {
     Exec *e;
@@ -696,12 +756,12 @@ struct FloodRun {
 };
 } // namespace
 
-bool execFlood(Values &v)
+bool execFlood(Values &v, bool backpressure)
 {
-    const std::string fig = "exec_flood";
+    const std::string fig = backpressure ? "exec_flood_bp" : "exec_flood";
     FloodRun run; /* before e: e's teardown may still call back into it */
     Exec e;
-    if (!e.setup(true))
+    if (!e.setup(true, backpressure ? (size_t)opt.memLimitMiB << 20 : 0))
         return failed(fig, e.error);
     run.e = &e;
     std::vector<int64_t> ticks;

@@ -154,7 +154,9 @@ std::vector<Measurement> measurements()
     m.push_back({"exec_cancel", "executor: cancel -> CANCELLED, task tests every 1 ms",
                  execCancel, false});
     m.push_back({"exec_flood", "executor: progress flood (newest only) + 16 ms QTimer",
-                 execFlood, false});
+                 [](Values &v) { return execFlood(v, false); }, false});
+    m.push_back({"exec_flood_bp", "the same with a queue limit (backpressure)",
+                 [](Values &v) { return execFlood(v, true); }, false});
     return m;
 }
 
@@ -247,6 +249,10 @@ std::vector<Figure> figures()
     f.push_back({"ppe_rtt_p50", "us", {}});
     f.push_back({"ppe_rtt_p99", "us", {}});
     f.push_back({"exec_jobs", "jobs/s", {{"ppe_jobs", '>', 10}}});
+    f.push_back({"ppe_jobs_cpu_main", "ns/job", {}});
+    f.push_back({"ppe_jobs_cpu_workers", "ns/job", {}});
+    f.push_back({"exec_jobs_cpu_main", "ns/job", {{"ppe_jobs_cpu_main", 0, 0}}});
+    f.push_back({"exec_jobs_cpu_workers", "ns/job", {{"ppe_jobs_cpu_workers", 0, 0}}});
     f.push_back({"exec_rtt_p50", "us", {{"ppe_rtt_p50", '<', 0.5}}});
     f.push_back({"exec_rtt_p99", "us", {{"ppe_rtt_p99", 0, 0}}});
     f.push_back({"exec_cancel_p50", "ms", {{"", '<', 5}}});
@@ -254,6 +260,9 @@ std::vector<Figure> figures()
     f.push_back({"exec_flood_gap", "ms", {{"", '<', 50}}});
     f.push_back({"exec_flood_rate", "msg/s", {}});
     f.push_back({"exec_flood_updates", "upd/s", {}});
+    f.push_back({"exec_flood_bp_gap", "ms", {}});
+    f.push_back({"exec_flood_bp_rate", "msg/s", {{"exec_flood_rate", 0, 0}}});
+    f.push_back({"exec_flood_bp_updates", "upd/s", {}});
     return f;
 }
 

@@ -8,7 +8,10 @@ process and reads the one line it prints on standard output:
       tiny jobs (x -> 3x + 1) for S seconds, at most N, with W in flight:
       a result is taken in submission order and a new job submitted in
       its place until S has passed; every result is checked.
-      prints: PPE jobs=COUNT seconds=S rate=JOBS_PER_S
+      prints: PPE jobs=COUNT seconds=S rate=JOBS_PER_S cpu_main_ns=A cpu_workers_ns=B
+      (CPU time per job, user + system, of this process with its threads
+      and of the 4 worker processes, over the same interval; the second
+      only where /proc/PID/stat can be read)
   ppe_bench.py rtt --workers 4 --samples N --period-us P
       one tiny job at a time, one every P microseconds (after 10 for
       warm-up): submit -> result back on the main thread.
@@ -19,6 +22,8 @@ error); 77 with a line "SKIP reason" on standard output where
 concurrent.futures (or its process pool) cannot be used here.
 """
 import argparse
+import os
+import resource
 import sys
 import time
 from collections import deque
@@ -50,6 +55,28 @@ def warm_up(ex, workers):
             fail("warm-up job %d gave %r" % (i, r))
 
 
+def self_cpu_ns():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return int((ru.ru_utime + ru.ru_stime) * 1e9)
+
+
+def workers_cpu_ns(ex):
+    """utime + stime of the pool's processes from /proc/PID/stat, or None.
+    (The pids come from the pool's private _processes: there is no public
+    way; None if that changes.)"""
+    try:
+        pids = list(ex._processes.keys())
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in pids:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total * 10**9 // tick
+    except (AttributeError, OSError, ValueError, IndexError):
+        return None
+
+
 def fail(why):
     sys.stderr.write("FAIL %s\n" % why)
     sys.exit(1)
@@ -59,6 +86,8 @@ def run_jobs(ex, args):
     inflight = deque()
     submitted = 0
     done = 0
+    w0 = workers_cpu_ns(ex)
+    c0 = self_cpu_ns()
     t0 = time.perf_counter()
     end = t0 + args.duration
     while submitted < min(args.window, args.cap):
@@ -74,9 +103,15 @@ def run_jobs(ex, args):
             inflight.append((submitted, ex.submit(tiny, submitted)))
             submitted += 1
     t1 = time.perf_counter()
+    c1 = self_cpu_ns()
+    w1 = workers_cpu_ns(ex)
     if done != submitted:
         fail("%d of %d jobs done" % (done, submitted))
-    print("PPE jobs=%d seconds=%.6f rate=%.1f" % (done, t1 - t0, done / (t1 - t0)))
+    line = "PPE jobs=%d seconds=%.6f rate=%.1f cpu_main_ns=%.0f" % (
+        done, t1 - t0, done / (t1 - t0), (c1 - c0) / done)
+    if w0 is not None and w1 is not None:
+        line += " cpu_workers_ns=%.0f" % ((w1 - w0) / done)
+    print(line)
 
 
 def run_rtt(ex, args):
