@@ -257,10 +257,10 @@ std::vector<Figure> figures()
     f.push_back({"exec_rtt_p99", "us", {{"ppe_rtt_p99", 0, 0}}});
     f.push_back({"exec_cancel_p50", "ms", {{"", '<', 5}}});
     f.push_back({"exec_cancel_p99", "ms", {}});
-    f.push_back({"exec_flood_gap", "ms", {{"", '<', 50}}});
+    f.push_back({"exec_flood_gap", "ms", {{"", '<', 50}, {"qt_flood_gap", 0, 0}}});
     f.push_back({"exec_flood_rate", "msg/s", {}});
     f.push_back({"exec_flood_updates", "upd/s", {}});
-    f.push_back({"exec_flood_bp_gap", "ms", {}});
+    f.push_back({"exec_flood_bp_gap", "ms", {{"qt_flood_bp_gap", 0, 0}}});
     f.push_back({"exec_flood_bp_rate", "msg/s", {{"exec_flood_rate", 0, 0}}});
     f.push_back({"exec_flood_bp_updates", "upd/s", {}});
     return f;
