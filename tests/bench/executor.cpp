@@ -105,11 +105,14 @@ struct Exec {
     mpr_router *router = nullptr;
     mpr_executor *ex = nullptr;
     QEventLoop *qloop = nullptr;
+    bool closing = false; /* in teardown: what callbacks say no longer counts */
 
     ~Exec() { teardown(); }
 
     void fail(const std::string &e)
     {
+        if (closing)
+            return;
         if (error.empty())
             error = e;
         wake();
@@ -198,6 +201,7 @@ struct Exec {
     /* An orderly shutdown (the workers exit by themselves), then the router. */
     void teardown()
     {
+        closing = true;
         if (ex) {
             if (mpr_executor_state(ex) == MPR_EXECUTOR_RUNNING &&
                 mpr_executor_shutdown(ex, 5.0, nullptr, nullptr) == 0) {
