@@ -45,6 +45,10 @@ struct Options {
     long procs = 256;           /* scale: concurrent sender processes */
     long procMsgs = 10000;      /* ... messages each */
     long timeoutS = 120;        /* per measurement (the memory flood gets more) */
+    long execWindow = 1000;     /* executor: tiny jobs in flight (and the baseline's) */
+    long execJobs = 10000000;   /* executor: cap on tiny jobs per measurement */
+    long execCancelSamples = 100; /* executor: cancel latency samples */
+    std::string python = "python3"; /* the baseline's interpreter (PATH or a path) */
     void applyQuick();
 };
 
@@ -175,6 +179,21 @@ bool mprFlood(Values &v, Mode m, bool backpressure);
 bool mprMemory(Values &v);
 bool scalePipes(Values &v);
 bool scaleProcs(Values &v);
+
+/* The executor (issue 17), 4 exec'ed workers (this program with
+ * --exec-worker) under the Qt loop, and its baseline, Python 3's
+ * ProcessPoolExecutor(4) run by ppe_bench.py in a child process. */
+int execWorkerMain(); /* main() of a worker: mpr_worker_main with the bench's tasks */
+bool ppeJobs(Values &v);
+bool ppeRoundTrip(Values &v);
+bool execJobs(Values &v);
+bool execRoundTrip(Values &v);
+bool execCancel(Values &v);
+bool execFlood(Values &v, bool backpressure);
+/* A measurement that could not run here (no python3, ...) says why by
+ * setting the reason and returning true; the runner takes it (and clears
+ * it) and counts the measurement as skipped. "" if it ran. */
+std::string takeSkip();
 
 } // namespace bench
 

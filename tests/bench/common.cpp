@@ -44,6 +44,9 @@ void Options::applyQuick()
     procs = 64;
     procMsgs = 200;
     timeoutS = 60;
+    execWindow = 200;
+    execJobs = 20000;
+    execCancelSamples = 5;
 }
 
 BigSpec bigSpec(const char *fig)

@@ -6,6 +6,7 @@
  *   mpr_bench --quick          a few seconds: correctness only (make check)
  *   mpr_bench --only qt_4x32,raw_4x32,qt_post
  *   mpr_bench --list           measurement names
+ *   mpr_bench --exec-worker    (internal) a worker process of the executor figures
  *   mpr_bench --help           every option
  *
  * Every measurement checks that every message arrived, whole and in order;
@@ -141,6 +142,21 @@ std::vector<Measurement> measurements()
                  procsFloor, false});
     m.push_back({"scale_procs", "concurrent sender processes", scaleProcs, false});
     m.push_back({"mem_flood", "4 senders, receiver spends 10 us/message, queue limit", mprMemory, true});
+    /* issue 17: the executor against Python's ProcessPoolExecutor */
+    m.push_back({"ppe_jobs", "(f) Python ProcessPoolExecutor(4): tiny jobs, many in flight",
+                 ppeJobs, false});
+    m.push_back({"ppe_rtt", "(f) Python ProcessPoolExecutor(4): one job at a time, round trip",
+                 ppeRoundTrip, false});
+    m.push_back({"exec_jobs", "executor, 4 exec'ed workers: tiny jobs, many in flight", execJobs,
+                 false});
+    m.push_back({"exec_rtt", "executor: one job at a time, submit -> result on the main thread",
+                 execRoundTrip, false});
+    m.push_back({"exec_cancel", "executor: cancel -> CANCELLED, task tests every 1 ms",
+                 execCancel, false});
+    m.push_back({"exec_flood", "executor: progress flood (newest only) + 16 ms QTimer",
+                 [](Values &v) { return execFlood(v, false); }, false});
+    m.push_back({"exec_flood_bp", "the same with a queue limit (backpressure)",
+                 [](Values &v) { return execFlood(v, true); }, false});
     return m;
 }
 
@@ -228,6 +244,25 @@ std::vector<Figure> figures()
     f.push_back({"scale_procs_cpu_router", "ns/msg", {{"qt_4x32_cpu_router", 0, 0}}});
     f.push_back({"mem_flood_rss", "MiB", {{"", '<', 64}}});
     f.push_back({"mem_flood_rate", "msg/s", {}});
+    /* issue 17: the executor against Python's ProcessPoolExecutor(4) */
+    f.push_back({"ppe_jobs", "jobs/s", {}});
+    f.push_back({"ppe_rtt_p50", "us", {}});
+    f.push_back({"ppe_rtt_p99", "us", {}});
+    f.push_back({"exec_jobs", "jobs/s", {{"ppe_jobs", '>', 10}}});
+    f.push_back({"ppe_jobs_cpu_main", "ns/job", {}});
+    f.push_back({"ppe_jobs_cpu_workers", "ns/job", {}});
+    f.push_back({"exec_jobs_cpu_main", "ns/job", {{"ppe_jobs_cpu_main", 0, 0}}});
+    f.push_back({"exec_jobs_cpu_workers", "ns/job", {{"ppe_jobs_cpu_workers", 0, 0}}});
+    f.push_back({"exec_rtt_p50", "us", {{"ppe_rtt_p50", '<', 0.5}}});
+    f.push_back({"exec_rtt_p99", "us", {{"ppe_rtt_p99", 0, 0}}});
+    f.push_back({"exec_cancel_p50", "ms", {{"", '<', 5}}});
+    f.push_back({"exec_cancel_p99", "ms", {}});
+    f.push_back({"exec_flood_gap", "ms", {{"", '<', 50}, {"qt_flood_gap", 0, 0}}});
+    f.push_back({"exec_flood_rate", "msg/s", {}});
+    f.push_back({"exec_flood_updates", "upd/s", {}});
+    f.push_back({"exec_flood_bp_gap", "ms", {{"qt_flood_bp_gap", 0, 0}}});
+    f.push_back({"exec_flood_bp_rate", "msg/s", {{"exec_flood_rate", 0, 0}}});
+    f.push_back({"exec_flood_bp_updates", "upd/s", {}});
     return f;
 }
 
@@ -264,7 +299,8 @@ void usage(FILE *out)
             "                 [--lat-samples N] [--lat-period-us N] [--flood-msgs N]\n"
             "                 [--mem-msgs N] [--mem-limit-mib N] [--mem-spin-us N] [--mem-runs N]\n"
             "                 [--pipes N] [--pipe-procs N] [--procs N] [--proc-msgs N]\n"
-            "                 [--timeout S]\n"
+            "                 [--timeout S] [--exec-window N] [--exec-jobs N]\n"
+            "                 [--exec-cancel-samples N] [--python PROG]\n"
             "Rate figures send for --duration seconds (0: until the count); counts are\n"
             "per sender. --quick first sets the small quick-mode values;\n"
             "options after it override them. See tests/bench/README.md.\n");
@@ -274,6 +310,10 @@ void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* A worker of the executor figures (started by the executor itself,
+     * its sender string on standard input): no Qt, no options. */
+    if (argc == 2 && strcmp(argv[1], "--exec-worker") == 0)
+        return execWorkerMain();
     QCoreApplication app(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -291,6 +331,8 @@ int main(int argc, char **argv)
         {"--mem-spin-us", &opt.memSpinUs}, {"--pipes", &opt.pipes},
         {"--pipe-procs", &opt.pipeProcs},  {"--procs", &opt.procs},
         {"--proc-msgs", &opt.procMsgs},    {"--timeout", &opt.timeoutS},
+        {"--exec-window", &opt.execWindow}, {"--exec-jobs", &opt.execJobs},
+        {"--exec-cancel-samples", &opt.execCancelSamples},
     };
     long runs = -1, memRuns = -1;
     bool list = false;
@@ -330,6 +372,13 @@ int main(int argc, char **argv)
             memRuns = value();
         else if (a == "--list")
             list = true;
+        else if (a == "--python") {
+            if (i + 1 >= argc) {
+                usage(stderr);
+                return 2;
+            }
+            opt.python = argv[++i];
+        }
         else if (a == "--help" || a == "-h") {
             usage(stdout);
             return 0;
@@ -415,6 +464,13 @@ int main(int argc, char **argv)
             int64_t t = nowNs();
             Values v;
             bool ok = m.fn(v);
+            std::string skip = takeSkip();
+            if (ok && !skip.empty()) {
+                progress("[run %d/%d] %-14s SKIPPED (%s)", r + 1, opt.runs, m.name.c_str(),
+                         skip.c_str());
+                skipped++;
+                continue;
+            }
             std::string shown;
             for (auto &kv : v) {
                 shown += strf(" %s=%s", kv.first.c_str(), fmtValue(kv.second).c_str());
