@@ -185,6 +185,15 @@ Executor::Executor(Router *router, const ExecutorOptions &options, QObject *pare
     argv.push_back(nullptr);
     if (!options.program.isEmpty())
         o.argv = argv.data();
+    QVector<QByteArray> hostNames; // the same for the hosts (launch mode)
+    std::vector<const char *> hosts;
+    for (const QString &h : options.hosts)
+        hostNames.append(h.toUtf8());
+    for (const QByteArray &h : hostNames)
+        hosts.push_back(h.constData());
+    hosts.push_back(nullptr);
+    if (!options.hosts.isEmpty())
+        o.hosts = hosts.data();
 
     if (!router || !router->handle()) {
         d->error = MPR_EINVAL;

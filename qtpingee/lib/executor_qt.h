@@ -62,12 +62,14 @@ class ExecutorPrivate;
 class FuturePrivate;
 
 /// The options of an Executor, mirroring mpr_executor_options (the
-/// defaults are those of mpr_executor_options_init). Exec and fork modes.
+/// defaults are those of mpr_executor_options_init). Exec, fork and
+/// launch modes (STARTING WORKERS in <mprouter/executor.h>).
 struct MPR_QT_EXPORT ExecutorOptions
 {
     enum StartMode {
         Exec = MPR_START_EXEC, ///< run program (the default)
-        Fork = MPR_START_FORK  ///< fork() and run forkFunction in the child
+        Fork = MPR_START_FORK,    ///< fork() and run forkFunction in the child
+        Launch = MPR_START_LAUNCH ///< run the template program on each of hosts
     };
 
     ExecutorOptions();
@@ -75,8 +77,18 @@ struct MPR_QT_EXPORT ExecutorOptions
     int workers;            ///< worker processes, 1 .. 1024 (default 4)
     StartMode start;        ///< Exec or Fork
     /// Exec: the program and its arguments (program.first() is the
-    /// program; a name without '/' is looked up in PATH).
+    /// program; a name without '/' is looked up in PATH). Launch: the
+    /// launch template, the same way, each "{host}" in any element
+    /// replaced by the worker's host (no shell is involved), e.g.
+    /// {"ssh", "{host}", "prog"}. The sender string always goes on
+    /// standard input.
     QStringList program;
+    /// Launch: the hosts (at least one); worker i runs on
+    /// hosts[i % hosts.size()], and so does its replacement. Ignored in
+    /// the other modes. Workers on other hosts reach the router over its
+    /// remote transport: call mpr_router_set_remote() before
+    /// Router::start().
+    QStringList hosts;
     /// Fork: the function the child runs (its return value is the child's
     /// exit status): it must not touch Qt or any object of the parent; it
     /// normally only calls mpr_worker_main(). See <mprouter/executor.h>.

@@ -2,7 +2,9 @@
  * tst_examples_primes - run `primes --headless` (examples/primes) as a
  * separate process and check what it prints against a sieve: the count,
  * each worker's count for its chunk, a killed worker reported as failed
- * while the others finish, and SIGTERM (cancel) leaving no worker alive.
+ * while the others finish, SIGTERM (a cooperative cancel: the workers
+ * stop by themselves, none is killed) leaving no worker alive, and the
+ * --launch mode with local launch commands (env, sh -c).
  *
  * The remote* cases run the workers "on another host": inside a network
  * namespace made by the test (tests/common/netns.h), started with
@@ -172,13 +174,51 @@ QString namespaceOf(const NetNs &ns)
     return QStringLiteral("net:[%1]").arg(quint64(st.st_ino));
 }
 
+// The environment variable name of process pid ("" if not set).
+QByteArray environmentOf(qint64 pid, const QByteArray &name)
+{
+    QFile f(QStringLiteral("/proc/%1/environ").arg(pid));
+    if (!f.open(QIODevice::ReadOnly))
+        return QByteArray();
+    const QList<QByteArray> vars = f.readAll().split('\0');
+    for (const QByteArray &v : vars)
+        if (v.startsWith(name + '='))
+            return v.mid(name.size() + 1);
+    return QByteArray();
+}
+
+// Standard error without the executor's warnings about a worker that
+// died and was replaced ("executor 0x...: worker (pid N) killed by signal
+// 9 (SIGKILL); starting another"), which a test that kills a worker may
+// see; and with lost: also those of replacements that could not reach
+// the router ("mprouter worker: cannot connect to the router: ...").
+QString withoutReplacementWarnings(const QString &text, bool lost = false)
+{
+    static const QRegularExpression killed(QStringLiteral(
+        "^mprouter: executor \\S+: worker \\(pid \\d+\\) killed by signal 9 \\(SIGKILL\\); "
+        "starting another\n"),
+                                           QRegularExpression::MultilineOption);
+    static const QRegularExpression ended(
+        QStringLiteral("^mprouter: executor \\S+: worker \\(pid \\d+\\) [^\n]*; starting another\n"),
+        QRegularExpression::MultilineOption);
+    static const QRegularExpression noRouter(
+        QStringLiteral("^mprouter worker: cannot connect to the router: [^\n]*\n"),
+        QRegularExpression::MultilineOption);
+    QString rest = text;
+    if (!lost)
+        return rest.remove(killed);
+    return rest.remove(ended).remove(noRouter);
+}
+
 struct WorkerLine
 {
     qint64 pid = 0;
-    QString host; // ", on HOST" in its line
+    QString host; // ", on HOST" in its first progress line: the machine it runs on
     quint64 from = 0, to = 0;
     bool done = false;
     bool failed = false;
+    bool cancelled = false;
+    QString failure;       // FAILED (...)
     bool reported = false; // printed at least one progress line
     quint64 primes = 0;
 };
@@ -211,9 +251,11 @@ public:
     {
         static const QRegularExpression started(QStringLiteral(
             "^worker (\\d+): pid (\\d+), numbers (\\d+) to (\\d+)(?:, on (\\S+))?$"));
-        static const QRegularExpression progress(QStringLiteral("^worker (\\d+): +\\d+%"));
+        static const QRegularExpression progress(
+            QStringLiteral("^worker (\\d+): +\\d+%, \\d+ primes so far(?:, on (\\S+))?$"));
         static const QRegularExpression done(QStringLiteral("^worker (\\d+): done, (\\d+) primes$"));
-        static const QRegularExpression failed(QStringLiteral("^worker (\\d+): FAILED"));
+        static const QRegularExpression failed(QStringLiteral("^worker (\\d+): FAILED \\((.*)\\)$"));
+        static const QRegularExpression cancelled(QStringLiteral("^worker (\\d+): cancelled$"));
         while (process.canReadLine()) {
             const QString line = QString::fromUtf8(process.readLine()).trimmed();
             lines.append(line);
@@ -226,11 +268,16 @@ public:
                 w.host = m.captured(5);
             } else if ((m = progress.match(line)).hasMatch()) {
                 workers[m.captured(1).toInt()].reported = true;
+                if (m.capturedLength(2) > 0)
+                    workers[m.captured(1).toInt()].host = m.captured(2);
             } else if ((m = done.match(line)).hasMatch()) {
                 workers[m.captured(1).toInt()].done = true;
                 workers[m.captured(1).toInt()].primes = m.captured(2).toULongLong();
             } else if ((m = failed.match(line)).hasMatch()) {
                 workers[m.captured(1).toInt()].failed = true;
+                workers[m.captured(1).toInt()].failure = m.captured(2);
+            } else if ((m = cancelled.match(line)).hasMatch()) {
+                workers[m.captured(1).toInt()].cancelled = true;
             }
         }
     }
@@ -275,6 +322,8 @@ private Q_SLOTS:
     void killedWorkerFails();
     void cancelLeavesNoWorker();
     void workerCommandLineHoldsNoKey();
+    void launchLocal_data();
+    void launchLocal();
     void badArguments();
     void badRemoteOptions_data();
     void badRemoteOptions();
@@ -377,6 +426,9 @@ void tst_ExamplesPrimes::killedWorkerFails()
     QVERIFY2(primes.finish(), qPrintable(primes.output()));
     QCOMPARE(primes.process.exitCode(), 1);
     QVERIFY2(primes.workers.value(1).failed, qPrintable(primes.output()));
+    // The executor's reason: the worker's pid and the signal.
+    QCOMPARE(primes.workers.value(1).failure,
+             QStringLiteral("worker (pid %1) killed by signal 9 (SIGKILL)").arg(pid));
     for (int i : {0, 2}) {
         const WorkerLine &w = primes.workers.value(i);
         QVERIFY2(w.done && !w.failed, qPrintable(primes.output()));
@@ -386,11 +438,13 @@ void tst_ExamplesPrimes::killedWorkerFails()
         QStringLiteral("primes from 1 to 600000: unknown, 1 of 3 workers failed (the others found %1)")
             .arg(primes.workers.value(0).primes + primes.workers.value(2).primes);
     QVERIFY2(primes.lines.contains(summary), qPrintable(primes.output()));
-    QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
+    // If the others still ran, the executor said it replaced the worker.
+    QVERIFY2(withoutReplacementWarnings(primes.stderrText).isEmpty(), qPrintable(primes.stderrText));
 }
 
-// SIGTERM cancels a run: every worker is stopped (checked by pid) and
-// primes says so and exits 2, without warnings.
+// SIGTERM cancels a run: a cooperative cancel, every worker stops by
+// itself (the executor killed none: "0 killed") and has exited (checked
+// by pid) when primes exits 2, without warnings.
 void tst_ExamplesPrimes::cancelLeavesNoWorker()
 {
     Primes primes({QStringLiteral("--to"), QStringLiteral("600000"), QStringLiteral("--workers"),
@@ -409,7 +463,12 @@ void tst_ExamplesPrimes::cancelLeavesNoWorker()
     QCOMPARE(primes.process.exitCode(), 2);
     QVERIFY2(primes.lines.filter(QStringLiteral("cancelled after")).size() == 1,
              qPrintable(primes.output()));
-    // primes killed and reaped them before it exited.
+    QVERIFY2(primes.lines.filter(QStringLiteral("cancelled after")).first().endsWith(
+                 QStringLiteral("; every worker stopped, 0 killed")),
+             qPrintable(primes.output()));
+    for (const WorkerLine &w : qAsConst(primes.workers))
+        QVERIFY2(w.cancelled && !w.failed && !w.done, qPrintable(primes.output()));
+    // They exited, and primes reaped them, before it exited.
     for (qint64 pid : qAsConst(pids))
         QVERIFY2(!processAlive(pid), qPrintable(QString::number(pid)));
     QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
@@ -430,6 +489,99 @@ void tst_ExamplesPrimes::workerCommandLineHoldsNoKey()
     }
     QCOMPARE(::kill(pid_t(primes.process.processId()), SIGTERM), 0);
     QVERIFY(primes.finish());
+}
+
+void tst_ExamplesPrimes::launchLocal_data()
+{
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QStringList>("hosts"); // the PRIMES_HOST each worker sees, in order
+    const QString worker = QStringLiteral(PRIMES_DIR "/primes-worker");
+    // A launch command without {host} and without --hosts: run as it is.
+    QTest::newRow("env, no hosts")
+        << QStringList{QStringLiteral("--launch"), QStringLiteral("env PRIMES_HOST=here ") + worker}
+        << QStringList{QStringLiteral("here"), QStringLiteral("here"), QStringLiteral("here")};
+#ifdef MPR_TEST_REMOTE
+    // The launch template of the executor (MPR_START_LAUNCH): {host} per
+    // worker, hosts taken in turn; the workers are on this machine, so
+    // the router listens on loopback only.
+    const QStringList loopback{QStringLiteral("--remote-bind"), QStringLiteral("tcp://127.0.0.1:0"),
+                               QStringLiteral("--advertise"), QStringLiteral("127.0.0.1")};
+    QTest::newRow("env {host}")
+        << QStringList{QStringLiteral("--hosts"), QStringLiteral("alpha,beta"),
+                       QStringLiteral("--launch"),
+                       QStringLiteral("env PRIMES_HOST={host} ") + worker}
+               + loopback
+        << QStringList{QStringLiteral("alpha"), QStringLiteral("beta"), QStringLiteral("alpha")};
+    // A launcher that is a shell script, its words quoted (no shell splits
+    // them: QProcess::splitCommand does, with double quotes, then {host}
+    // is put in).
+    QTest::newRow("sh -c, quoted")
+        << QStringList{QStringLiteral("--hosts"), QStringLiteral("n1.example,n2"),
+                       QStringLiteral("--launch"),
+                       QStringLiteral("sh -c \"PRIMES_HOST=$1 exec $0\" ") + worker
+                           + QStringLiteral(" {host}")}
+               + loopback
+        << QStringList{QStringLiteral("n1.example"), QStringLiteral("n2"),
+                       QStringLiteral("n1.example")};
+#endif
+}
+
+// --launch: the executor starts each worker with the launch command (the
+// sender string on its standard input, as ssh would pass it on): every
+// worker runs where its host says, the count is right, and a cancel is
+// cooperative there too.
+void tst_ExamplesPrimes::launchLocal()
+{
+    QFETCH(QStringList, args);
+    QFETCH(QStringList, hosts);
+    const QStringList range{QStringLiteral("--from"), QStringLiteral("1"), QStringLiteral("--to"),
+                            QStringLiteral("300000"), QStringLiteral("--workers"),
+                            QStringLiteral("3")};
+    {
+        Primes primes(range + args);
+        QVERIFY2(primes.finish(), qPrintable(primes.output()));
+        QVERIFY2(primes.process.exitCode() == 0, qPrintable(primes.output()));
+        QVERIFY2(primes.lines.contains(
+                     QStringLiteral("primes from 1 to 300000: %1").arg(sieveCount(1, 300000))),
+                 qPrintable(primes.output()));
+        QCOMPARE(primes.workers.size(), 3);
+        for (const WorkerLine &w : qAsConst(primes.workers))
+            QVERIFY2(w.done && w.primes == sieveCount(w.from, w.to), qPrintable(primes.output()));
+        QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
+    }
+
+    // Every worker stalled: each is the launched program (env and sh exec
+    // it), with its host in its environment; SIGTERM cancels them all.
+    Primes primes(range + args
+                  + QStringList{QStringLiteral("--stall-worker"), QStringLiteral("0"),
+                                QStringLiteral("--stall-worker"), QStringLiteral("1"),
+                                QStringLiteral("--stall-worker"), QStringLiteral("2")});
+    QTRY_VERIFY_WITH_TIMEOUT(primes.reportedWorkers() == 3 || !primes.running(), Deadline);
+    QVERIFY2(primes.reportedWorkers() == 3, qPrintable(primes.output()));
+    // Worker slot i runs on hosts[i % 2]; which chunk it took is the
+    // executor's choice: compare the hosts as a whole.
+    QStringList seen;
+    for (int i = 0; i < 3; i++) {
+        const qint64 pid = primes.workers.value(i).pid;
+        QCOMPARE(QFileInfo(executable(pid)).fileName(), QStringLiteral("primes-worker"));
+        seen.append(QString::fromUtf8(environmentOf(pid, "PRIMES_HOST")));
+        if (args.contains(QStringLiteral("--hosts")))
+            QCOMPARE(primes.workers.value(i).host, QSysInfo::machineHostName());
+        const QString wrong = senderStringShownBy(pid);
+        QVERIFY2(wrong.isEmpty(), qPrintable(wrong));
+    }
+    seen.sort();
+    hosts.sort();
+    QCOMPARE(seen, hosts);
+    QCOMPARE(::kill(pid_t(primes.process.processId()), SIGTERM), 0);
+    QVERIFY2(primes.finish(), qPrintable(primes.output()));
+    QCOMPARE(primes.process.exitCode(), 2);
+    QVERIFY2(primes.lines.contains(QStringLiteral("worker 0: cancelled")), qPrintable(primes.output()));
+    QVERIFY2(!primes.lines.filter(QStringLiteral("; every worker stopped, 0 killed")).isEmpty(),
+             qPrintable(primes.output()));
+    for (const WorkerLine &w : qAsConst(primes.workers))
+        QVERIFY2(!processAlive(w.pid), qPrintable(QString::number(w.pid)));
+    QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
 }
 
 void tst_ExamplesPrimes::badArguments()
@@ -537,7 +689,8 @@ void tst_ExamplesPrimes::remoteCount()
     QCOMPARE(primes.workers.size(), workers);
     quint64 next = from;
     for (const WorkerLine &w : qAsConst(primes.workers)) {
-        QCOMPARE(w.host, ns->name());
+        // As the worker reports it: the namespace has this machine's name.
+        QCOMPARE(w.host, QSysInfo::machineHostName());
         QCOMPARE(w.from, next);
         next = w.to + 1;
         QVERIFY2(w.done && !w.failed, qPrintable(primes.output()));
@@ -613,6 +766,8 @@ void tst_ExamplesPrimes::remoteCancelLeavesNoWorker()
     QCOMPARE(primes.process.exitCode(), 2);
     QVERIFY2(primes.lines.filter(QStringLiteral("cancelled after")).size() == 1,
              qPrintable(primes.output()));
+    QVERIFY2(!primes.lines.filter(QStringLiteral("; every worker stopped, 0 killed")).isEmpty(),
+             qPrintable(primes.output())); // cooperative over ZeroMQ too
     for (qint64 p : started)
         QVERIFY2(!processAlive(p), qPrintable(QString::number(p)));
     QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
@@ -646,7 +801,8 @@ void tst_ExamplesPrimes::remoteWorkerLostAfterTheWindow()
     QVERIFY2(primes.finish(), qPrintable(primes.output()));
     QVERIFY(ns->setLinkUp(true));
     QCOMPARE(primes.process.exitCode(), 1);
-    QVERIFY2(primes.lines.contains(QStringLiteral("worker 0: FAILED (connection lost)")),
+    QVERIFY2(primes.workers.value(0).failure.startsWith(
+                 QStringLiteral("worker lost: its connection ended")),
              qPrintable(primes.output()));
     const WorkerLine &w1 = primes.workers.value(1);
     QCOMPARE(w1.primes, sieveCount(w1.from, w1.to));
@@ -656,7 +812,10 @@ void tst_ExamplesPrimes::remoteWorkerLostAfterTheWindow()
                      .arg(w1.primes)),
              qPrintable(primes.output()));
     QVERIFY2(!processAlive(stalled.first()), "the lost worker's process was not ended");
-    QVERIFY2(primes.stderrText.isEmpty(), qPrintable(primes.stderrText));
+    // Worker 1's process, idle in the namespace, is lost too: the executor
+    // replaces it, and the replacement cannot reach the router.
+    QVERIFY2(withoutReplacementWarnings(primes.stderrText, true).isEmpty(),
+             qPrintable(primes.stderrText));
 }
 
 void tst_ExamplesPrimes::workerExitsWhenItsRouterStops_data()
@@ -666,11 +825,13 @@ void tst_ExamplesPrimes::workerExitsWhenItsRouterStops_data()
     QTest::newRow("in a network namespace") << true;
 }
 
-// primes-worker on its own, with a router of this test: once its first
-// message is here the router stops, and the worker's next send fails
-// (MPR_EPIPE): it says so and exits with status 1, though its standard
-// input stays open. (Over ssh a worker whose launcher was killed ends
-// this way too, if its standard input did not end it first.)
+// primes-worker on its own, with a router of this test (no executor):
+// once its first message (the worker's "ready" of the job protocol) is
+// here the router stops, and the worker, waiting for a job, sees that its
+// router is gone (MPR_EPIPE) and exits with status 4 (<mprouter/worker.h>),
+// though its standard input stays open. (Over ssh a worker whose launcher
+// was killed ends this way too, if its standard input did not end it
+// first.)
 void tst_ExamplesPrimes::workerExitsWhenItsRouterStops()
 {
     QFETCH(bool, remote);
@@ -712,10 +873,7 @@ void tst_ExamplesPrimes::workerExitsWhenItsRouterStops()
     QVERIFY(len > 0 && len < text.size());
     text.truncate(len);
 
-    // Work for minutes, a message every 1000 numbers.
-    QStringList argv{QStringLiteral(PRIMES_DIR "/primes-worker"), QStringLiteral("1"),
-                     QStringLiteral("100000000"), QStringLiteral("--batch"),
-                     QStringLiteral("1000")};
+    QStringList argv{QStringLiteral(PRIMES_DIR "/primes-worker")};
     if (remote)
         argv = ns->wrap(argv);
     QProcess worker;
@@ -731,10 +889,9 @@ void tst_ExamplesPrimes::workerExitsWhenItsRouterStops()
     QVERIFY2(worker.waitForFinished(Deadline), "the worker did not exit");
     const QString errors = QString::fromLocal8Bit(worker.readAllStandardError());
     QCOMPARE(worker.exitStatus(), QProcess::NormalExit);
-    QVERIFY2(worker.exitCode() == 1, qPrintable(errors));
-    QVERIFY2(errors.contains(QStringLiteral("primes-worker: ")
-                             + QString::fromUtf8(mpr_strerror(MPR_EPIPE))),
-             qPrintable(errors));
+    QVERIFY2(worker.exitCode() == 4, qPrintable(QStringLiteral("status %1: %2")
+                                                   .arg(worker.exitCode())
+                                                   .arg(errors)));
 }
 
 QTEST_GUILESS_MAIN(tst_ExamplesPrimes)

@@ -1,6 +1,7 @@
 // mpr::Executor and mpr::Future (executor_qt.h) with real worker processes
 // (mpr_test_qtexecworker, MPR_START_EXEC): results, failures, progress,
-// cancel, every state change, deletion from a slot, shutdown.
+// cancel, every state change, deletion from a slot, shutdown; and the
+// launch mode (ExecutorOptions::Launch) with a local launcher, env.
 #include <QtTest/QtTest>
 
 #include <errno.h>
@@ -17,6 +18,19 @@ Q_DECLARE_METATYPE(mpr::Future::State)
 namespace {
 
 const int Timeout = 30000; // ms, for QTRY_*: generous, for loaded machines
+
+// The value of a variable in a process's environment (/proc/PID/environ).
+QByteArray environmentOf(qint64 pid, const QByteArray &name)
+{
+    QFile f(QStringLiteral("/proc/%1/environ").arg(pid));
+    if (!f.open(QIODevice::ReadOnly))
+        return QByteArray();
+    const QList<QByteArray> vars = f.readAll().split('\0');
+    for (const QByteArray &v : vars)
+        if (v.startsWith(name + '='))
+            return v.mid(name.size() + 1);
+    return QByteArray();
+}
 
 bool processGone(qint64 pid)
 {
@@ -255,6 +269,57 @@ private Q_SLOTS:
         QTRY_VERIFY_WITH_TIMEOUT(processGone(otherPid), Timeout);
         // The event loop goes on without a crash.
         QTest::qWait(50);
+    }
+
+    void launchOptionsChecked()
+    {
+        mpr::ExecutorOptions o; // Launch mode without hosts
+        o.start = mpr::ExecutorOptions::Launch;
+        o.program = QStringList{QStringLiteral("env"), QStringLiteral(MPR_TEST_QTEXECWORKER)};
+        QTest::ignoreMessage(QtWarningMsg, "cannot create executor: invalid argument");
+        mpr::Executor e(&router, o);
+        QCOMPARE(e.error(), int(MPR_EINVAL));
+    }
+
+    // Launch mode with a local launcher: "env MPR_TEST_HOST={host} WORKER",
+    // run without a shell, {host} replaced by each worker's host (worker i
+    // on hosts[i % 2]); the workers reach the router on this host. env
+    // execs the worker, so the launcher's pid is the worker's.
+    void launchTemplate()
+    {
+        mpr::ExecutorOptions o;
+        o.workers = 2;
+        o.start = mpr::ExecutorOptions::Launch;
+        o.program = QStringList{QStringLiteral("env"), QStringLiteral("MPR_TEST_HOST={host}"),
+                                QStringLiteral(MPR_TEST_QTEXECWORKER)};
+        o.hosts = QStringList{QStringLiteral("alpha"), QStringLiteral("beta.example")};
+        executor.reset(new mpr::Executor(&router, o));
+        mpr::Executor *e = executor.get();
+        QCOMPARE(e->error(), 0);
+        mpr::Future *sum = e->submit(QStringLiteral("sum"), QVariantList{20, 22});
+        QVERIFY(sum);
+        QTRY_COMPARE_WITH_TIMEOUT(sum->state(), mpr::Future::Completed, Timeout);
+        QCOMPARE(sum->result().toMap().value(QStringLiteral("sum")).toInt(), 42);
+
+        // Both workers busy at once: one on each host.
+        mpr::Future *a = e->submit(QStringLiteral("spin"));
+        mpr::Future *b = e->submit(QStringLiteral("spin"));
+        QTRY_COMPARE_WITH_TIMEOUT(a->state(), mpr::Future::Executing, Timeout);
+        QTRY_COMPARE_WITH_TIMEOUT(b->state(), mpr::Future::Executing, Timeout);
+        QVERIFY(a->workerPid() > 0 && b->workerPid() > 0 && a->workerPid() != b->workerPid());
+        QSet<QByteArray> hosts{environmentOf(a->workerPid(), "MPR_TEST_HOST"),
+                               environmentOf(b->workerPid(), "MPR_TEST_HOST")};
+        QCOMPARE(hosts, (QSet<QByteArray>{"alpha", "beta.example"}));
+
+        // Cancel is cooperative here too: no worker is killed.
+        QCOMPARE(a->cancel(), 0);
+        QCOMPARE(b->cancel(), 0);
+        QTRY_COMPARE_WITH_TIMEOUT(a->state(), mpr::Future::Cancelled, Timeout);
+        QTRY_COMPARE_WITH_TIMEOUT(b->state(), mpr::Future::Cancelled, Timeout);
+        mpr_executor_stats st;
+        QCOMPARE(mpr_executor_get_stats(e->handle(), &st), 0);
+        QCOMPARE(st.workers_killed, quint64(0));
+        QCOMPARE(st.workers_started, quint64(2));
     }
 
     void shutdownLeavesNoWorker()

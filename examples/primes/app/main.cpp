@@ -11,8 +11,8 @@
  *
  * Without a display (no DISPLAY / WAYLAND_DISPLAY, or QT_QPA_PLATFORM
  * offscreen or minimal) primes runs headless. SIGINT and SIGTERM cancel a
- * headless run and close the window, with the same clean shutdown as the
- * Cancel button: no worker outlives primes.
+ * headless run and close the window, with the same cooperative cancel as
+ * the Cancel button: the workers stop by themselves, none outlives primes.
  */
 #include "primesjob.h"
 #include "primeswindow.h"
@@ -91,9 +91,8 @@ public:
     {
         connect(job, &PrimesJob::workerStarted, this, [this](int i) {
             const PrimesJob::Worker &w = this->job->worker(i);
-            print(QStringLiteral("worker %1: pid %2, numbers %3 to %4%5")
-                      .arg(i).arg(w.pid).arg(w.from).arg(w.to)
-                      .arg(w.host.isEmpty() ? QString() : QStringLiteral(", on ") + w.host));
+            print(QStringLiteral("worker %1: pid %2, numbers %3 to %4")
+                      .arg(i).arg(w.pid).arg(w.from).arg(w.to));
         });
         connect(job, &PrimesJob::workerProgress, this, [this](int i) {
             const PrimesJob::Worker &w = this->job->worker(i);
@@ -102,14 +101,18 @@ public:
             const int tenth = int(w.checked * 10 / w.size());
             if (w.messages == 1 || tenth > tenths.value(i)) {
                 tenths[i] = tenth;
-                print(QStringLiteral("worker %1: %2%, %3 primes so far")
-                          .arg(i).arg(int(w.checked * 100 / w.size()), 3).arg(w.primes));
+                print(QStringLiteral("worker %1: %2%, %3 primes so far%4")
+                          .arg(i).arg(int(w.checked * 100 / w.size()), 3).arg(w.primes)
+                          .arg(w.messages == 1 && !w.host.isEmpty()
+                                   ? QStringLiteral(", on ") + w.host : QString()));
             }
         });
         connect(job, &PrimesJob::workerFinished, this, [this](int i) {
             const PrimesJob::Worker &w = this->job->worker(i);
             if (w.state == PrimesJob::WorkerState::Done)
                 print(QStringLiteral("worker %1: done, %2 primes").arg(i).arg(w.primes));
+            else if (w.state == PrimesJob::WorkerState::Cancelled)
+                print(QStringLiteral("worker %1: cancelled").arg(i));
             else
                 print(QStringLiteral("worker %1: FAILED (%2)").arg(i).arg(w.failure));
         });
@@ -122,8 +125,9 @@ public:
         const QString seconds = QString::number(job->elapsedSeconds(), 'f', 2);
         int status = 0;
         if (job->state() == PrimesJob::State::Cancelled) {
-            print(QStringLiteral("cancelled after %1 seconds; every worker was stopped")
-                      .arg(seconds));
+            print(QStringLiteral("cancelled after %1 seconds; every worker stopped, %2 killed")
+                      .arg(seconds)
+                      .arg(job->executorStats().workers_killed));
             status = 2;
         } else if (job->failedWorkers() > 0) {
             quint64 others = 0;
@@ -189,7 +193,7 @@ int main(int argc, char **argv)
     const QCommandLineOption stallOption(
         QStringLiteral("stall-worker"),
         QStringLiteral("For tests: worker i stops after its first message and waits to be "
-                       "killed (repeatable)."),
+                       "cancelled or killed (repeatable)."),
         QStringLiteral("i"));
     const QCommandLineOption hostsOption(
         QStringLiteral("hosts"),
@@ -199,9 +203,9 @@ int main(int argc, char **argv)
     const QCommandLineOption launchOption(
         QStringLiteral("launch"),
         QStringLiteral("The command that starts a worker, {host} replaced by its host (default "
-                       "with --hosts: 'ssh {host} primes-worker'). Run as /bin/sh -c 'exec "
-                       "COMMAND FROM TO --batch N'; one simple command. The sender string goes "
-                       "on its standard input."),
+                       "with --hosts: 'ssh {host} primes-worker'): a program and its arguments, "
+                       "split as a shell would (quotes), run without a shell. The sender string "
+                       "goes on its standard input."),
         QStringLiteral("command"));
     const QCommandLineOption remoteBindOption(
         QStringLiteral("remote-bind"),

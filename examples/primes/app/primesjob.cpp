@@ -1,32 +1,20 @@
 /*
  * primesjob.cpp - see primesjob.h.
  *
- * The life of a worker: a pipe (mpr::Router::pipe), its sender turned into
- * a string written to the standard input of primes-worker (never on its
- * command line: any user can read those), a QProcess: primes-worker
- * itself, or the launch command that starts it elsewhere (ssh). Its
- * standard input stays open: its end tells the worker that primes is gone.
- * It ends
- *   - done: its last message says so (then it stops its sender and exits 0);
- *   - failed: its process ends badly, or its receiver emits senderLost()
- *     (the connection ended without mpr_sender_stop; for a remote worker
- *     also: not heard from for the reconnect window);
- *   - cancelled: cancel() or the end of the job killed it.
- * A pipe is closed when nothing more can come through it: after the last
- * message or after senderLost(), which always comes after every message the
- * worker sent. Pipes still open when the job ends are closed right before
- * the router stops, with no routing in between, so nothing is ever
- * delivered to a closed pipe and there is no warning.
+ * The executor does the work of processes: it starts the workers, hands
+ * each a job (a chunk: {"from", "to", "batch", "stall"}), routes their
+ * progress and result, tells a crash or a lost connection (the job FAILED
+ * with the reason; a replacement worker is started) from a cancel, and
+ * shuts the workers down. What is left here is about primes: the chunks,
+ * the counts, and when the job as a whole is over: once every chunk is
+ * final (or cancel() was called) the executor is shut down, and the job
+ * ends when its last worker has exited.
  */
 #include "primesjob.h"
 
 #include <QtCore/QCoreApplication>
-#include <QtCore/QPointer>
 #include <QtCore/QProcess>
-#include <QtCore/QTimer>
 #include <QtCore/QVariantMap>
-
-#include <cstring>
 
 PrimesJob::PrimesJob(QObject *parent)
     : QObject(parent)
@@ -36,7 +24,12 @@ PrimesJob::PrimesJob(QObject *parent)
 
 PrimesJob::~PrimesJob()
 {
-    cancel();
+    if (m_executor) {
+        disconnect(m_executor.data(), nullptr, this, nullptr);
+        m_executor.reset(); // not shut down yet: its workers are killed
+    }
+    if (m_router.isRunning())
+        m_router.stop();
 }
 
 bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
@@ -57,6 +50,20 @@ bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
     }
     if (quint64(workers) > to - from + 1)
         workers = int(to - from + 1);
+    mpr::ExecutorOptions options;
+    options.workers = workers;
+    options.program = QStringList{m_program};
+    if (!m_launch.isEmpty()) {
+        options.program = QProcess::splitCommand(m_launch);
+        if (options.program.isEmpty()) {
+            why = QStringLiteral("the launch command is empty");
+            return false;
+        }
+        if (!m_hosts.isEmpty()) {
+            options.start = mpr::ExecutorOptions::Launch;
+            options.hosts = m_hosts;
+        }
+    }
     if (m_launch.isEmpty() && !m_hosts.isEmpty()) {
         why = QStringLiteral("workers on other hosts need a launch command");
         return false;
@@ -70,7 +77,7 @@ bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
             return false;
     if (!setUpRemote(&why))
         return false;
-    const int rc = m_router.start();
+    int rc = m_router.start();
     if (rc < 0) {
         why = QStringLiteral("cannot start the router: ") + mpr::Router::errorString(rc);
         if (!m_bind.isEmpty())
@@ -83,16 +90,23 @@ bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
         if (mpr_router_remote_endpoint(m_router.handle(), endpoint, sizeof endpoint) > 0)
             m_endpoint = QString::fromUtf8(endpoint);
     }
+    m_executor.reset(new mpr::Executor(&m_router, options));
+    if ((rc = m_executor->error()) < 0) {
+        why = QStringLiteral("cannot start the workers: ") + mpr::Router::errorString(rc);
+        m_executor.reset();
+        m_router.stop();
+        return false;
+    }
+    connect(m_executor.data(), &mpr::Executor::shutdownFinished, this, &PrimesJob::onShutDown);
 
-    for (const Worker &w : qAsConst(m_workers))
-        if (w.process)
-            w.process->deleteLater();
     m_workers = QVector<Worker>(workers);
     m_from = from;
     m_to = to;
     m_messages = 0;
     m_seconds = 0;
+    m_stats = mpr_executor_stats();
     m_state = State::Running;
+    m_cancelling = m_shuttingDown = false;
     m_clock.start();
 
     // One chunk per worker; the first ones take the remainder.
@@ -103,191 +117,111 @@ bool PrimesJob::start(quint64 from, quint64 to, int workers, QString *error)
         w.from = next;
         w.to = next + total / quint64(workers) - 1 + (quint64(i) < total % quint64(workers));
         next = w.to + 1;
-        if (!m_hosts.isEmpty())
-            w.host = m_hosts.at(i % m_hosts.size());
-    }
-
-    for (int i = 0; i < workers; i++) {
-        Worker &w = m_workers[i];
-        mpr_sender *sender = nullptr;
-        int err = m_router.pipe(&sender, &w.receiver);
-        QByteArray text;
-        if (err == 0) {
-            // snprintf-style: ask for the length, then write.
-            err = mpr_sender_to_string(sender, nullptr, 0);
-            if (err > 0) {
-                text.resize(err + 1);
-                err = mpr_sender_to_string(sender, text.data(), size_t(text.size()));
-                text.chop(1);
-            }
-            mpr_sender_free(sender); // the worker makes its own from the string
-        }
-        if (err < 0) {
-            why = QStringLiteral("cannot make a pipe: ") + mpr::Router::errorString(err);
-            cancel();
+        const QVariantMap args{{QStringLiteral("from"), w.from},
+                               {QStringLiteral("to"), w.to},
+                               {QStringLiteral("batch"), m_batch},
+                               {QStringLiteral("stall"), m_stalled.contains(i)}};
+        w.future = m_executor->submit(QStringLiteral("count"), args, &rc);
+        if (!w.future) { // not for want of a worker: such jobs wait
+            why = QStringLiteral("cannot submit a job: ") + mpr::Router::errorString(rc);
+            m_executor.reset(); // kills the workers just started
+            m_router.stop();
+            m_workers.clear();
+            m_state = State::Idle;
             return false;
         }
-        connect(w.receiver, &mpr::Receiver::messageReceived, this,
-                [this, i](const QByteArray &message) { onMessage(i, message); });
-        connect(w.receiver, &mpr::Receiver::senderLost, this, [this, i] { onSenderLost(i); });
-
-        QProcess *process = new QProcess(this);
-        w.process = process;
-        process->setProcessChannelMode(QProcess::ForwardedChannels);
-        connect(process, &QProcess::started, this, [this, i] {
-            m_workers[i].pid = m_workers[i].process->processId();
-            Q_EMIT workerStarted(i);
-        });
-        connect(process, QOverload<int, QProcess::ExitStatus>::of(&QProcess::finished), this,
-                [this, i](int code, QProcess::ExitStatus status) {
-                    QString failure;
-                    if (status == QProcess::CrashExit)
-                        failure = QStringLiteral("killed by signal %1 (%2)")
-                                      .arg(code)
-                                      .arg(QString::fromLocal8Bit(strsignal(code)));
-                    else if (code != 0)
-                        failure = QStringLiteral("exited with status %1").arg(code);
-                    onProcessEnded(i, failure);
-                });
-        connect(process, &QProcess::errorOccurred, this, [this, i](QProcess::ProcessError e) {
-            if (e == QProcess::FailedToStart) // no finished() follows
-                onProcessEnded(i, QStringLiteral("cannot start %1: %2")
-                                      .arg(m_workers[i].process->program(),
-                                           m_workers[i].process->errorString()));
-        });
-        QStringList args{QString::number(w.from), QString::number(w.to), QStringLiteral("--batch"),
-                         QString::number(m_batch)};
-        if (m_stalled.contains(i))
-            args << QStringLiteral("--stall");
-        if (m_launch.isEmpty())
-            process->start(m_program, args);
-        else
-            process->start(QStringLiteral("/bin/sh"), launchArguments(i, args));
-        w.pid = process->processId(); // 0 if it could not fork
-        // The sender string on its standard input, which stays open: when
-        // it ends (primes is gone, or ssh lost its connection) the worker
-        // exits.
-        process->write(text + '\n');
-        text.fill('\0');
+        connect(w.future, &mpr::Future::stateChanged, this,
+                [this, i](mpr::Future::State s) { onState(i, s); });
+        connect(w.future, &mpr::Future::progress, this,
+                [this, i](const QVariant &v) { onProgress(i, v); });
     }
     return true;
 }
 
-void PrimesJob::onMessage(int index, const QByteArray &message)
+void PrimesJob::onProgress(int index, const QVariant &value)
 {
     Worker &w = m_workers[index];
-    m_messages++;
-    w.messages++;
-    if (w.state != WorkerState::Running)
-        return;
-    const QVariantMap m = mpr::decodeVariant(message).toMap();
+    const QVariantMap m = value.toMap();
     w.checked = m.value(QStringLiteral("checked")).toULongLong();
     w.primes = m.value(QStringLiteral("primes")).toULongLong();
-    if (m.value(QStringLiteral("done")).toBool()) {
+    if (!m_hosts.isEmpty()) // the executor picks the worker, so the host too
+        w.host = m.value(QStringLiteral("host")).toString();
+    w.messages++;
+    m_messages++;
+    Q_EMIT workerProgress(index);
+}
+
+void PrimesJob::onState(int index, mpr::Future::State state)
+{
+    Worker &w = m_workers[index];
+    switch (state) {
+    case mpr::Future::Waiting:
+    case mpr::Future::Cancelling:
+        return;
+    case mpr::Future::Executing:
+        w.pid = w.future->workerPid();
+        Q_EMIT workerStarted(index);
+        return;
+    case mpr::Future::Completed:
         w.state = WorkerState::Done;
-        closePipe(index); // the last message: nothing more will come
-        Q_EMIT workerProgress(index);
-        Q_EMIT workerFinished(index);
-        finishIfDone();
-    } else {
-        Q_EMIT workerProgress(index);
+        onProgress(index, w.future->result()); // the result is the last count
+        break;
+    case mpr::Future::Failed:
+        w.state = WorkerState::Failed;
+        w.failure = w.future->errorString();
+        break;
+    case mpr::Future::Cancelled:
+        w.state = WorkerState::Cancelled;
+        break;
     }
-}
-
-void PrimesJob::onSenderLost(int index)
-{
-    fail(index, QStringLiteral("connection lost"));
-    closePipe(index); // senderLost comes after the worker's last message
-    // Nothing more can come from it. A local worker that crashed is about
-    // to be reaped; a process still running a moment later is of no use
-    // (a launcher whose host vanished: ssh may wait for a long time), so
-    // it is ended and the job can finish.
-    QPointer<QProcess> process = m_workers[index].process;
-    if (process && process->state() != QProcess::NotRunning) {
-        QTimer::singleShot(1000, process, [this, index, process] {
-            if (index < m_workers.size() && m_workers[index].process == process
-                && process->state() != QProcess::NotRunning) {
-                m_workers[index].killedWhenLost = true;
-                process->kill();
-            }
-        });
-    }
-    finishIfDone();
-}
-
-void PrimesJob::onProcessEnded(int index, const QString &failure)
-{
-    Worker &w = m_workers[index];
-    w.exited = true;
-    if (!failure.isEmpty()) {
-        if (w.state == WorkerState::Failed && !w.killedWhenLost) { // senderLost() came first
-            w.failure = failure;
-            Q_EMIT workerProgress(index);
-        }
-        fail(index, failure);
-    }
-    // Exited normally: its last message is on its way (or already here).
-    finishIfDone();
-}
-
-void PrimesJob::fail(int index, const QString &failure)
-{
-    Worker &w = m_workers[index];
-    if (w.state != WorkerState::Running)
-        return;
-    w.state = WorkerState::Failed;
-    w.failure = failure;
     Q_EMIT workerFinished(index);
-}
-
-void PrimesJob::closePipe(int index)
-{
-    Worker &w = m_workers[index];
-    if (!w.receiver)
-        return;
-    disconnect(w.receiver, nullptr, this, nullptr);
-    m_router.closePipe(w.receiver);
-    w.receiver = nullptr;
-}
-
-void PrimesJob::finishIfDone()
-{
-    if (m_state != State::Running)
-        return;
-    for (const Worker &w : qAsConst(m_workers))
-        if (w.state == WorkerState::Running || !w.exited)
+    for (const Worker &other : qAsConst(m_workers))
+        if (other.state == WorkerState::Running)
             return;
     shutDown();
-    m_state = State::Finished;
-    Q_EMIT finished();
 }
 
+void PrimesJob::cancel()
+{
+    if (m_state != State::Running || m_cancelling || m_shuttingDown)
+        return;
+    m_cancelling = true;
+    shutDown();
+}
+
+// Waiting jobs are cancelled now, running ones asked to cancel, and every
+// worker exits once its task has returned (killed only after the grace
+// time, if its task ignores the request).
 void PrimesJob::shutDown()
 {
+    if (m_shuttingDown)
+        return;
+    m_shuttingDown = true;
+    m_executor->shutdown(mpr::ExecutorOptions().cancelGrace);
+}
+
+// No worker is left: the pipes are closed, the router can stop.
+void PrimesJob::onShutDown()
+{
     m_seconds = m_clock.elapsed() / 1000.0;
-    // Kill every worker that still runs, all at once, then reap them.
-    for (Worker &w : m_workers) {
-        if (!w.process)
-            continue;
-        disconnect(w.process, nullptr, this, nullptr);
-        if (w.process->state() != QProcess::NotRunning)
-            w.process->kill();
-    }
-    for (Worker &w : m_workers) {
-        if (!w.process)
-            continue;
-        if (w.process->state() != QProcess::NotRunning)
-            w.process->waitForFinished(-1); // SIGKILL cannot be ignored
-        w.exited = true;
-        w.process->deleteLater(); // we may be inside one of its signals
-        w.process = nullptr;
-    }
-    // No routing between closing the pipes and stopping the router: what is
-    // still queued is dropped quietly by stop().
-    for (int i = 0; i < m_workers.size(); i++)
-        closePipe(i);
-    if (m_router.isRunning())
-        m_router.stop();
+    mpr_executor_get_stats(m_executor->handle(), &m_stats);
+    for (Worker &w : m_workers)
+        w.future = nullptr;
+    m_executor.reset(); // allowed from this slot; deletes the futures
+    m_router.stop();
+    m_state = m_cancelling ? State::Cancelled : State::Finished;
+    if (m_cancelling)
+        Q_EMIT cancelled();
+    else
+        Q_EMIT finished();
+}
+
+mpr_executor_stats PrimesJob::executorStats() const
+{
+    mpr_executor_stats stats = m_stats;
+    if (m_executor && m_executor->handle())
+        mpr_executor_get_stats(m_executor->handle(), &stats);
+    return stats;
 }
 
 // The router's remote endpoint, before it starts (set or cleared).
@@ -331,17 +265,6 @@ bool PrimesJob::setUpRemote(QString *error)
     return true;
 }
 
-// /bin/sh -c "exec LAUNCH ARGS", {host} quoted (isValidHost() already
-// keeps every character that sh treats specially out of a host).
-QStringList PrimesJob::launchArguments(int index, const QStringList &args) const
-{
-    QString command = m_launch;
-    const QString &host = m_workers[index].host;
-    command.replace(QLatin1String("{host}"), QLatin1Char('\'') + host + QLatin1Char('\''));
-    return {QStringLiteral("-c"),
-            QStringLiteral("exec ") + command + QLatin1Char(' ') + args.join(QLatin1Char(' '))};
-}
-
 bool PrimesJob::isValidHost(const QString &host, QString *error)
 {
     QString ignored;
@@ -366,18 +289,6 @@ bool PrimesJob::isValidHost(const QString &host, QString *error)
         }
     }
     return true;
-}
-
-void PrimesJob::cancel()
-{
-    if (m_state != State::Running)
-        return;
-    shutDown();
-    for (Worker &w : m_workers)
-        if (w.state == WorkerState::Running)
-            w.state = WorkerState::Cancelled;
-    m_state = State::Cancelled;
-    Q_EMIT cancelled();
 }
 
 QList<qint64> PrimesJob::workerPids() const

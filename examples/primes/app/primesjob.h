@@ -1,26 +1,26 @@
 /*
  * primesjob.h - the primes job without any widget: splits a range into one
- * chunk per worker process, starts the workers with QProcess (on this
- * machine, or on others through a launch command such as ssh), routes
- * their messages through an mpr::Router and keeps the count. Used by the
- * window (primeswindow.h) and by the headless mode (main.cpp).
+ * chunk per worker process and hands each chunk, as a job, to an
+ * mpr::Executor that runs primes-worker processes (on this machine, or on
+ * others through a launch command such as ssh). Used by the window
+ * (primeswindow.h) and by the headless mode (main.cpp).
  *
- * MAIN THREAD ONLY, like mpr::Router.
+ * MAIN THREAD ONLY, like mpr::Router and mpr::Executor.
  */
 #ifndef PRIMESJOB_H
 #define PRIMESJOB_H
 
+#include <executor_qt.h>
 #include <mprouter_qt.h>
 
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QList>
 #include <QtCore/QObject>
+#include <QtCore/QScopedPointer>
 #include <QtCore/QSet>
 #include <QtCore/QString>
 #include <QtCore/QStringList>
 #include <QtCore/QVector>
-
-class QProcess;
 
 class PrimesJob : public QObject
 {
@@ -29,25 +29,23 @@ public:
     enum class State { Idle, Running, Finished, Cancelled };
     enum class WorkerState { Running, Done, Failed, Cancelled };
 
+    // One chunk of the range: one job of the executor, run by one worker.
     struct Worker
     {
         quint64 from = 0, to = 0;  // the chunk, both included
         quint64 checked = 0;       // numbers tested so far (as last reported)
         quint64 primes = 0;        // primes found so far (as last reported)
-        quint64 messages = 0;
-        qint64 pid = 0;            // of the process primes started (for ssh: ssh's)
-        QString host;              // where it runs ("" for this machine)
+        quint64 messages = 0;      // progress reports and the result
+        qint64 pid = 0;            // of the worker that runs it (for ssh: ssh's)
+        QString host;              // with hosts: the machine it runs on, as reported
         WorkerState state = WorkerState::Running;
-        QString failure;           // why it failed, for WorkerState::Failed
-        bool exited = false;       // the process has ended (or never started)
-        bool killedWhenLost = false; // still running after senderLost(): killed
-        QProcess *process = nullptr;
-        mpr::Receiver *receiver = nullptr; // while the pipe is open
+        QString failure;           // why it failed (the executor's reason)
+        mpr::Future *future = nullptr; // while the executor exists
         quint64 size() const { return to - from + 1; }
     };
 
     explicit PrimesJob(QObject *parent = nullptr);
-    // Cancels a running job: no worker outlives the job.
+    // A job still running is ended the abrupt way (its workers killed).
     ~PrimesJob() override;
 
     // The worker program (default: primes-worker next to this program).
@@ -55,17 +53,16 @@ public:
     QString workerProgram() const { return m_program; }
     // Numbers a worker tests between two progress messages (default 5000).
     void setBatch(quint64 batch) { m_batch = batch; }
-    // For tests: these workers stop after their first message and wait to
-    // be killed or cancelled (primes-worker --stall).
+    // For tests: these chunks' workers stop after their first message and
+    // wait to be cancelled or killed.
     void setStalledWorkers(const QSet<int> &workers) { m_stalled = workers; }
 
     // Workers elsewhere. A launch command ("ssh {host} primes-worker") is
-    // run for each worker with /bin/sh -c "exec COMMAND FROM TO --batch N
-    // [--stall]", {host} replaced by worker i's host: hosts[i % hosts.size()]
-    // (quoted). It must be one simple command (its program and arguments):
-    // exec makes that program the process that cancel() kills. Empty (the
-    // default): workerProgram() is started directly. The sender string
-    // goes on the worker's standard input either way.
+    // split into a program and its arguments (QProcess::splitCommand; no
+    // shell) and run by the executor for each worker, {host} replaced by
+    // worker i's host: hosts[i % hosts.size()] (MPR_START_LAUNCH). Without
+    // hosts it is run as it is. Empty (the default): workerProgram() is
+    // started directly. The sender string goes on standard input either way.
     void setLaunchCommand(const QString &command) { m_launch = command; }
     QString launchCommand() const { return m_launch; }
     void setHosts(const QStringList &hosts) { m_hosts = hosts; }
@@ -80,8 +77,8 @@ public:
         m_bind = bindEndpoint;
         m_advertise = advertisedHost;
     }
-    // A remote worker not heard from for this long is reported lost
-    // (senderLost); 0: the library's default (10 s).
+    // A remote worker not heard from for this long is lost (its job fails);
+    // 0: the library's default (10 s).
     void setRemoteWindow(double seconds) { m_window = seconds; }
     // While running with setRemote(): the endpoint remote workers connect
     // to ("tcp://host:port"); else "".
@@ -92,14 +89,19 @@ public:
     static bool isValidHost(const QString &host, QString *error = nullptr);
 
     // Count the primes in [from, to] with `workers` processes. False (and
-    // *error says why) if the arguments are wrong or the router cannot start.
+    // *error says why) if the arguments are wrong or the router or the
+    // executor cannot start.
     bool start(quint64 from, quint64 to, int workers, QString *error = nullptr);
-    // Stop every worker at once (SIGKILL, then reap), close the pipes and
-    // stop the router. Emits cancelled() if a job was running.
+    // Cooperative cancel: every job is asked to cancel, each worker's task
+    // sees it and stops by itself (none is killed unless it ignores the
+    // request for the executor's grace time), the workers exit. cancelled()
+    // is emitted once they have: the job stays running until then.
     void cancel();
 
+    // Running until every worker has exited (also while cancelling).
     State state() const { return m_state; }
     bool isRunning() const { return m_state == State::Running; }
+    bool isCancelling() const { return m_state == State::Running && m_cancelling; }
     quint64 from() const { return m_from; }
     quint64 to() const { return m_to; }
     int workerCount() const { return m_workers.size(); }
@@ -110,26 +112,27 @@ public:
     quint64 checked() const;   // numbers tested, so far
     quint64 messages() const { return m_messages; }
     double elapsedSeconds() const;
+    // The executor's counters (workers started, killed, ...): of the
+    // running job, or of the last one.
+    mpr_executor_stats executorStats() const;
 
 Q_SIGNALS:
     void workerStarted(int index);
     void workerProgress(int index);
-    void workerFinished(int index); // done or failed
-    void finished();                // every worker is done or failed
-    void cancelled();
+    void workerFinished(int index); // done, failed or cancelled
+    void finished();                // every chunk is done or failed, every worker gone
+    void cancelled();               // cancel() has ended: every worker gone
 
 private:
-    void onMessage(int index, const QByteArray &message);
-    void onSenderLost(int index);
-    void onProcessEnded(int index, const QString &failure);
-    void fail(int index, const QString &failure);
-    void closePipe(int index);
-    void finishIfDone();
+    void onState(int index, mpr::Future::State state);
+    void onProgress(int index, const QVariant &value);
     void shutDown();
+    void onShutDown();
     bool setUpRemote(QString *error);
-    QStringList launchArguments(int index, const QStringList &args) const;
 
     mpr::Router m_router;
+    QScopedPointer<mpr::Executor> m_executor;
+    mpr_executor_stats m_stats = {};
     QVector<Worker> m_workers;
     QString m_program;
     quint64 m_batch = 5000;
@@ -140,6 +143,8 @@ private:
     double m_window = 0;
     bool m_remoteSet = false; // mpr_router_set_remote was called with an endpoint
     State m_state = State::Idle;
+    bool m_cancelling = false;
+    bool m_shuttingDown = false;
     quint64 m_from = 0, m_to = 0;
     quint64 m_messages = 0;
     QElapsedTimer m_clock;

@@ -158,13 +158,22 @@ void PrimesWindow::start()
 
 void PrimesWindow::cancel()
 {
-    m_job.cancel(); // emits cancelled(): showEnd()
+    m_job.cancel(); // cancelled() follows once every worker has stopped: showEnd()
+    if (m_job.isCancelling()) {
+        m_cancel->setEnabled(false);
+        m_status->setText(QStringLiteral("Cancelling: the workers stop by themselves…"));
+    }
 }
 
 void PrimesWindow::closeEvent(QCloseEvent *event)
 {
-    m_job.cancel();
-    event->accept();
+    if (!m_job.isRunning()) {
+        event->accept();
+        return;
+    }
+    m_closeWhenStopped = true;
+    cancel();
+    event->ignore(); // closed by showEnd()
 }
 
 void PrimesWindow::makeRows()
@@ -176,12 +185,8 @@ void PrimesWindow::makeRows()
     }
     m_rows.clear();
     for (int i = 0; i < m_job.workerCount(); i++) {
-        const PrimesJob::Worker &w = m_job.worker(i);
         Row row;
-        row.name = new QLabel(QStringLiteral("%1 – %2%3")
-                                  .arg(number(w.from), number(w.to),
-                                       w.host.isEmpty() ? QString()
-                                                        : QStringLiteral(" on ") + w.host));
+        row.name = new QLabel;
         row.bar = new QProgressBar;
         row.bar->setRange(0, BarSteps);
         row.bar->setObjectName(QStringLiteral("bar%1").arg(i));
@@ -203,12 +208,16 @@ void PrimesWindow::showWorker(int index)
         return;
     const PrimesJob::Worker &w = m_job.worker(index);
     const Row &row = m_rows[index];
+    row.name->setText(QStringLiteral("%1 – %2%3").arg(
+        number(w.from), number(w.to),
+        w.host.isEmpty() ? QString() : QStringLiteral(" on ") + w.host));
     row.bar->setValue(int(w.checked * BarSteps / w.size()));
     QString text;
     QString colour;
     switch (w.state) {
     case PrimesJob::WorkerState::Running:
-        text = QStringLiteral("pid %1, %2 primes").arg(w.pid).arg(number(w.primes));
+        text = w.pid ? QStringLiteral("pid %1, %2 primes").arg(w.pid).arg(number(w.primes))
+                     : QStringLiteral("waiting for a worker");
         break;
     case PrimesJob::WorkerState::Done:
         text = QStringLiteral("done, %1 primes").arg(number(w.primes));
@@ -256,8 +265,10 @@ void PrimesWindow::showEnd()
     showTotals();
     const QString seconds = QString::number(m_job.elapsedSeconds(), 'f', 1);
     if (m_job.state() == PrimesJob::State::Cancelled) {
-        m_status->setText(QStringLiteral("Cancelled after %1 s: every worker was stopped.")
-                              .arg(seconds));
+        m_status->setText(QStringLiteral("Cancelled after %1 s: every worker stopped, "
+                                         "%2 killed.")
+                              .arg(seconds)
+                              .arg(m_job.executorStats().workers_killed));
     } else if (m_job.failedWorkers() > 0) {
         m_status->setText(QStringLiteral("Finished in %1 s, but %2 of %3 workers failed: "
                                          "the count misses their chunks.")
@@ -268,6 +279,10 @@ void PrimesWindow::showEnd()
         m_status->setText(QStringLiteral("Done: %1 primes from %2 to %3 in %4 s.")
                               .arg(number(m_job.primes()), number(m_job.from()),
                                    number(m_job.to()), seconds));
+    }
+    if (m_closeWhenStopped) {
+        m_closeWhenStopped = false;
+        close();
     }
 }
 

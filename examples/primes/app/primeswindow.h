@@ -40,8 +40,8 @@ public Q_SLOTS:
     void showTotals();
 
 protected:
-    // Closing the window during a run cancels it: every worker is killed
-    // and reaped, the pipes closed and the router stopped.
+    // Closing the window during a run cancels it; the window closes once
+    // every worker has stopped (by itself: cancel is cooperative).
     void closeEvent(QCloseEvent *event) override;
 
 private:
@@ -74,6 +74,7 @@ private:
     // For messages per second: the count a moment ago.
     QElapsedTimer m_rateClock;
     quint64 m_rateMessages = 0;
+    bool m_closeWhenStopped = false;
 };
 
 #endif // PRIMESWINDOW_H
