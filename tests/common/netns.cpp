@@ -207,7 +207,8 @@ QString NetNs::launchPrefix()
 
 QStringList NetNs::launchTemplate(const QStringList &argv)
 {
-    QStringList words{ipTool(), QStringLiteral("netns"), QStringLiteral("exec"), QStringLiteral("{host}")};
+    QStringList words{ipTool(), QStringLiteral("netns"), QStringLiteral("exec"),
+                      QStringLiteral("{host}")};
 #if defined(MPR_PORTABLE)
     words << QStringLiteral("sh") << QStringLiteral("-c")
           << QStringLiteral("mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"");

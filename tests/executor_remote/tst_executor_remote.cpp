@@ -352,7 +352,9 @@ bool tst_ExecutorRemote::noProcessIn(const NetNs &ns, QString *what)
     const QList<pid_t> pids = pidsIn(ns.name());
     *what = QStringLiteral("processes left in %1:").arg(ns.name());
     for (pid_t p : pids)
-        *what += QStringLiteral(" %1 (%2)").arg(p).arg(QString::fromLocal8Bit(procFile(p, "cmdline").replace('\0', ' ')));
+        *what += QStringLiteral(" %1 (%2)")
+                     .arg(p)
+                     .arg(QString::fromLocal8Bit(procFile(p, "cmdline").replace('\0', ' ')));
     return pids.isEmpty();
 }
 
@@ -367,7 +369,7 @@ void tst_ExecutorRemote::jobsOnOtherHosts()
     QVERIFY(makeHosts(2));
     QVERIFY(startRouter(5.0));
     const QStringList names{hosts[0]->name(), hosts[1]->name()};
-    QVERIFY((ex = makeExecutor(4, names)));
+    QVERIFY((ex = makeExecutor(4, names, -1))); // no grace: only a worker's own end ends it
     QTRY_COMPARE_WITH_TIMEOUT(stats().workers_ready, quint32(4), Long);
 
     // Four jobs for four idle workers: one each, in slot order.
@@ -394,8 +396,8 @@ void tst_ExecutorRemote::jobsOnOtherHosts()
         QVERIFY(!environ.isEmpty());
         QVERIFY2(!environ.contains(hostPort) && !environ.contains("tcp://"), environ.constData());
         // It started nothing of its own.
-        QCOMPARE(procFile(pid, QByteArray("task/" + QByteArray::number(pid) + "/children").constData()),
-                 QByteArray());
+        const QByteArray children = "task/" + QByteArray::number(pid) + "/children";
+        QCOMPARE(procFile(pid, children.constData()), QByteArray());
     }
     QCOMPARE(pids.size(), 4);
     QCOMPARE(perHost.value(nsOfName(names[0])), 2);
@@ -476,14 +478,14 @@ void tst_ExecutorRemote::jobsOnOtherHosts()
 // the network"), its launcher is killed and reaped; the job on the other
 // host goes on. The worker died running a job, which is not a start
 // failure: one replacement, at once, on the same host, ready once the
-// link is back. Nothing is left at the end: no process in the
-// namespaces, then neither namespace nor link.
+// link is back (see the counts at the end). Nothing is left at the end:
+// no process in the namespaces, then neither namespace nor link.
 void tst_ExecutorRemote::linkDownMidJob()
 {
     QVERIFY(makeHosts(2));
     QVERIFY(startRouter(2.0));
     const QStringList names{hosts[0]->name(), hosts[1]->name()};
-    QVERIFY((ex = makeExecutor(2, names)));
+    QVERIFY((ex = makeExecutor(2, names, -1))); // no grace: the executor kills only the lost one
     QTRY_COMPARE_WITH_TIMEOUT(stats().workers_ready, quint32(2), Long);
     Rec *a = submit("spin", "");
     Rec *b = submit("spin", "");
@@ -522,9 +524,12 @@ void tst_ExecutorRemote::linkDownMidJob()
     QCOMPARE(mpr_future_cancel(other->f), 0);
     QTRY_COMPARE_WITH_TIMEOUT(other->state(), int(MPR_FUTURE_CANCELLED), Long);
     mpr_executor_stats s = stats();
-    QCOMPARE(s.workers_started, quint64(3));
-    QCOMPARE(s.workers_killed, quint64(1));
-    QCOMPARE(s.start_failures, quint64(0));
+    // One replacement at once for the lost job (not a start failure). If
+    // it tried to connect before the link was back, its sender's start
+    // failed at once: a start failure, and the next one started (up to
+    // max_start_failures, then a backoff of 5 s): each is counted.
+    QCOMPARE(s.workers_started, quint64(3) + s.start_failures);
+    QCOMPARE(s.workers_killed, quint64(1)); // the lost one's launcher, nothing else
     QCOMPARE(s.jobs_failed, quint64(1));
 
     // Shut down: no process left in either namespace...
@@ -694,7 +699,11 @@ void tst_ExecutorRemote::shutdownWithRemoteJobs()
     const mpr_executor_stats s = stats();
     QCOMPARE(s.workers_alive, quint32(0));
     QCOMPARE(s.workers_ended, s.workers_started);
-    QCOMPARE(s.workers_killed, quint64(1)); // the stuck one; the other exited when asked
+    // The stuck one was killed at the timeout (nothing else kills it: no
+    // grace); the other one exits when asked, unless it has not yet by
+    // then (a slow machine: ThreadSanitizer's workers over tcp).
+    QVERIFY2(s.workers_killed >= 1 && s.workers_killed <= 2,
+             qPrintable(QString::number(s.workers_killed)));
     QCOMPARE(s.jobs_cancelled, quint64(4));
     mpr_executor_free(ex);
     ex = nullptr;
