@@ -499,8 +499,12 @@ void tst_ExecutorRemote::linkDownMidJob()
     QCOMPARE(nsOfPid(victimPid), nsOfName(names[0]));
     QCOMPARE(nsOfPid(other->pid()), nsOfName(names[1]));
 
+    QElapsedTimer outage;
+    outage.start();
     QVERIFY(hosts[0]->setLinkUp(false));
     QTRY_COMPARE_WITH_TIMEOUT(victim->state(), int(MPR_FUTURE_FAILED), Long);
+    // The window (2 s), then 2 s for the worker to end by itself.
+    qInfo("the job failed %lld ms after the link went down", outage.elapsed());
     int kind = 0;
     const QString why = victim->error(&kind);
     QVERIFY2(why.contains(QLatin1String("worker lost over the network")), qPrintable(why));
@@ -531,6 +535,7 @@ void tst_ExecutorRemote::linkDownMidJob()
     QCOMPARE(s.workers_started, quint64(3) + s.start_failures);
     QCOMPARE(s.workers_killed, quint64(1)); // the lost one's launcher, nothing else
     QCOMPARE(s.jobs_failed, quint64(1));
+    qInfo("start failures of the replacement: %llu", (unsigned long long)s.start_failures);
 
     // Shut down: no process left in either namespace...
     QCOMPARE(mpr_executor_shutdown(ex, 10.0, nullptr, nullptr), 0);
