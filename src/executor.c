@@ -617,18 +617,30 @@ static int counts_as_start_failure(const struct worker *w, int had_job)
     return 1;
 }
 
-/* The text of how a worker ended: "worker (pid N) killed by ...". */
+/* Where a launched worker runs: " on host H" (LAUNCH), else "". */
+static const char *host_of(const struct worker *w, char *buf, size_t size)
+{
+    if (w->ex->mode != MPR_START_LAUNCH || !w->slot || !w->slot->host)
+        return "";
+    snprintf(buf, size, " on host %.64s", w->slot->host);
+    return buf;
+}
+
+/* The text of how a worker ended: "worker (pid N) killed by ...", and
+ * for a launch template "worker (pid N on host H) exited with ...", the
+ * pid being the launcher's. */
 static void describe_end(const struct worker *w, char *buf, size_t size)
 {
-    char how[128];
+    char how[128], where[80];
     if (w->reaped)
         mpr__proc_describe(w->status, how, sizeof how);
     else
         snprintf(how, sizeof how, "was not reaped");
+    const char *host = host_of(w, where, sizeof where);
     if (w->why[0])
-        snprintf(buf, size, "worker (pid %lld) %s; %s", (long long)w->pid, how, w->why);
+        snprintf(buf, size, "worker (pid %lld%s) %s; %s", (long long)w->pid, host, how, w->why);
     else
-        snprintf(buf, size, "worker (pid %lld) %s", (long long)w->pid, how);
+        snprintf(buf, size, "worker (pid %lld%s) %s", (long long)w->pid, host, how);
 }
 
 /* The worker has ended (reaped, pipe done or given up on): decide its
@@ -639,7 +651,7 @@ static void conclude(mpr_executor *ex, struct worker *w)
         return;
     struct slot *slot = w->slot;
     struct job *job = w->job;
-    char text[WHY_SIZE + 160];
+    char text[WHY_SIZE + 256];
     describe_end(w, text, sizeof text);
     if (job) {
         if (!is_final(job->state)) {
@@ -650,11 +662,22 @@ static void conclude(mpr_executor *ex, struct worker *w)
                 finish(ex, job, MPR_FUTURE_FAILED, MPR_FAILURE_PROTOCOL, text);
             } else if ((w->lost && w->kill_reason == K_LOST) ||
                        (w->lost && mpr__proc_exit_code(w->status) == 4)) {
-                char lost[sizeof text + 64];
-                snprintf(lost, sizeof lost, "worker lost: its connection ended and it did not "
-                                            "end (%s)", text);
-                finish(ex, job, MPR_FUTURE_FAILED, MPR_FAILURE_LOST,
-                       w->kill_reason == K_LOST ? lost : text);
+                /* Over a network (a launch template): the router heard
+                 * nothing from it for its reconnect window, and either
+                 * we killed its launcher or it gave up by itself (exit
+                 * status 4: its router gone). */
+                char lost[sizeof text + 160];
+                if (ex->mode == MPR_START_LAUNCH)
+                    snprintf(lost, sizeof lost,
+                             "worker lost over the network: not heard from for the router's "
+                             "reconnect window%s (%s)",
+                             w->kill_reason == K_LOST ? "; its launcher was killed" : "", text);
+                else if (w->kill_reason == K_LOST)
+                    snprintf(lost, sizeof lost,
+                             "worker lost: its connection ended and it did not end (%s)", text);
+                else
+                    snprintf(lost, sizeof lost, "%s", text);
+                finish(ex, job, MPR_FUTURE_FAILED, MPR_FAILURE_LOST, lost);
             } else {
                 finish(ex, job, MPR_FUTURE_FAILED, MPR_FAILURE_CRASHED, text);
             }

@@ -162,11 +162,19 @@ enum mpr_failure {
      * "the worker has no task named X". */
     MPR_FAILURE_TASK = 1,
     /** Its worker died while it ran: "worker (pid N) killed by signal 11
-     * (SIGSEGV)", "worker (pid N) exited with status 3", ... */
+     * (SIGSEGV)", "worker (pid N) exited with status 3", ...; with a
+     * launch template "worker (pid N on host H) ...", N the launcher's
+     * pid (as in every reason of this executor). */
     MPR_FAILURE_CRASHED = 2,
     /** Its worker's connection was lost and the worker did not end:
      * over a network, not heard from for the router's reconnect window
-     * (mpr_router_set_remote_window); the executor killed its launcher. */
+     * (mpr_router_set_remote_window); the executor killed its launcher
+     * (2 s after the router reported the loss, unless it ended by
+     * itself). With a launch template the message begins "worker lost
+     * over the network" and names the host; the slot's replacement starts
+     * at once on the same host (a job that ends its worker is not a start
+     * failure: if the host stays unreachable, the replacements' start
+     * failures lead to the backoff of CRASHES AND RESTARTS). */
     MPR_FAILURE_LOST = 3,
     /** No worker could be started to run it (see CRASHES AND RESTARTS at
      * the top): the message gives the last start failure. */

@@ -122,6 +122,12 @@ NetNs::~NetNs()
     run({QStringLiteral("link"), QStringLiteral("del"), m_hostIf}); // if the pair outlived it
 }
 
+bool NetNs::setDefaultRoute()
+{
+    return run({QStringLiteral("-n"), m_name, QStringLiteral("route"), QStringLiteral("replace"),
+                QStringLiteral("default"), QStringLiteral("via"), m_host});
+}
+
 bool NetNs::setLinkUp(bool up)
 {
     return run({QStringLiteral("link"), QStringLiteral("set"), m_hostIf,
@@ -197,6 +203,17 @@ QString NetNs::launchPrefix()
     prefix += QStringLiteral(" sh -c 'mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"'");
 #endif
     return prefix;
+}
+
+QStringList NetNs::launchTemplate(const QStringList &argv)
+{
+    QStringList words{ipTool(), QStringLiteral("netns"), QStringLiteral("exec"),
+                      QStringLiteral("{host}")};
+#if defined(MPR_PORTABLE)
+    words << QStringLiteral("sh") << QStringLiteral("-c")
+          << QStringLiteral("mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"");
+#endif
+    return words + argv;
 }
 
 QStringList NetNs::wrap(const QStringList &argv) const

@@ -33,7 +33,12 @@ public:
     QString name() const { return m_name; }
     QString hostAddress() const { return m_host; } // our side of the link
     QString nsAddress() const { return m_ns; }     // theirs
+    QString hostInterface() const { return m_hostIf; } // our end of the veth pair
 
+    // A default route in the namespace through our side of the link, so
+    // that it reaches our addresses on other links too (several
+    // namespaces, one router address).
+    bool setDefaultRoute();
     // The link, on our side: down drops everything both ways.
     bool setLinkUp(bool up);
     // Drop this percentage (0: none) of the packets the namespace sends.
@@ -51,6 +56,9 @@ public:
     // The same as a shell command's start, with {host} for the namespace's
     // name (the primes example's --launch): "ip netns exec {host}".
     static QString launchPrefix();
+    // The same as an argv template (the executor's MPR_START_LAUNCH): the
+    // prefix's words, then argv.
+    static QStringList launchTemplate(const QStringList &argv);
 
     // True if the machine can make namespaces (root, ip); else why not.
     static bool available(QString *why);

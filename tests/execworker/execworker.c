@@ -1,8 +1,11 @@
-/* execworker - a worker program of the executor (tests/executor): runs
- * mpr_worker_main with the tasks below. "--die" as its first argument: it
- * exits with status 1 at once (a worker that dies every time it starts). */
+/* execworker - a worker program of the executor (tests/executor,
+ * tests/executor_remote): runs mpr_worker_main with the tasks below and a
+ * per-worker initialisation that counts its runs. "--die" as its first
+ * argument: it exits with status 1 at once (a worker that dies every time
+ * it starts). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,11 +68,32 @@ static int stuck(mpr_task *task, const void *arg, size_t size)
     return 0;
 }
 
+/* The per-worker initialisation: counts its runs in the context. */
+static int init(void *context, char *message, size_t size)
+{
+    (void)message;
+    (void)size;
+    ++*(int *)context;
+    return 0;
+}
+
+/* The number of times init ran in this process, as text. */
+static int inits(mpr_task *task, const void *arg, size_t size)
+{
+    (void)arg;
+    (void)size;
+    char text[16];
+    int n = snprintf(text, sizeof text, "%d", *(int *)mpr_task_context(task));
+    return mpr_task_result(task, text, (size_t)n);
+}
+
 int main(int argc, char **argv)
 {
     static const mpr_task_def tasks[] = {{"echo", echo},   {"fail", fail}, {"progress", progress},
-                                         {"spin", spin},   {"stuck", stuck}, {NULL, NULL}};
+                                         {"spin", spin},   {"stuck", stuck}, {"inits", inits},
+                                         {NULL, NULL}};
     if (argc > 1 && strcmp(argv[1], "--die") == 0)
         return 1;
-    return mpr_worker_main(tasks, NULL, NULL);
+    static int init_runs;
+    return mpr_worker_main(tasks, init, &init_runs);
 }
