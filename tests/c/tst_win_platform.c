@@ -276,7 +276,7 @@ static int ipc_pair(mpr__ipc_listener *l, mpr__fd *client, mpr__fd *server, mpr_
         return -1;
     if (mpr__ipc_accept(l, server, who) != MPR_EAGAIN)
         return -1;
-    if (mpr__ipc_connect(name, client) < 0)
+    if (mpr__ipc_connect(name, client, mpr__now_ns() + 10000000000LL) < 0)
         return -1;
     mpr__waitfd w = {l->fd, MPR__WAIT_IN, 0};
     if (mpr__wait(&w, 1, 5000) != 1)
@@ -308,7 +308,7 @@ CU_TEST(ipc_endpoint_and_peer)
     mpr__fd_close(c);
     char name[MPR__IPC_NAME_MAX + 1];
     snprintf(name, sizeof name, "mprouter-%lu-gone", (unsigned long)GetCurrentProcessId());
-    CHECK_EQ(mpr__ipc_connect(name, &c), MPR_ECONNREFUSED);
+    CHECK_EQ(mpr__ipc_connect(name, &c, mpr__now_ns() + 10000000000LL), MPR_ECONNREFUSED);
     mpr__ipc_unlisten(&l);
 }
 
