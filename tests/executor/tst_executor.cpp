@@ -159,6 +159,7 @@ private slots:
     void hostileWorker();
     void hugeProgress();
     void progressFlood();
+    void floodKilledDrainsQuietly();
     void shutdownWaitingRunningStuck();
     void forkMode();
 
@@ -815,6 +816,43 @@ void tst_Executor::progressFlood()
     QCOMPARE(next->result(), QByteArray("after"));
     QCOMPARE(count.n, atEnd); // nothing after CANCELLED
     QCOMPARE(stats().workers_killed, quint64(1));
+    mpr_future_free(flood);
+}
+
+// A worker killed (cancel, grace 0) in the middle of a flood, without a
+// queue limit: many of its messages (up to 6 million, 200 MiB) can still
+// be queued when it is reaped (with a slow main thread: seconds of
+// routing; an unbounded flood of 30 s here left 18,480 of them after its
+// pipe was closed, before the fix). Its job is CANCELLED at once and nothing more
+// of it is delivered; its pipe stays open until the router reports the
+// connection's end, after the last of them, so the router drops nothing
+// (no "discarding message from closed pipe", checked in cleanup); the
+// replacement runs the next job.
+void tst_Executor::floodKilledDrainsQuietly()
+{
+    QVERIFY((ex = makeExecutor(1, 0, false, false, true)));
+    int64_t n = 0;
+    mpr_future *flood = nullptr;
+    QCOMPARE(mpr_executor_submit(ex, "flood", u32(6000000).constData(), 4, &flood), 0);
+    QCOMPARE(mpr_future_set_callbacks(
+                 flood, nullptr,
+                 [](void *arg, mpr_future *, const void *, size_t) {
+                     ++*static_cast<int64_t *>(arg);
+                 },
+                 &n),
+             0);
+    QTRY_VERIFY_WITH_TIMEOUT(n >= 1000, 30000);
+    const int64_t pid = mpr_future_worker_pid(flood);
+    QCOMPARE(mpr_future_cancel(flood), 0);
+    QCOMPARE(mpr_future_state(flood), int(MPR_FUTURE_CANCELLED)); // grace 0: killed at once
+    const int64_t atCancel = n;
+    QTRY_VERIFY_WITH_TIMEOUT(gone(pid), 30000);
+    Rec *next = submit("echo", "after");
+    QTRY_VERIFY_WITH_TIMEOUT(next->final(), 60000);
+    QCOMPARE(next->result(), QByteArray("after"));
+    QCOMPARE(n, atCancel);
+    QCOMPARE(stats().workers_killed, quint64(1));
+    qInfo("flood: %lld progress messages delivered before the cancel", (long long)n);
     mpr_future_free(flood);
 }
 

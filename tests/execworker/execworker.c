@@ -215,11 +215,15 @@ static void run(uint64_t job, const char *name, size_t nlen, const unsigned char
         hsend(K_RESULT, job, "done", 4);
     } else if (IS("flood")) {
         /* Progress (a u32 count) as fast as it can, ignoring cancel, for
-         * at most 60 s or 20 million messages; then the result "flooded". */
+         * at most 60 s or 20 million messages (or the u32 in args); then
+         * the result "flooded". */
+        uint32_t max = 20000000;
+        if (size == 4)
+            memcpy(&max, arg, 4);
         hsend(K_STARTED, job, NULL, 0);
         struct timespec t0, t;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (uint32_t i = 0; i < 20000000; i++) {
+        for (uint32_t i = 0; i < max; i++) {
             hsend(K_PROGRESS, job, &i, 4);
             if (i % 1024 == 0) {
                 clock_gettime(CLOCK_MONOTONIC, &t);
