@@ -153,6 +153,8 @@ private slots:
     void ignoresCancelIsKilled();
     void workerKilledMidJob();
     void diesAtOnceEveryTime();
+    void neverStarts_data();
+    void neverStarts();
     void thousandTinyJobs();
     void tenThousandTinyJobs();
     void hostileWorker_data();
@@ -501,6 +503,60 @@ void tst_Executor::diesAtOnceEveryTime()
     Rec *later = submit("echo", "y");
     QTRY_COMPARE_WITH_TIMEOUT(later->state(), int(MPR_FUTURE_FAILED), 30000);
     QVERIFY(stats().workers_started <= 4);
+}
+
+// Workers that never get going: a program that does not exist (exec
+// fails: nothing runs, nothing is started), and one that reports ready
+// and exits at once. Each slot tries max_start_failures (2) times, then
+// backs off (30 s, longer than the test): no fork bomb; the job
+// submitted then fails at once, MPR_FAILURE_NOT_STARTED, with the last
+// start failure as the reason.
+void tst_Executor::neverStarts_data()
+{
+    QTest::addColumn<QByteArray>("program");
+    QTest::addColumn<QByteArray>("arg");
+    QTest::addColumn<QString>("why");
+    QTest::newRow("program missing") << QByteArray("/nonexistent/mpr-no-such-worker")
+                                     << QByteArray() << QStringLiteral("cannot run");
+    QTest::newRow("exits after READY") << QByteArray(MPR_TEST_EXECWORKER)
+                                       << QByteArray("--ready-exit")
+                                       << QStringLiteral("exited with status 9");
+}
+
+void tst_Executor::neverStarts()
+{
+    QFETCH(QByteArray, program);
+    QFETCH(QByteArray, arg);
+    QFETCH(QString, why);
+    const char *argv[] = {program.constData(), arg.isEmpty() ? nullptr : arg.constData(),
+                          nullptr};
+    mpr_executor_options o;
+    mpr_executor_options_init(&o);
+    o.workers = 2;
+    o.start = MPR_START_EXEC;
+    o.argv = argv;
+    o.max_start_failures = 2;
+    o.backoff_s = 30;
+    QCOMPARE(mpr_executor_new(&ex, router, driver->loop(), &o), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(stats().backoffs, quint64(2), 30000);
+    mpr_executor_stats s = stats();
+    QCOMPARE(s.start_failures, quint64(4));
+    QVERIFY2(s.workers_started <= 4, qPrintable(QString::number(s.workers_started)));
+    QCOMPARE(s.workers_ready, quint32(0));
+    Rec *r = submit("echo", "x");
+    QVERIFY(r);
+    QTRY_COMPARE_WITH_TIMEOUT(r->state(), int(MPR_FUTURE_FAILED), 30000);
+    QCOMPARE(r->states, QVector<int>{MPR_FUTURE_FAILED});
+    int kind = 0;
+    const QString text = r->error(&kind);
+    QCOMPARE(kind, int(MPR_FAILURE_NOT_STARTED));
+    QVERIFY2(text.contains("no worker could be started") && text.contains(why), qPrintable(text));
+    QCOMPARE(mpr_future_worker_pid(r->f), int64_t(0));
+    s = stats();
+    QCOMPARE(s.start_failures, quint64(4)); // nothing more was tried
+    QVERIFY(s.workers_started <= 4);
+    QVERIFY2(log->count(QStringLiteral("failed to start 2 times in a row")) == 2,
+             qPrintable(log->messages().join('\n')));
 }
 
 // 1,000 tiny jobs on 4 workers: every one completes with its own result.

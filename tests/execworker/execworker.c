@@ -2,7 +2,8 @@
  * mpr_worker_main with the tasks below. "--die" as its first argument: it
  * exits with status 1 at once (a worker that dies every time it starts).
  * "--hostile": a worker that speaks the job protocol by hand (hostile_main
- * below) and breaks it in the ways its tasks are named after. */
+ * below) and breaks it in the ways its tasks are named after.
+ * "--ready-exit": it reports ready, then exits with status 9 at once. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -239,8 +240,9 @@ static void run(uint64_t job, const char *name, size_t nlen, const unsigned char
 #undef IS
 }
 
-/* Read the sender string, connect, READY, then take RUN and EXIT. */
-static int hostile_main(void)
+/* Read the sender string, connect, READY, then take RUN and EXIT (or,
+ * with exit_after_ready, exit with status 9 right after READY). */
+static int hostile_main(int exit_after_ready)
 {
     char line[8192];
     if (!fgets(line, sizeof line, stdin))
@@ -255,6 +257,8 @@ static int hostile_main(void)
     for (int i = 0; i < 4; i++)
         ready[4 + i] = (unsigned char)(pid >> (8 * i));
     hsend(K_READY, 0, ready, sizeof ready);
+    if (exit_after_ready)
+        return 9;
     size_t cap = 1 << 20;
     unsigned char *buf = malloc(cap);
     if (!buf)
@@ -288,6 +292,8 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--die") == 0)
         return 1;
     if (argc > 1 && strcmp(argv[1], "--hostile") == 0)
-        return hostile_main();
+        return hostile_main(0);
+    if (argc > 1 && strcmp(argv[1], "--ready-exit") == 0)
+        return hostile_main(1);
     return mpr_worker_main(tasks, NULL, NULL);
 }
