@@ -22,7 +22,13 @@
  * message it sent) and it is reaped (the supervisor). Whichever comes
  * first waits for the other for a while (REAP_WAIT_NS, PIPE_WAIT_NS); then
  * it is concluded: its job's outcome is decided, its slot starts a
- * replacement.
+ * replacement. A worker concluded before its pipe was done that had been
+ * heard from keeps its pipe open, its messages ignored, until the router
+ * reports the connection's end, or nothing has come through it for
+ * PIPE_WAIT_NS, or DRAIN_WAIT_NS have passed: closing it earlier would
+ * make the router warn once for each message still queued ("discarding
+ * message from closed pipe"), and a worker killed while it flooded can
+ * have millions queued.
  *
  * User callbacks are never called directly: state changes and progress
  * queue notifications, delivered one at a time when the outermost call
@@ -44,7 +50,8 @@
 #include "workproc.h"
 
 #define REAP_WAIT_NS 2000000000LL /* pipe done, process still there: then kill */
-#define PIPE_WAIT_NS 2000000000LL /* reaped, pipe not done: then close it */
+#define PIPE_WAIT_NS 2000000000LL /* reaped, pipe not done: then conclude */
+#define DRAIN_WAIT_NS 60000000000LL /* concluded, pipe not done: then close it */
 #define BACKOFF_MAX_S 60.0
 #define WHY_SIZE 320
 
@@ -85,6 +92,8 @@ struct worker {
     int64_t started_ns, ready_ns;
     int64_t grace_ns;    /* kill at (0: none) */
     int64_t done_ns;     /* pipe done or reaped, whichever came first */
+    int64_t drain_ns;    /* concluded, pipe left open: close it at (0: none) */
+    int64_t quiet_ns;    /* ... or PIPE_WAIT_NS after this, its last message */
     int jobs_done;
 };
 
@@ -694,8 +703,17 @@ static void conclude(mpr_executor *ex, struct worker *w)
         mpr__warn("executor %p: %s; starting another", (void *)ex, text);
     slot->w = NULL;
     w->slot = NULL;
-    if (!w->pipe_done)
-        close_pipe(w); /* given up on: PIPE_WAIT_NS passed */
+    if (!w->pipe_done && w->receiver) {
+        /* Given up on (PIPE_WAIT_NS passed). Heard from: its connection's
+         * end comes after what it sent; till then its messages are
+         * ignored (on_message). */
+        if (w->heard) {
+            w->quiet_ns = mpr__now_ns();
+            w->drain_ns = w->quiet_ns + DRAIN_WAIT_NS;
+        } else {
+            close_pipe(w);
+        }
+    }
     refill(ex);
     dispatch(ex);
     check_pool(ex);
@@ -814,10 +832,22 @@ static void on_message(void *arg, const void *data, size_t size)
     mpr_executor *ex = w->ex;
     enter(ex);
     w->heard = 1;
-    if (w->killed || w->pipe_done)
-        goto out; /* given up on: nothing it says counts */
     mpr__job_msg m;
     const char *why = NULL;
+    if (w->killed || w->pipe_done || !w->slot) {
+        /* Given up on: nothing it says counts, but its BYE still says
+         * that nothing more comes (the router reports no lost sender
+         * after a clean stop): a worker killed at the shutdown's
+         * deadline has often just answered EXIT. */
+        if (w->drain_ns)
+            w->quiet_ns = mpr__now_ns();
+        if (!w->pipe_done && w->receiver && mpr__job_parse_worker(data, size, &m, NULL) == 0 &&
+            m.kind == MPR__JOB_BYE) {
+            w->bye = 1;
+            pipe_done(ex, w);
+        }
+        goto out;
+    }
     if (mpr__job_parse_worker(data, size, &m, &why) < 0) {
         char what[128];
         snprintf(what, sizeof what, "%zu bytes of garbage (%s)", size, why);
@@ -1042,9 +1072,13 @@ static void run_timers(mpr_executor *ex)
             w->slot->backoff_s = ex->backoff_s;
         }
     }
-    for (struct worker *w = ex->workers; w; w = w->next)
+    for (struct worker *w = ex->workers; w; w = w->next) {
         if (w->slot && (w->pipe_done || w->reaped))
             progress_end(ex, w);
+        else if (!w->slot && w->receiver && w->drain_ns &&
+                 (now >= w->drain_ns || now - w->quiet_ns >= PIPE_WAIT_NS))
+            close_pipe(w); /* its connection's end did not come; it is quiet */
+    }
     for (int i = 0; i < ex->nslots; i++) {
         struct slot *slot = &ex->slots[i];
         if (slot->backing_off && now >= slot->backoff_until)
@@ -1069,8 +1103,12 @@ static void update_alarm(mpr_executor *ex)
     if (ex->state == MPR_EXECUTOR_SHUTTING_DOWN)
         EARLIEST(ex->shutdown_deadline);
     for (struct worker *w = ex->workers; w; w = w->next) {
-        if (!w->slot)
+        if (!w->slot) {
+            if (w->receiver && w->drain_ns)
+                EARLIEST(w->quiet_ns + PIPE_WAIT_NS < w->drain_ns ? w->quiet_ns + PIPE_WAIT_NS
+                                                                  : w->drain_ns);
             continue;
+        }
         if (w->state == W_STARTING && ex->start_timeout_s >= 0 && !w->killed)
             EARLIEST(w->started_ns + secs_ns(ex->start_timeout_s));
         if (w->grace_ns && !w->killed)

@@ -108,6 +108,18 @@
  * worker killed (SIGKILL; for a launcher, the launcher, whose remote side
  * then sees its input end): its job is CANCELLED, the worker replaced.
  *
+ * HOSTILE OR RUNAWAY WORKERS. A worker that breaks the job protocol
+ * (bytes that are no message of it, a kind or size it refuses, a message
+ * about a job it was not given, a second result: the first one stands)
+ * is killed and replaced; only the job it holds fails
+ * (MPR_FAILURE_PROTOCOL). What it still had queued is dropped quietly.
+ * Progress is not limited in size or rate: a worker that sends faster
+ * than the main thread routes is bounded only by the router's queue
+ * limit (mpr_router_set_queue_limit; none by default). Without one, its
+ * messages pile up in the router's memory and the other workers'
+ * messages wait behind them; with one, its sends block and the other
+ * jobs go on. Set a limit when workers are not trusted to be modest.
+ *
  * SHUTDOWN (mpr_executor_shutdown) is asynchronous: it returns at once,
  * and the event loop must run until the executor reports that it is shut
  * down (its callback, or mpr_executor_state() == MPR_EXECUTOR_SHUT_DOWN);

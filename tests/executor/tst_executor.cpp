@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <functional>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +95,40 @@ int forkMain(void *)
     return mpr_worker_main(tasks, nullptr, nullptr);
 }
 
+// Runs the event loop until cond() holds or ms have passed, and says
+// whether it holds. For QTRY_*'s condition where throughput matters:
+// QTest::qWait (inside QTRY_*) sleeps 10 ms between rounds of events,
+// which caps jobs on 4 workers at about 400 a second; this loop sleeps
+// only while nothing happens (a 5 ms timer looks at cond()).
+bool runUntil(const std::function<bool()> &cond, int ms)
+{
+    if (cond())
+        return true;
+    QEventLoop loop;
+    QDeadlineTimer deadline(ms);
+    QTimer poll;
+    poll.setInterval(5);
+    QObject::connect(&poll, &QTimer::timeout, &loop, [&] {
+        if (cond() || deadline.hasExpired())
+            loop.quit();
+    });
+    poll.start();
+    loop.exec();
+    return cond();
+}
+
+// The resident memory of this process (VmRSS), KiB; -1 if unknown.
+qint64 rssKiB()
+{
+    QFile f(QStringLiteral("/proc/self/status"));
+    if (!f.open(QIODevice::ReadOnly))
+        return -1;
+    for (const QByteArray &line : f.readAll().split('\n'))
+        if (line.startsWith("VmRSS:"))
+            return line.mid(6).trimmed().split(' ').value(0).toLongLong();
+    return -1;
+}
+
 bool gone(int64_t pid)
 {
     return pid > 0 && ::kill(pid_t(pid), 0) == -1 && errno == ESRCH;
@@ -118,13 +153,21 @@ private slots:
     void ignoresCancelIsKilled();
     void workerKilledMidJob();
     void diesAtOnceEveryTime();
+    void neverStarts_data();
+    void neverStarts();
     void thousandTinyJobs();
+    void tenThousandTinyJobs();
+    void hostileWorker_data();
+    void hostileWorker();
+    void hugeProgress();
+    void progressFlood();
+    void floodKilledDrainsQuietly();
     void shutdownWaitingRunningStuck();
     void forkMode();
 
 private:
     mpr_executor *makeExecutor(int workers, double grace = 5.0, bool die = false,
-                               bool newest = false);
+                               bool newest = false, bool hostile = false);
     Rec *submit(const char *task, const QByteArray &args);
     mpr_executor_stats stats();
 
@@ -176,15 +219,17 @@ void tst_Executor::cleanup()
     QCOMPARE(discarding, 0);
 }
 
-mpr_executor *tst_Executor::makeExecutor(int workers, double grace, bool die, bool newest)
+mpr_executor *tst_Executor::makeExecutor(int workers, double grace, bool die, bool newest,
+                                         bool hostile)
 {
     static const char *const argv[] = {MPR_TEST_EXECWORKER, nullptr};
     static const char *const argvDie[] = {MPR_TEST_EXECWORKER, "--die", nullptr};
+    static const char *const argvHostile[] = {MPR_TEST_EXECWORKER, "--hostile", nullptr};
     mpr_executor_options o;
     mpr_executor_options_init(&o);
     o.workers = workers;
     o.start = MPR_START_EXEC;
-    o.argv = die ? argvDie : argv;
+    o.argv = die ? argvDie : hostile ? argvHostile : argv;
     o.cancel_grace_s = grace;
     o.newest_progress_only = newest ? 1 : 0;
     if (die) {
@@ -460,6 +505,60 @@ void tst_Executor::diesAtOnceEveryTime()
     QVERIFY(stats().workers_started <= 4);
 }
 
+// Workers that never get going: a program that does not exist (exec
+// fails: nothing runs, nothing is started), and one that reports ready
+// and exits at once. Each slot tries max_start_failures (2) times, then
+// backs off (30 s, longer than the test): no fork bomb; the job
+// submitted then fails at once, MPR_FAILURE_NOT_STARTED, with the last
+// start failure as the reason.
+void tst_Executor::neverStarts_data()
+{
+    QTest::addColumn<QByteArray>("program");
+    QTest::addColumn<QByteArray>("arg");
+    QTest::addColumn<QString>("why");
+    QTest::newRow("program missing") << QByteArray("/nonexistent/mpr-no-such-worker")
+                                     << QByteArray() << QStringLiteral("cannot run");
+    QTest::newRow("exits after READY") << QByteArray(MPR_TEST_EXECWORKER)
+                                       << QByteArray("--ready-exit")
+                                       << QStringLiteral("exited with status 9");
+}
+
+void tst_Executor::neverStarts()
+{
+    QFETCH(QByteArray, program);
+    QFETCH(QByteArray, arg);
+    QFETCH(QString, why);
+    const char *argv[] = {program.constData(), arg.isEmpty() ? nullptr : arg.constData(),
+                          nullptr};
+    mpr_executor_options o;
+    mpr_executor_options_init(&o);
+    o.workers = 2;
+    o.start = MPR_START_EXEC;
+    o.argv = argv;
+    o.max_start_failures = 2;
+    o.backoff_s = 30;
+    QCOMPARE(mpr_executor_new(&ex, router, driver->loop(), &o), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(stats().backoffs, quint64(2), 30000);
+    mpr_executor_stats s = stats();
+    QCOMPARE(s.start_failures, quint64(4));
+    QVERIFY2(s.workers_started <= 4, qPrintable(QString::number(s.workers_started)));
+    QCOMPARE(s.workers_ready, quint32(0));
+    Rec *r = submit("echo", "x");
+    QVERIFY(r);
+    QTRY_COMPARE_WITH_TIMEOUT(r->state(), int(MPR_FUTURE_FAILED), 30000);
+    QCOMPARE(r->states, QVector<int>{MPR_FUTURE_FAILED});
+    int kind = 0;
+    const QString text = r->error(&kind);
+    QCOMPARE(kind, int(MPR_FAILURE_NOT_STARTED));
+    QVERIFY2(text.contains("no worker could be started") && text.contains(why), qPrintable(text));
+    QCOMPARE(mpr_future_worker_pid(r->f), int64_t(0));
+    s = stats();
+    QCOMPARE(s.start_failures, quint64(4)); // nothing more was tried
+    QVERIFY(s.workers_started <= 4);
+    QVERIFY2(log->count(QStringLiteral("failed to start 2 times in a row")) == 2,
+             qPrintable(log->messages().join('\n')));
+}
+
 // 1,000 tiny jobs on 4 workers: every one completes with its own result.
 void tst_Executor::thousandTinyJobs()
 {
@@ -478,6 +577,339 @@ void tst_Executor::thousandTinyJobs()
     const mpr_executor_stats s = stats();
     QCOMPARE(s.jobs_failed + s.jobs_cancelled, quint64(0));
     QCOMPARE(s.workers_started, quint64(4));
+}
+
+// 10,000 tiny jobs on 4 workers, the results taken in the order they
+// complete (from the state callback): each job completes exactly once
+// (nothing lost, no duplicate), with its own result, and nothing else
+// happens to it.
+void tst_Executor::tenThousandTinyJobs()
+{
+    QVERIFY((ex = makeExecutor(4)));
+    const int n = 10000;
+    struct Done
+    {
+        QVector<int> order;   // job index, in the order of completion
+        QVector<int> finals;  // final callbacks per job
+        QVector<int> others;  // callbacks other than EXECUTING, COMPLETED
+        QVector<QByteArray> results;
+    } done;
+    done.finals.fill(0, n);
+    done.others.fill(0, n);
+    done.results.resize(n);
+    struct Job
+    {
+        Done *done;
+        int index;
+    };
+    std::vector<Job> jobs(size_t(n), Job{&done, 0});
+    std::vector<mpr_future *> fs(size_t(n), nullptr);
+    auto onState = [](void *arg, mpr_future *f, int state) {
+        Job *j = static_cast<Job *>(arg);
+        if (state == MPR_FUTURE_COMPLETED) {
+            j->done->order << j->index;
+            j->done->finals[j->index]++;
+            const void *d = nullptr;
+            size_t len = 0;
+            if (mpr_future_result(f, &d, &len) == 0)
+                j->done->results[j->index] = QByteArray(static_cast<const char *>(d), int(len));
+        } else if (state != MPR_FUTURE_EXECUTING) {
+            j->done->others[j->index]++;
+        }
+    };
+    QElapsedTimer t;
+    t.start();
+    for (int i = 0; i < n; i++) {
+        jobs[size_t(i)].index = i;
+        const QByteArray arg = "job " + QByteArray::number(i);
+        QCOMPARE(mpr_executor_submit(ex, "echo", arg.constData(), size_t(arg.size()),
+                                     &fs[size_t(i)]),
+                 0);
+        QCOMPARE(mpr_future_set_callbacks(fs[size_t(i)], onState, nullptr, &jobs[size_t(i)]), 0);
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(runUntil([&] { return done.order.size() == n; }, 1000), 120000);
+    const qint64 ms = t.elapsed();
+    QVector<int> sorted = done.order;
+    std::sort(sorted.begin(), sorted.end());
+    for (int i = 0; i < n; i++) {
+        QCOMPARE(sorted[i], i); // each index once: nothing lost, no duplicate
+        QCOMPARE(done.finals[i], 1);
+        QCOMPARE(done.others[i], 0);
+        QCOMPARE(done.results[i], "job " + QByteArray::number(i));
+        QCOMPARE(mpr_future_state(fs[size_t(i)]), int(MPR_FUTURE_COMPLETED));
+    }
+    for (mpr_future *f : fs)
+        mpr_future_free(f);
+    const mpr_executor_stats s = stats();
+    QCOMPARE(s.jobs_completed, quint64(n));
+    QCOMPARE(s.jobs_failed + s.jobs_cancelled, quint64(0));
+    QCOMPARE(s.workers_started, quint64(4));
+    qInfo("%d tiny jobs on 4 workers: %lld ms (%.0f jobs/s)", n, ms,
+          ms > 0 ? n * 1000.0 / double(ms) : 0.0);
+}
+
+namespace {
+// A job message as the hostile worker's "raw" task sends it: the header
+// with the job id 0xEE.. (the worker puts its job's id there), then
+// payload.
+QByteArray rawMsg(int kind, const QByteArray &payload, bool ownJob = true, int reserved = 0)
+{
+    QByteArray m(12, '\0');
+    m[0] = char(kind);
+    m[1] = char(reserved);
+    if (ownJob)
+        memset(m.data() + 4, 0xee, 8);
+    return m + payload;
+}
+QByteArray u32(uint32_t v)
+{
+    return QByteArray(reinterpret_cast<const char *>(&v), 4);
+}
+} // namespace
+
+// A worker that breaks the job protocol (tests/execworker --hostile):
+// messages about a job it was not given (the one running on the other
+// worker, or one that does not exist), a second result, garbage, kinds
+// and sizes the protocol refuses. Only its own job is affected: FAILED
+// with MPR_FAILURE_PROTOCOL and a reason that says so (a second result
+// comes after the job COMPLETED with the first one: it stays COMPLETED),
+// the worker killed and replaced; the job on the other worker neither
+// sees anything nor is disturbed, and new jobs run.
+void tst_Executor::hostileWorker_data()
+{
+    QTest::addColumn<QByteArray>("task");
+    QTest::addColumn<QByteArray>("args");
+    QTest::addColumn<int>("state");
+    QTest::addColumn<QString>("why");
+    const int F = MPR_FUTURE_FAILED;
+    const QString notGiven = QStringLiteral("which it was not given");
+    const QString garbage = QStringLiteral("of garbage");
+    QTest::newRow("progress+result for the other worker's job") << QByteArray("wrongjob")
+        << QByteArray("prev") << F << notGiven;
+    QTest::newRow("progress+result for a job that does not exist") << QByteArray("wrongjob")
+        << QByteArray("far") << F << notGiven;
+    QTest::newRow("result twice") << QByteArray("resulttwice") << QByteArray("first")
+        << int(MPR_FUTURE_COMPLETED) << notGiven;
+    QTest::newRow("garbage 64 KiB") << QByteArray("garbage") << u32(65536) << F << garbage;
+    QTest::newRow("garbage 5 bytes") << QByteArray("garbage") << u32(5) << F
+        << QStringLiteral("shorter than a header");
+    QTest::newRow("empty message") << QByteArray("raw") << QByteArray() << F
+        << QStringLiteral("shorter than a header");
+    QTest::newRow("reserved bytes") << QByteArray("raw") << rawMsg(4, "p", true, 1) << F
+        << QStringLiteral("reserved header bytes");
+    QTest::newRow("unknown kind") << QByteArray("raw") << rawMsg(99, "x") << F
+        << QStringLiteral("unknown kind");
+    QTest::newRow("RUN from a worker") << QByteArray("raw")
+        << rawMsg(64, QByteArray("\x04" "echo", 5) + "x") << F << QStringLiteral("unknown kind");
+    QTest::newRow("READY twice") << QByteArray("raw")
+        << rawMsg(1, u32(1) + u32(1234), false) << F << QStringLiteral("READY twice");
+    QTest::newRow("INIT_FAILED after READY") << QByteArray("raw")
+        << rawMsg(2, "late", false) << F << QStringLiteral("INIT_FAILED after READY");
+    QTest::newRow("BYE in a job") << QByteArray("raw") << rawMsg(8, QByteArray(), false) << F
+        << QStringLiteral("BYE in the middle of a job");
+    QTest::newRow("STARTED twice") << QByteArray("raw") << rawMsg(3, QByteArray()) << F
+        << QStringLiteral("STARTED twice");
+    QTest::newRow("STARTED with a payload") << QByteArray("raw") << rawMsg(3, "x") << F
+        << QStringLiteral("STARTED with a payload");
+    QTest::newRow("PROGRESS before STARTED") << QByteArray("rawfirst") << rawMsg(4, "p") << F
+        << QStringLiteral("PROGRESS before STARTED");
+    QTest::newRow("PROGRESS with job id 0") << QByteArray("raw") << rawMsg(4, "p", false) << F
+        << QStringLiteral("job id 0");
+    QTest::newRow("FAILED with a NUL") << QByteArray("raw")
+        << rawMsg(6, QByteArray("a\0b", 3)) << F << QStringLiteral("FAILED text");
+    QTest::newRow("FAILED text too long") << QByteArray("raw")
+        << rawMsg(6, QByteArray(4097, 'x')) << F << QStringLiteral("FAILED text");
+    QTest::newRow("CANCELLED uncancelled") << QByteArray("raw") << rawMsg(7, QByteArray()) << F
+        << QStringLiteral("CANCELLED for a job nobody cancelled");
+}
+
+void tst_Executor::hostileWorker()
+{
+    QFETCH(QByteArray, task);
+    QFETCH(QByteArray, args);
+    QFETCH(int, state);
+    QFETCH(QString, why);
+    QVERIFY((ex = makeExecutor(2, 5.0, false, false, true)));
+    // The other job first: it holds one worker, so the hostile job goes to
+    // the other one.
+    Rec *other = submit("spin", "");
+    QVERIFY(other);
+    QTRY_COMPARE_WITH_TIMEOUT(other->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    Rec *bad = submit(task.constData(), args);
+    QVERIFY(bad);
+    QTRY_VERIFY_WITH_TIMEOUT(bad->final(), 30000);
+    const int64_t badPid = mpr_future_worker_pid(bad->f);
+    QVERIFY(badPid > 0 && badPid != mpr_future_worker_pid(other->f));
+    QCOMPARE(bad->state(), state);
+    if (state == MPR_FUTURE_FAILED) {
+        int kind = 0;
+        const QString text = bad->error(&kind);
+        QCOMPARE(kind, int(MPR_FAILURE_PROTOCOL));
+        QVERIFY2(text.contains("broke the job protocol") && text.contains(why), qPrintable(text));
+        QCOMPARE(bad->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_FAILED}));
+    } else {
+        QCOMPARE(bad->result(), args); // the first result, not the second
+        QCOMPARE(bad->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+    }
+    // Killed and replaced.
+    QTRY_VERIFY_WITH_TIMEOUT(gone(badPid), 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(stats().protocol_errors, quint64(1), 30000);
+    QVERIFY2(log->count(why) >= 1, qPrintable(log->messages().join('\n')));
+    QTRY_COMPARE_WITH_TIMEOUT(stats().workers_started, quint64(3), 30000);
+    // The other job saw nothing and goes on.
+    QCOMPARE(other->state(), int(MPR_FUTURE_EXECUTING));
+    QCOMPARE(other->states, QVector<int>{MPR_FUTURE_EXECUTING});
+    QVERIFY(other->progress.isEmpty());
+    QVector<Rec *> next;
+    for (int i = 0; i < 4; i++)
+        next << submit("echo", QByteArray::number(i));
+    QTRY_VERIFY_WITH_TIMEOUT(
+        std::all_of(next.begin(), next.end(), [](Rec *r) { return r->final(); }), 30000);
+    for (int i = 0; i < next.size(); i++) {
+        QCOMPARE(next[i]->result(), QByteArray::number(i));
+        QVERIFY(mpr_future_worker_pid(next[i]->f) != badPid);
+    }
+    QCOMPARE(other->state(), int(MPR_FUTURE_EXECUTING));
+    QCOMPARE(mpr_future_cancel(other->f), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(other->state(), int(MPR_FUTURE_CANCELLED), 30000);
+    const mpr_executor_stats s = stats();
+    QCOMPARE(s.workers_killed, quint64(1));
+    QCOMPARE(s.protocol_errors, quint64(1));
+    QCOMPARE(s.start_failures, quint64(0));
+    QCOMPARE(s.jobs_completed, quint64(state == MPR_FUTURE_COMPLETED ? 5 : 4));
+}
+
+// One progress message of 64 MiB: delivered whole, once, in order with
+// the rest of the job; the job on the other worker goes on meanwhile.
+void tst_Executor::hugeProgress()
+{
+    QVERIFY((ex = makeExecutor(2, 5.0, false, false, true)));
+    Rec *other = submit("spin", "");
+    QTRY_COMPARE_WITH_TIMEOUT(other->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    const uint32_t n = 64u << 20;
+    Rec *big = submit("hugeprogress", u32(n));
+    QTRY_VERIFY_WITH_TIMEOUT(big->final(), 60000);
+    QCOMPARE(big->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+    QCOMPARE(big->result(), QByteArray("done"));
+    QCOMPARE(big->progress.size(), 1);
+    const QByteArray &p = big->progress[0];
+    QCOMPARE(uint32_t(p.size()), n);
+    for (uint32_t i = 0; i < n; i += 4093)
+        QCOMPARE(uint8_t(p[int(i)]), uint8_t(i % 251));
+    QCOMPARE(uint8_t(p[int(n - 1)]), uint8_t((n - 1) % 251));
+    big->progress.clear();
+    QCOMPARE(other->state(), int(MPR_FUTURE_EXECUTING));
+    Rec *next = submit("echo", "next");
+    QTRY_VERIFY_WITH_TIMEOUT(next->final(), 30000);
+    QCOMPARE(next->result(), QByteArray("next"));
+    QCOMPARE(mpr_future_cancel(other->f), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(other->state(), int(MPR_FUTURE_CANCELLED), 30000);
+    QCOMPARE(stats().workers_killed, quint64(0));
+}
+
+// A worker that floods progress as fast as it can and ignores cancel,
+// with the router's queue limited (mpr_router_set_queue_limit: without a
+// limit nothing bounds a flood that outruns the main thread, and every
+// other worker's messages wait behind it): its progress arrives in order;
+// jobs on the other worker complete meanwhile; memory stays bounded;
+// cancel kills it after the grace time (CANCELLED), its replacement runs
+// the next job, and the router drops nothing it routed (no "discarding"
+// warning, cleanup).
+void tst_Executor::progressFlood()
+{
+    QCOMPARE(mpr_router_stop(router), 0);
+    QCOMPARE(mpr_router_set_queue_limit(router, 1 << 20), 0);
+    QCOMPARE(mpr_router_start(router), 0);
+    const qint64 rssBefore = rssKiB();
+    QVERIFY((ex = makeExecutor(2, 0.5, false, false, true)));
+    struct Count
+    {
+        int64_t n = 0, last = -1, outOfOrder = 0;
+    } count;
+    mpr_future *flood = nullptr;
+    QCOMPARE(mpr_executor_submit(ex, "flood", "", 0, &flood), 0);
+    QCOMPARE(mpr_future_set_callbacks(
+                 flood, nullptr,
+                 [](void *arg, mpr_future *, const void *data, size_t size) {
+                     Count *c = static_cast<Count *>(arg);
+                     uint32_t v = 0;
+                     if (size == 4)
+                         memcpy(&v, data, 4);
+                     if (size != 4 || int64_t(v) != c->last + 1)
+                         c->outOfOrder++;
+                     c->last = v;
+                     c->n++;
+                 },
+                 &count),
+             0);
+    QTRY_VERIFY_WITH_TIMEOUT(count.n >= 1000, 30000);
+    const int64_t floodPid = mpr_future_worker_pid(flood);
+    QVector<Rec *> rs;
+    for (int i = 0; i < 20; i++)
+        rs << submit("echo", QByteArray::number(i));
+    QTRY_VERIFY_WITH_TIMEOUT(std::all_of(rs.begin(), rs.end(), [](Rec *r) { return r->final(); }),
+                             30000);
+    for (int i = 0; i < rs.size(); i++) {
+        QCOMPARE(rs[i]->result(), QByteArray::number(i));
+        QVERIFY(mpr_future_worker_pid(rs[i]->f) != floodPid);
+    }
+    QCOMPARE(mpr_future_state(flood), int(MPR_FUTURE_EXECUTING)); // still flooding
+    const int64_t during = count.n;
+    QTRY_VERIFY_WITH_TIMEOUT(count.n > during, 30000);
+    QCOMPARE(mpr_future_cancel(flood), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(mpr_future_state(flood), int(MPR_FUTURE_CANCELLED), 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(gone(floodPid), 30000);
+    QCOMPARE(count.outOfOrder, int64_t(0));
+    const int64_t atEnd = count.n;
+    const qint64 rssAfter = rssKiB();
+    qInfo("flood: %lld progress messages delivered; RSS %lld -> %lld KiB",
+          (long long)count.n, rssBefore, rssAfter);
+#if !defined(__SANITIZE_ADDRESS__)
+    QVERIFY2(rssAfter - rssBefore < 256 * 1024, qPrintable(QString::number(rssAfter - rssBefore)));
+#endif
+    Rec *next = submit("echo", "after");
+    QTRY_VERIFY_WITH_TIMEOUT(next->final(), 30000);
+    QCOMPARE(next->result(), QByteArray("after"));
+    QCOMPARE(count.n, atEnd); // nothing after CANCELLED
+    QCOMPARE(stats().workers_killed, quint64(1));
+    mpr_future_free(flood);
+}
+
+// A worker killed (cancel, grace 0) in the middle of a flood, without a
+// queue limit: many of its messages (up to 6 million, 200 MiB) can still
+// be queued when it is reaped (with a slow main thread: seconds of
+// routing; an unbounded flood of 30 s here left 18,480 of them after its
+// pipe was closed, before the fix). Its job is CANCELLED at once and nothing more
+// of it is delivered; its pipe stays open until the router reports the
+// connection's end, after the last of them, so the router drops nothing
+// (no "discarding message from closed pipe", checked in cleanup); the
+// replacement runs the next job.
+void tst_Executor::floodKilledDrainsQuietly()
+{
+    QVERIFY((ex = makeExecutor(1, 0, false, false, true)));
+    int64_t n = 0;
+    mpr_future *flood = nullptr;
+    QCOMPARE(mpr_executor_submit(ex, "flood", u32(6000000).constData(), 4, &flood), 0);
+    QCOMPARE(mpr_future_set_callbacks(
+                 flood, nullptr,
+                 [](void *arg, mpr_future *, const void *, size_t) {
+                     ++*static_cast<int64_t *>(arg);
+                 },
+                 &n),
+             0);
+    QTRY_VERIFY_WITH_TIMEOUT(n >= 1000, 30000);
+    const int64_t pid = mpr_future_worker_pid(flood);
+    QCOMPARE(mpr_future_cancel(flood), 0);
+    QCOMPARE(mpr_future_state(flood), int(MPR_FUTURE_CANCELLED)); // grace 0: killed at once
+    const int64_t atCancel = n;
+    QTRY_VERIFY_WITH_TIMEOUT(gone(pid), 30000);
+    Rec *next = submit("echo", "after");
+    QTRY_VERIFY_WITH_TIMEOUT(next->final(), 60000);
+    QCOMPARE(next->result(), QByteArray("after"));
+    QCOMPARE(n, atCancel);
+    QCOMPARE(stats().workers_killed, quint64(1));
+    qInfo("flood: %lld progress messages delivered before the cancel", (long long)n);
+    mpr_future_free(flood);
 }
 
 // shutdown(timeout) with jobs waiting, running (cooperative) and stuck:

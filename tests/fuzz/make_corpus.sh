@@ -177,6 +177,16 @@ j run-nul-name   "\x40\x00\x00\x00${job1}\x04ec\x00o"
 j job-zero       "\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00x"
 j reserved       "\x03\x01\x00\x00${job1}"
 j short          "\x05\x00\x00"
+# what tests/executor's hostile worker sends (execworker --hostile)
+j empty          ""
+j unknown-kind   "\x63\x00\x00\x00${job1}x"
+j ready-size     "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00"
+j started-data   "\x03\x00\x00\x00${job1}x"
+j failed-nul     "\x06\x00\x00\x00${job1}a\x00b"
+j progress-zero  "\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00p"
+j bye-job        "\x08\x00\x00\x00${job1}"
+j failed-long    "\x06\x00\x00\x00${job1}"
+head -c 4097 /dev/zero | tr '\0' x >>job/failed-long
 # ctl (fuzz_ctl.c): [mode][chunk seed], then local items (mode 0) or
 # remote frames each after a 2-byte length (mode 1).
 mkdir -p ctl
