@@ -33,6 +33,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,7 @@ struct worker {
     int heard;         /* anything came through its pipe */
     char why[WHY_SIZE]; /* why it failed, if it did: first reason */
     struct job *job;   /* the job handed to it */
+    struct job *ahead; /* jobs_ahead: the one it runs after job (not started) */
     int job_started;
     int64_t started_ns, ready_ns;
     int64_t grace_ns;    /* kill at (0: none) */
@@ -98,7 +100,7 @@ struct note {
 };
 
 struct job {
-    uint64_t id;
+    uint64_t id;       /* given again each time it is handed to a worker (job.h) */
     mpr_executor *ex;  /* NULL once the executor is freed */
     mpr_future *handle; /* NULL once freed by the user */
     int refs;
@@ -145,7 +147,7 @@ struct mpr_executor {
     char **hosts;
     int nhosts;
     double start_timeout_s, grace_s, healthy_s, backoff_s;
-    int newest_only, max_fails;
+    int newest_only, max_fails, jobs_ahead;
     /* state */
     struct slot *slots;
     struct worker *workers;
@@ -419,6 +421,35 @@ static void self_ping(mpr_executor *ex)
 /* ------------------------------------------------------------------ */
 /* workers                                                              */
 
+static int cancelled_or_cancelling(const struct job *job)
+{
+    return job && (job->state == MPR_FUTURE_CANCELLING || job->state == MPR_FUTURE_CANCELLED);
+}
+
+/* Tell the worker which of the jobs it holds are cancelled: one tag (the
+ * pipe keeps the newest), naming its current job, the one ahead, or both
+ * (job.h). Each new tag names at least what the one before named among
+ * the jobs it still holds, so a worker that sees only the newest misses
+ * nothing. */
+static void send_cancel_word(struct worker *w)
+{
+    if (w->killed || !w->receiver)
+        return;
+    int cur = cancelled_or_cancelling(w->job);
+    int ahead = w->ahead && w->ahead->state == MPR_FUTURE_CANCELLED;
+    uint64_t tag = 0;
+    if (cur && ahead)
+        tag = w->ahead->id | MPR__JOB_CANCEL_UPTO;
+    else if (ahead)
+        tag = w->ahead->id;
+    else if (cur)
+        tag = w->job->id;
+    if (tag)
+        mpr_receiver_cancel(w->receiver, tag);
+}
+
+static void start_grace(mpr_executor *ex, struct worker *w);
+
 static void on_message(void *arg, const void *data, size_t size);
 static void on_lost(void *arg);
 static void refill(mpr_executor *ex);
@@ -664,6 +695,30 @@ static void conclude(mpr_executor *ex, struct worker *w)
         ex->stats.jobs_running--;
         job_unref(job);
     }
+    if (w->ahead) {
+        /* Never started: it goes back to the front of the queue (with the
+         * worker's reference), unless it was cancelled meanwhile. */
+        struct job *next = w->ahead;
+        w->ahead = NULL;
+        next->worker = NULL;
+        next->pid = 0;
+        ex->stats.jobs_running--;
+        if (is_final(next->state) || ex->state != MPR_EXECUTOR_RUNNING) {
+            if (!is_final(next->state))
+                finish(ex, next, MPR_FUTURE_CANCELLED, 0, NULL);
+            job_unref(next);
+        } else {
+            next->queued = 1;
+            next->qprev = NULL;
+            next->qnext = ex->qhead;
+            if (ex->qhead)
+                ex->qhead->qprev = next;
+            else
+                ex->qtail = next;
+            ex->qhead = next;
+            ex->stats.jobs_waiting++;
+        }
+    }
     set_wstate(w, W_ENDING);
     if (counts_as_start_failure(w, job != NULL))
         start_failure(ex, slot, text);
@@ -780,8 +835,19 @@ static void job_ended(mpr_executor *ex, struct worker *w, const mpr__job_msg *m)
         w->slot->fails = 0;
         w->slot->backoff_s = ex->backoff_s;
     }
-    if (w->state == W_BUSY)
+    if (w->ahead) {
+        /* The worker goes on with it by itself. */
+        job = w->ahead;
+        w->ahead = NULL;
+        w->job = job;
+        job->pid = w->pid;
+        free(job->run);
+        job->run = NULL;
+        if (job->state == MPR_FUTURE_CANCELLED)
+            start_grace(ex, w); /* it skips it, or stops at once */
+    } else if (w->state == W_BUSY) {
         set_wstate(w, W_IDLE);
+    }
     dispatch(ex);
 }
 
@@ -919,35 +985,62 @@ static void refill(mpr_executor *ex)
     }
 }
 
-/* Hand waiting jobs to idle workers. */
+/* Hand the first waiting job to w, as its job or ahead of it. 0, or
+ * < 0: the queue stays as it was (MPR_EAGAIN / MPR_ENOMEM: try again at
+ * the next event; else the worker is killed). */
+static int hand(mpr_executor *ex, struct worker *w, int ahead)
+{
+    struct job *job = ex->qhead;
+    /* A new id for each handing: a worker gets increasing ids (job.h). */
+    uint64_t id = ex->next_id++;
+    mpr__job_put_header(job->run, MPR__JOB_RUN, id);
+    int rc = mpr_receiver_send(w->receiver, job->run, job->run_size);
+    if (rc == MPR_ENOMEM || rc == MPR_EAGAIN)
+        return rc;
+    if (rc < 0) {
+        char why[128];
+        snprintf(why, sizeof why, "cannot hand it a job: %s", mpr_strerror(rc));
+        kill_worker(w, K_SEND, why);
+        return rc;
+    }
+    job->id = id;
+    job->refs++; /* the worker's */
+    queue_remove(ex, job);
+    job->worker = w;
+    ex->stats.jobs_running++;
+    if (ahead) {
+        w->ahead = job; /* its RUN kept: it may go back to the queue */
+        return 0;
+    }
+    free(job->run);
+    job->run = NULL;
+    job->pid = w->pid;
+    w->job = job;
+    w->job_started = 0;
+    set_wstate(w, W_BUSY);
+    return 0;
+}
+
+/* Hand waiting jobs to idle workers, then (jobs_ahead) one each ahead to
+ * busy ones. */
 static void dispatch(mpr_executor *ex)
 {
     if (!ex->qhead || ex->free_requested)
         return;
-    for (int i = 0; i < ex->nslots && ex->qhead; i++) {
-        struct worker *w = ex->slots[i].w;
-        if (!w || w->state != W_IDLE || w->killed || w->asked_exit)
-            continue;
-        struct job *job = ex->qhead;
-        int rc = mpr_receiver_send(w->receiver, job->run, job->run_size);
-        if (rc == MPR_ENOMEM || rc == MPR_EAGAIN)
-            break; /* tried again at the next event */
-        if (rc < 0) {
-            char why[128];
-            snprintf(why, sizeof why, "cannot hand it a job: %s", mpr_strerror(rc));
-            kill_worker(w, K_SEND, why);
-            continue;
+    for (int pass = 0; pass < (ex->jobs_ahead ? 2 : 1); pass++) {
+        for (int i = 0; i < ex->nslots && ex->qhead; i++) {
+            struct worker *w = ex->slots[i].w;
+            if (!w || w->killed || w->asked_exit)
+                continue;
+            if (pass == 0 ? w->state != W_IDLE
+                          : (w->state != W_BUSY || !w->job || w->ahead || w->grace_ns ||
+                             (w->job->state != MPR_FUTURE_WAITING &&
+                              w->job->state != MPR_FUTURE_EXECUTING)))
+                continue;
+            int rc = hand(ex, w, pass);
+            if (rc == MPR_ENOMEM || rc == MPR_EAGAIN)
+                return; /* tried again at the next event */
         }
-        job->refs++; /* the worker's */
-        queue_remove(ex, job);
-        free(job->run);
-        job->run = NULL;
-        job->worker = w;
-        job->pid = w->pid;
-        w->job = job;
-        w->job_started = 0;
-        set_wstate(w, W_BUSY);
-        ex->stats.jobs_running++;
     }
 }
 
@@ -990,6 +1083,8 @@ static void run_timers(mpr_executor *ex)
                 continue;
             if (w->job && !is_final(w->job->state))
                 finish(ex, w->job, MPR_FUTURE_CANCELLED, 0, NULL);
+            if (w->ahead && !is_final(w->ahead->state))
+                finish(ex, w->ahead, MPR_FUTURE_CANCELLED, 0, NULL);
             if (!w->reaped)
                 kill_worker(w, K_SHUTDOWN, "killed at the shutdown's deadline");
         }
@@ -1205,7 +1300,7 @@ static void free_config(mpr_executor *ex)
 int mpr_executor_new(mpr_executor **out, mpr_router *router, const mpr_event_loop *loop,
                      const mpr_executor_options *o)
 {
-    if (!out || !router || !loop || !o || o->size < sizeof *o)
+    if (!out || !router || !loop || !o || o->size < offsetof(mpr_executor_options, jobs_ahead))
         return MPR_EINVAL;
     if (o->workers < 1 || o->workers > 1024 || o->max_start_failures < 1)
         return MPR_EINVAL;
@@ -1241,6 +1336,8 @@ int mpr_executor_new(mpr_executor **out, mpr_router *router, const mpr_event_loo
     ex->healthy_s = isinf(o->healthy_after_s) ? 1e9 : o->healthy_after_s;
     ex->backoff_s = o->backoff_s;
     ex->newest_only = o->newest_progress_only != 0;
+    ex->jobs_ahead = o->size >= offsetof(mpr_executor_options, jobs_ahead) + sizeof o->jobs_ahead &&
+                     o->jobs_ahead != 0;
     ex->max_fails = o->max_start_failures;
     ex->next_id = 1;
     if (time_opt(o->start_timeout_s, &ex->start_timeout_s) < 0 ||
@@ -1327,8 +1424,11 @@ static void executor_release(mpr_executor *ex)
     for (struct worker *w = ex->workers, *next; w; w = next) {
         next = w->next;
         close_pipe(w);
-        if (w->job) {
-            struct job *job = w->job;
+        struct job *held[2] = {w->job, w->ahead};
+        for (int i = 0; i < 2; i++) {
+            struct job *job = held[i];
+            if (!job)
+                continue;
             if (!is_final(job->state)) {
                 job->state = MPR_FUTURE_CANCELLED;
                 ex->stats.jobs_cancelled++;
@@ -1474,8 +1574,9 @@ int mpr_executor_shutdown(mpr_executor *ex, double timeout_s, void (*done)(void 
                 finish(ex, job, MPR_FUTURE_CANCELLED, 0, NULL);
             else if (job->state == MPR_FUTURE_EXECUTING)
                 set_state(ex, job, MPR_FUTURE_CANCELLING);
-            if (w->receiver)
-                mpr_receiver_cancel(w->receiver, job->id);
+            if (w->ahead && !is_final(w->ahead->state))
+                finish(ex, w->ahead, MPR_FUTURE_CANCELLED, 0, NULL);
+            send_cancel_word(w);
         }
         if (!w->killed && !w->pipe_done && w->receiver) {
             unsigned char msg[MPR__JOB_HEADER];
@@ -1538,6 +1639,18 @@ int mpr_future_state(const mpr_future *f)
     return job ? job->state : MPR_ENOENT;
 }
 
+/* Kill the worker if its cancelled job has not ended within the grace. */
+static void start_grace(mpr_executor *ex, struct worker *w)
+{
+    if (ex->grace_s >= 0 && !w->grace_ns) {
+        w->grace_ns = mpr__now_ns() + secs_ns(ex->grace_s);
+        if (w->grace_ns == 0)
+            w->grace_ns = 1;
+        if (ex->grace_s == 0)
+            run_timers(ex);
+    }
+}
+
 /* Cancel (shared by cancel and free). */
 static void cancel_job(mpr_executor *ex, struct job *job)
 {
@@ -1554,15 +1667,11 @@ static void cancel_job(mpr_executor *ex, struct job *job)
     else
         set_state(ex, job, MPR_FUTURE_CANCELLING);
     if (w && !w->killed) {
-        if (w->receiver)
-            mpr_receiver_cancel(w->receiver, job->id);
-        if (ex->grace_s >= 0 && !w->grace_ns) {
-            w->grace_ns = mpr__now_ns() + secs_ns(ex->grace_s);
-            if (w->grace_ns == 0)
-                w->grace_ns = 1;
-            if (ex->grace_s == 0)
-                run_timers(ex);
-        }
+        send_cancel_word(w);
+        /* A job ahead is skipped when the worker comes to it; the grace
+         * starts then (job_ended). */
+        if (job != w->ahead)
+            start_grace(ex, w);
     }
 }
 

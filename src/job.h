@@ -46,8 +46,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MPR__JOB_VERSION 1u
+#define MPR__JOB_VERSION 2u
 #define MPR__JOB_HEADER 12
+/* A cancel tag with this bit names every job up to its id (its worker's
+ * current job and the one handed to it ahead, both cancelled); without
+ * it, the one job of that id. A worker is handed jobs in increasing id
+ * order (the executor gives a job its id when it hands it over). */
+#define MPR__JOB_CANCEL_UPTO ((uint64_t)1 << 63)
 #define MPR__JOB_TEXT_MAX 4096
 #define MPR__JOB_NAME_MAX 255
 
