@@ -82,7 +82,9 @@ struct worker {
     int heard;         /* anything came through its pipe */
     char why[WHY_SIZE]; /* why it failed, if it did: first reason */
     struct job *job;   /* the job handed to it */
-    struct job *ahead; /* jobs_ahead: the one it runs after job (not started) */
+    struct job *ahead[MPR__JOB_AHEAD_MAX]; /* jobs_ahead: to run after job, in order */
+    int nahead;
+    uint64_t next_seq; /* the id of the next job handed to it (job.h) */
     int job_started;
     int64_t started_ns, ready_ns;
     int64_t grace_ns;    /* kill at (0: none) */
@@ -427,25 +429,23 @@ static int cancelled_or_cancelling(const struct job *job)
 }
 
 /* Tell the worker which of the jobs it holds are cancelled: one tag (the
- * pipe keeps the newest), naming its current job, the one ahead, or both
- * (job.h). Each new tag names at least what the one before named among
- * the jobs it still holds, so a worker that sees only the newest misses
- * nothing. */
+ * pipe keeps the newest) with the set of them (job.h). Each tag names
+ * every cancelled job it holds (their ids are consecutive, the oldest
+ * first), so a worker that sees only the newest misses nothing. */
 static void send_cancel_word(struct worker *w)
 {
-    if (w->killed || !w->receiver)
+    if (w->killed || !w->receiver || (!w->job && !w->nahead))
         return;
-    int cur = cancelled_or_cancelling(w->job);
-    int ahead = w->ahead && w->ahead->state == MPR_FUTURE_CANCELLED;
-    uint64_t tag = 0;
-    if (cur && ahead)
-        tag = w->ahead->id | MPR__JOB_CANCEL_UPTO;
-    else if (ahead)
-        tag = w->ahead->id;
-    else if (cur)
-        tag = w->job->id;
-    if (tag)
-        mpr_receiver_cancel(w->receiver, tag);
+    uint64_t base = w->job ? w->job->id : w->ahead[0]->id;
+    uint64_t bits = 0;
+    if (cancelled_or_cancelling(w->job))
+        bits |= 1;
+    for (int i = 0; i < w->nahead; i++)
+        if (w->ahead[i]->state == MPR_FUTURE_CANCELLED)
+            bits |= (uint64_t)1 << (w->ahead[i]->id - base);
+    if (bits)
+        mpr_receiver_cancel(w->receiver, MPR__JOB_CANCEL_SET | bits << 48 |
+                                             (base & MPR__JOB_CANCEL_BASE_MASK));
 }
 
 static void start_grace(mpr_executor *ex, struct worker *w);
@@ -594,6 +594,7 @@ static int spawn(mpr_executor *ex, struct slot *slot)
     w->ex = ex;
     w->slot = slot;
     w->receiver = receiver;
+    w->next_seq = 1;
     mpr__spawn spec;
     memset(&spec, 0, sizeof spec);
     char **argv = NULL;
@@ -695,11 +696,10 @@ static void conclude(mpr_executor *ex, struct worker *w)
         ex->stats.jobs_running--;
         job_unref(job);
     }
-    if (w->ahead) {
-        /* Never started: it goes back to the front of the queue (with the
-         * worker's reference), unless it was cancelled meanwhile. */
-        struct job *next = w->ahead;
-        w->ahead = NULL;
+    while (w->nahead > 0) {
+        /* Never started: back to the front of the queue, in their order
+         * (with the worker's reference), unless cancelled meanwhile. */
+        struct job *next = w->ahead[--w->nahead];
         next->worker = NULL;
         next->pid = 0;
         ex->stats.jobs_running--;
@@ -835,10 +835,11 @@ static void job_ended(mpr_executor *ex, struct worker *w, const mpr__job_msg *m)
         w->slot->fails = 0;
         w->slot->backoff_s = ex->backoff_s;
     }
-    if (w->ahead) {
-        /* The worker goes on with it by itself. */
-        job = w->ahead;
-        w->ahead = NULL;
+    if (w->nahead > 0) {
+        /* The worker goes on with the next by itself. */
+        job = w->ahead[0];
+        w->nahead--;
+        memmove(w->ahead, w->ahead + 1, (size_t)w->nahead * sizeof w->ahead[0]);
         w->job = job;
         job->pid = w->pid;
         free(job->run);
@@ -991,8 +992,8 @@ static void refill(mpr_executor *ex)
 static int hand(mpr_executor *ex, struct worker *w, int ahead)
 {
     struct job *job = ex->qhead;
-    /* A new id for each handing: a worker gets increasing ids (job.h). */
-    uint64_t id = ex->next_id++;
+    /* A new id for each handing: a worker's are consecutive (job.h). */
+    uint64_t id = w->next_seq;
     mpr__job_put_header(job->run, MPR__JOB_RUN, id);
     int rc = mpr_receiver_send(w->receiver, job->run, job->run_size);
     if (rc == MPR_ENOMEM || rc == MPR_EAGAIN)
@@ -1004,12 +1005,13 @@ static int hand(mpr_executor *ex, struct worker *w, int ahead)
         return rc;
     }
     job->id = id;
+    w->next_seq++;
     job->refs++; /* the worker's */
     queue_remove(ex, job);
     job->worker = w;
     ex->stats.jobs_running++;
     if (ahead) {
-        w->ahead = job; /* its RUN kept: it may go back to the queue */
+        w->ahead[w->nahead++] = job; /* its RUN kept: it may go back to the queue */
         return 0;
     }
     free(job->run);
@@ -1021,23 +1023,24 @@ static int hand(mpr_executor *ex, struct worker *w, int ahead)
     return 0;
 }
 
-/* Hand waiting jobs to idle workers, then (jobs_ahead) one each ahead to
- * busy ones. */
+/* Hand waiting jobs to idle workers, then (jobs_ahead) ahead to busy
+ * ones: one each, then a second each, and so on. */
 static void dispatch(mpr_executor *ex)
 {
     if (!ex->qhead || ex->free_requested)
         return;
-    for (int pass = 0; pass < (ex->jobs_ahead ? 2 : 1); pass++) {
+    for (int pass = 0; pass <= ex->jobs_ahead; pass++) {
         for (int i = 0; i < ex->nslots && ex->qhead; i++) {
             struct worker *w = ex->slots[i].w;
             if (!w || w->killed || w->asked_exit)
                 continue;
             if (pass == 0 ? w->state != W_IDLE
-                          : (w->state != W_BUSY || !w->job || w->ahead || w->grace_ns ||
+                          : (w->state != W_BUSY || !w->job || w->nahead != pass - 1 ||
+                             w->grace_ns ||
                              (w->job->state != MPR_FUTURE_WAITING &&
                               w->job->state != MPR_FUTURE_EXECUTING)))
                 continue;
-            int rc = hand(ex, w, pass);
+            int rc = hand(ex, w, pass > 0);
             if (rc == MPR_ENOMEM || rc == MPR_EAGAIN)
                 return; /* tried again at the next event */
         }
@@ -1083,8 +1086,9 @@ static void run_timers(mpr_executor *ex)
                 continue;
             if (w->job && !is_final(w->job->state))
                 finish(ex, w->job, MPR_FUTURE_CANCELLED, 0, NULL);
-            if (w->ahead && !is_final(w->ahead->state))
-                finish(ex, w->ahead, MPR_FUTURE_CANCELLED, 0, NULL);
+            for (int i = 0; i < w->nahead; i++)
+                if (!is_final(w->ahead[i]->state))
+                    finish(ex, w->ahead[i], MPR_FUTURE_CANCELLED, 0, NULL);
             if (!w->reaped)
                 kill_worker(w, K_SHUTDOWN, "killed at the shutdown's deadline");
         }
@@ -1304,6 +1308,11 @@ int mpr_executor_new(mpr_executor **out, mpr_router *router, const mpr_event_loo
         return MPR_EINVAL;
     if (o->workers < 1 || o->workers > 1024 || o->max_start_failures < 1)
         return MPR_EINVAL;
+    int jobs_ahead =
+        o->size >= offsetof(mpr_executor_options, jobs_ahead) + sizeof o->jobs_ahead ? o->jobs_ahead
+                                                                                     : 0;
+    if (jobs_ahead < 0 || jobs_ahead > MPR__JOB_AHEAD_MAX)
+        return MPR_EINVAL;
     int argc = count_strings(o->argv);
     int nhosts = count_strings(o->hosts);
     if (o->start == MPR_START_FORK ? !o->fork_fn
@@ -1336,8 +1345,7 @@ int mpr_executor_new(mpr_executor **out, mpr_router *router, const mpr_event_loo
     ex->healthy_s = isinf(o->healthy_after_s) ? 1e9 : o->healthy_after_s;
     ex->backoff_s = o->backoff_s;
     ex->newest_only = o->newest_progress_only != 0;
-    ex->jobs_ahead = o->size >= offsetof(mpr_executor_options, jobs_ahead) + sizeof o->jobs_ahead &&
-                     o->jobs_ahead != 0;
+    ex->jobs_ahead = jobs_ahead;
     ex->max_fails = o->max_start_failures;
     ex->next_id = 1;
     if (time_opt(o->start_timeout_s, &ex->start_timeout_s) < 0 ||
@@ -1424,9 +1432,8 @@ static void executor_release(mpr_executor *ex)
     for (struct worker *w = ex->workers, *next; w; w = next) {
         next = w->next;
         close_pipe(w);
-        struct job *held[2] = {w->job, w->ahead};
-        for (int i = 0; i < 2; i++) {
-            struct job *job = held[i];
+        for (int i = -1; i < w->nahead; i++) {
+            struct job *job = i < 0 ? w->job : w->ahead[i];
             if (!job)
                 continue;
             if (!is_final(job->state)) {
@@ -1574,8 +1581,9 @@ int mpr_executor_shutdown(mpr_executor *ex, double timeout_s, void (*done)(void 
                 finish(ex, job, MPR_FUTURE_CANCELLED, 0, NULL);
             else if (job->state == MPR_FUTURE_EXECUTING)
                 set_state(ex, job, MPR_FUTURE_CANCELLING);
-            if (w->ahead && !is_final(w->ahead->state))
-                finish(ex, w->ahead, MPR_FUTURE_CANCELLED, 0, NULL);
+            for (int i = 0; i < w->nahead; i++)
+                if (!is_final(w->ahead[i]->state))
+                    finish(ex, w->ahead[i], MPR_FUTURE_CANCELLED, 0, NULL);
             send_cancel_word(w);
         }
         if (!w->killed && !w->pipe_done && w->receiver) {
@@ -1670,7 +1678,7 @@ static void cancel_job(mpr_executor *ex, struct job *job)
         send_cancel_word(w);
         /* A job ahead is skipped when the worker comes to it; the grace
          * starts then (job_ended). */
-        if (job != w->ahead)
+        if (job == w->job)
             start_grace(ex, w);
     }
 }

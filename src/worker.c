@@ -111,8 +111,11 @@ int mpr_task_progress(mpr_task *task, const void *data, size_t size)
 static int job_cancelled(worker *w, uint64_t job)
 {
     uint64_t tag = mpr_sender_cancelled(w->sender);
-    if (tag & MPR__JOB_CANCEL_UPTO)
-        return job <= (tag & ~MPR__JOB_CANCEL_UPTO);
+    if (tag & MPR__JOB_CANCEL_SET) {
+        uint64_t base = tag & MPR__JOB_CANCEL_BASE_MASK;
+        return job >= base && job - base < MPR__JOB_CANCEL_SPAN &&
+               (tag >> (48 + (job - base)) & 1);
+    }
     return tag == job;
 }
 

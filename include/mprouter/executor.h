@@ -240,20 +240,26 @@ typedef struct mpr_executor_options {
     /** The first backoff of a slot; doubled each time it backs off again,
      * at most 60 s (or backoff_s if larger). Default 5 s. */
     double backoff_s;
-    /** Non-zero: hand a busy worker its next job ahead of time, so that it
-     * starts it as soon as its current job ends, without waiting for the
-     * main thread to see that end (many short jobs run up to twice as
-     * fast). Such a job stays WAITING until the worker starts it; a cancel
-     * makes it CANCELLED at once as for any WAITING job (the worker skips
-     * it: the cancel request reaches it before it has ended the job in
-     * front), and if its worker ends (crash, kill, grace) before starting
-     * it, it goes back to the front of the queue and runs elsewhere, never
-     * failed for that worker's end. The price: a job handed ahead waits
-     * for the job in front of it, even if another worker becomes free
-     * (choose it for many short jobs, not for a mix with long ones).
-     * Default 0: a job is handed only to a worker with nothing to do.
-     * (Read only if options->size covers it: 0 for callers compiled
-     * before it existed.) */
+    /** 0 .. 14: hand each busy worker up to this many jobs ahead of
+     * time, so that it starts the next as soon as one ends, without
+     * waiting for the main thread to see that end (many short jobs run
+     * two or more times as fast). Jobs are still taken from the queue in
+     * order, to idle workers first, then one ahead to each busy worker,
+     * then a second, and so on. A job handed ahead stays WAITING until
+     * its worker starts it. A cancel makes it CANCELLED at once, as for
+     * any WAITING job, and the worker skips it (the request reaches it at
+     * the latest with the cancel of any job it holds before that one;
+     * only a cancel that comes while the job in front is ending on its own
+     * can meet the job already started, as for a job handed to an idle
+     * worker: its task then sees the request at once and its outcome is
+     * dropped). If its worker ends (crash, kill, grace time) before it
+     * started the job, the job goes back to the front of the queue and
+     * runs on another worker: it never fails for that worker's end. The
+     * price: a job handed ahead waits for the jobs in front of it even if
+     * another worker becomes free (choose it for many short jobs, not for
+     * a mix with long ones). Default 0: a job is handed only to a worker
+     * with nothing to do. (Read only if options->size covers it: 0 for
+     * callers compiled before it existed.) */
     int jobs_ahead;
 } mpr_executor_options;
 

@@ -300,7 +300,7 @@ void usage(FILE *out)
             "                 [--mem-msgs N] [--mem-limit-mib N] [--mem-spin-us N] [--mem-runs N]\n"
             "                 [--pipes N] [--pipe-procs N] [--procs N] [--proc-msgs N]\n"
             "                 [--timeout S] [--exec-window N] [--exec-jobs N]\n"
-            "                 [--exec-cancel-samples N] [--exec-ahead 0|1] [--python PROG]\n"
+            "                 [--exec-cancel-samples N] [--exec-ahead N] [--python PROG]\n"
             "Rate figures send for --duration seconds (0: until the count); counts are\n"
             "per sender. --quick first sets the small quick-mode values;\n"
             "options after it override them. See tests/bench/README.md.\n");
