@@ -3,7 +3,8 @@
  * @brief Jobs, not pipes: a pool of worker processes with futures.
  *
  * An executor owns N worker processes that it starts itself, hands them
- * jobs (a task name and argument bytes) one at a time, and gives the
+ * jobs (a task name and argument bytes) one at a time (or a few ahead:
+ * mpr_executor_options.jobs_ahead), and gives the
  * application a future per job, with the states of traits-futures:
  *
  *     WAITING --(a worker starts it)--> EXECUTING --> COMPLETED | FAILED
@@ -385,7 +386,9 @@ MPR_EXTERN int mpr_future_set_callbacks(mpr_future *future, mpr_future_state_fn 
 /** The future's state (mpr_future_state, >= 0) or MPR_ENOENT. MAIN THREAD. */
 MPR_EXTERN int mpr_future_state(const mpr_future *future);
 
-/** Ask to cancel the job. WAITING: CANCELLED at once (it never runs).
+/** Ask to cancel the job. WAITING: CANCELLED at once (it never runs; the
+ * one exception, a job already handed to a worker that the request meets
+ * as it starts it, is told under jobs_ahead).
  * EXECUTING: CANCELLING at once; the worker's task sees the request, and
  * the job ends CANCELLED, or COMPLETED or FAILED as the task ended if it
  * ended before the request reached it; a task that does not end within
