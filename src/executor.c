@@ -39,6 +39,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,9 @@ struct worker {
     int heard;         /* anything came through its pipe */
     char why[WHY_SIZE]; /* why it failed, if it did: first reason */
     struct job *job;   /* the job handed to it */
+    struct job *ahead[MPR__JOB_AHEAD_MAX]; /* jobs_ahead: to run after job, in order */
+    int nahead;
+    uint64_t next_seq; /* the id of the next job handed to it (job.h) */
     int job_started;
     int64_t started_ns, ready_ns;
     int64_t grace_ns;    /* kill at (0: none) */
@@ -107,7 +111,7 @@ struct note {
 };
 
 struct job {
-    uint64_t id;
+    uint64_t id;       /* given again each time it is handed to a worker (job.h) */
     mpr_executor *ex;  /* NULL once the executor is freed */
     mpr_future *handle; /* NULL once freed by the user */
     int refs;
@@ -154,7 +158,7 @@ struct mpr_executor {
     char **hosts;
     int nhosts;
     double start_timeout_s, grace_s, healthy_s, backoff_s;
-    int newest_only, max_fails;
+    int newest_only, max_fails, jobs_ahead;
     /* state */
     struct slot *slots;
     struct worker *workers;
@@ -428,6 +432,33 @@ static void self_ping(mpr_executor *ex)
 /* ------------------------------------------------------------------ */
 /* workers                                                              */
 
+static int cancelled_or_cancelling(const struct job *job)
+{
+    return job && (job->state == MPR_FUTURE_CANCELLING || job->state == MPR_FUTURE_CANCELLED);
+}
+
+/* Tell the worker which of the jobs it holds are cancelled: one tag (the
+ * pipe keeps the newest) with the set of them (job.h). Each tag names
+ * every cancelled job it holds (their ids are consecutive, the oldest
+ * first), so a worker that sees only the newest misses nothing. */
+static void send_cancel_word(struct worker *w)
+{
+    if (w->killed || !w->receiver || (!w->job && !w->nahead))
+        return;
+    uint64_t base = w->job ? w->job->id : w->ahead[0]->id;
+    uint64_t bits = 0;
+    if (cancelled_or_cancelling(w->job))
+        bits |= 1;
+    for (int i = 0; i < w->nahead; i++)
+        if (w->ahead[i]->state == MPR_FUTURE_CANCELLED)
+            bits |= (uint64_t)1 << (w->ahead[i]->id - base);
+    if (bits)
+        mpr_receiver_cancel(w->receiver, MPR__JOB_CANCEL_SET | bits << 48 |
+                                             (base & MPR__JOB_CANCEL_BASE_MASK));
+}
+
+static void start_grace(mpr_executor *ex, struct worker *w);
+
 static void on_message(void *arg, const void *data, size_t size);
 static void on_lost(void *arg);
 static void refill(mpr_executor *ex);
@@ -572,6 +603,7 @@ static int spawn(mpr_executor *ex, struct slot *slot)
     w->ex = ex;
     w->slot = slot;
     w->receiver = receiver;
+    w->next_seq = 1;
     mpr__spawn spec;
     memset(&spec, 0, sizeof spec);
     char **argv = NULL;
@@ -695,6 +727,29 @@ static void conclude(mpr_executor *ex, struct worker *w)
         w->job = NULL;
         ex->stats.jobs_running--;
         job_unref(job);
+    }
+    while (w->nahead > 0) {
+        /* Never started: back to the front of the queue, in their order
+         * (with the worker's reference), unless cancelled meanwhile. */
+        struct job *next = w->ahead[--w->nahead];
+        next->worker = NULL;
+        next->pid = 0;
+        ex->stats.jobs_running--;
+        if (is_final(next->state) || ex->state != MPR_EXECUTOR_RUNNING) {
+            if (!is_final(next->state))
+                finish(ex, next, MPR_FUTURE_CANCELLED, 0, NULL);
+            job_unref(next);
+        } else {
+            next->queued = 1;
+            next->qprev = NULL;
+            next->qnext = ex->qhead;
+            if (ex->qhead)
+                ex->qhead->qprev = next;
+            else
+                ex->qtail = next;
+            ex->qhead = next;
+            ex->stats.jobs_waiting++;
+        }
     }
     set_wstate(w, W_ENDING);
     if (counts_as_start_failure(w, job != NULL))
@@ -821,8 +876,20 @@ static void job_ended(mpr_executor *ex, struct worker *w, const mpr__job_msg *m)
         w->slot->fails = 0;
         w->slot->backoff_s = ex->backoff_s;
     }
-    if (w->state == W_BUSY)
+    if (w->nahead > 0) {
+        /* The worker goes on with the next by itself. */
+        job = w->ahead[0];
+        w->nahead--;
+        memmove(w->ahead, w->ahead + 1, (size_t)w->nahead * sizeof w->ahead[0]);
+        w->job = job;
+        job->pid = w->pid;
+        free(job->run);
+        job->run = NULL;
+        if (job->state == MPR_FUTURE_CANCELLED)
+            start_grace(ex, w); /* it skips it, or stops at once */
+    } else if (w->state == W_BUSY) {
         set_wstate(w, W_IDLE);
+    }
     dispatch(ex);
 }
 
@@ -972,35 +1039,64 @@ static void refill(mpr_executor *ex)
     }
 }
 
-/* Hand waiting jobs to idle workers. */
+/* Hand the first waiting job to w, as its job or ahead of it. 0, or
+ * < 0: the queue stays as it was (MPR_EAGAIN / MPR_ENOMEM: try again at
+ * the next event; else the worker is killed). */
+static int hand(mpr_executor *ex, struct worker *w, int ahead)
+{
+    struct job *job = ex->qhead;
+    /* A new id for each handing: a worker's are consecutive (job.h). */
+    uint64_t id = w->next_seq;
+    mpr__job_put_header(job->run, MPR__JOB_RUN, id);
+    int rc = mpr_receiver_send(w->receiver, job->run, job->run_size);
+    if (rc == MPR_ENOMEM || rc == MPR_EAGAIN)
+        return rc;
+    if (rc < 0) {
+        char why[128];
+        snprintf(why, sizeof why, "cannot hand it a job: %s", mpr_strerror(rc));
+        kill_worker(w, K_SEND, why);
+        return rc;
+    }
+    job->id = id;
+    w->next_seq++;
+    job->refs++; /* the worker's */
+    queue_remove(ex, job);
+    job->worker = w;
+    ex->stats.jobs_running++;
+    if (ahead) {
+        w->ahead[w->nahead++] = job; /* its RUN kept: it may go back to the queue */
+        return 0;
+    }
+    free(job->run);
+    job->run = NULL;
+    job->pid = w->pid;
+    w->job = job;
+    w->job_started = 0;
+    set_wstate(w, W_BUSY);
+    return 0;
+}
+
+/* Hand waiting jobs to idle workers, then (jobs_ahead) ahead to busy
+ * ones: one each, then a second each, and so on. */
 static void dispatch(mpr_executor *ex)
 {
     if (!ex->qhead || ex->free_requested)
         return;
-    for (int i = 0; i < ex->nslots && ex->qhead; i++) {
-        struct worker *w = ex->slots[i].w;
-        if (!w || w->state != W_IDLE || w->killed || w->asked_exit)
-            continue;
-        struct job *job = ex->qhead;
-        int rc = mpr_receiver_send(w->receiver, job->run, job->run_size);
-        if (rc == MPR_ENOMEM || rc == MPR_EAGAIN)
-            break; /* tried again at the next event */
-        if (rc < 0) {
-            char why[128];
-            snprintf(why, sizeof why, "cannot hand it a job: %s", mpr_strerror(rc));
-            kill_worker(w, K_SEND, why);
-            continue;
+    for (int pass = 0; pass <= ex->jobs_ahead; pass++) {
+        for (int i = 0; i < ex->nslots && ex->qhead; i++) {
+            struct worker *w = ex->slots[i].w;
+            if (!w || w->killed || w->asked_exit)
+                continue;
+            if (pass == 0 ? w->state != W_IDLE
+                          : (w->state != W_BUSY || !w->job || w->nahead != pass - 1 ||
+                             w->grace_ns ||
+                             (w->job->state != MPR_FUTURE_WAITING &&
+                              w->job->state != MPR_FUTURE_EXECUTING)))
+                continue;
+            int rc = hand(ex, w, pass > 0);
+            if (rc == MPR_ENOMEM || rc == MPR_EAGAIN)
+                return; /* tried again at the next event */
         }
-        job->refs++; /* the worker's */
-        queue_remove(ex, job);
-        free(job->run);
-        job->run = NULL;
-        job->worker = w;
-        job->pid = w->pid;
-        w->job = job;
-        w->job_started = 0;
-        set_wstate(w, W_BUSY);
-        ex->stats.jobs_running++;
     }
 }
 
@@ -1043,6 +1139,9 @@ static void run_timers(mpr_executor *ex)
                 continue;
             if (w->job && !is_final(w->job->state))
                 finish(ex, w->job, MPR_FUTURE_CANCELLED, 0, NULL);
+            for (int i = 0; i < w->nahead; i++)
+                if (!is_final(w->ahead[i]->state))
+                    finish(ex, w->ahead[i], MPR_FUTURE_CANCELLED, 0, NULL);
             if (!w->reaped)
                 kill_worker(w, K_SHUTDOWN, "killed at the shutdown's deadline");
         }
@@ -1266,9 +1365,14 @@ static void free_config(mpr_executor *ex)
 int mpr_executor_new(mpr_executor **out, mpr_router *router, const mpr_event_loop *loop,
                      const mpr_executor_options *o)
 {
-    if (!out || !router || !loop || !o || o->size < sizeof *o)
+    if (!out || !router || !loop || !o || o->size < offsetof(mpr_executor_options, jobs_ahead))
         return MPR_EINVAL;
     if (o->workers < 1 || o->workers > 1024 || o->max_start_failures < 1)
+        return MPR_EINVAL;
+    int jobs_ahead =
+        o->size >= offsetof(mpr_executor_options, jobs_ahead) + sizeof o->jobs_ahead ? o->jobs_ahead
+                                                                                     : 0;
+    if (jobs_ahead < 0 || jobs_ahead > MPR__JOB_AHEAD_MAX)
         return MPR_EINVAL;
     int argc = count_strings(o->argv);
     int nhosts = count_strings(o->hosts);
@@ -1302,6 +1406,7 @@ int mpr_executor_new(mpr_executor **out, mpr_router *router, const mpr_event_loo
     ex->healthy_s = isinf(o->healthy_after_s) ? 1e9 : o->healthy_after_s;
     ex->backoff_s = o->backoff_s;
     ex->newest_only = o->newest_progress_only != 0;
+    ex->jobs_ahead = jobs_ahead;
     ex->max_fails = o->max_start_failures;
     ex->next_id = 1;
     if (time_opt(o->start_timeout_s, &ex->start_timeout_s) < 0 ||
@@ -1388,8 +1493,10 @@ static void executor_release(mpr_executor *ex)
     for (struct worker *w = ex->workers, *next; w; w = next) {
         next = w->next;
         close_pipe(w);
-        if (w->job) {
-            struct job *job = w->job;
+        for (int i = -1; i < w->nahead; i++) {
+            struct job *job = i < 0 ? w->job : w->ahead[i];
+            if (!job)
+                continue;
             if (!is_final(job->state)) {
                 job->state = MPR_FUTURE_CANCELLED;
                 ex->stats.jobs_cancelled++;
@@ -1535,8 +1642,10 @@ int mpr_executor_shutdown(mpr_executor *ex, double timeout_s, void (*done)(void 
                 finish(ex, job, MPR_FUTURE_CANCELLED, 0, NULL);
             else if (job->state == MPR_FUTURE_EXECUTING)
                 set_state(ex, job, MPR_FUTURE_CANCELLING);
-            if (w->receiver)
-                mpr_receiver_cancel(w->receiver, job->id);
+            for (int i = 0; i < w->nahead; i++)
+                if (!is_final(w->ahead[i]->state))
+                    finish(ex, w->ahead[i], MPR_FUTURE_CANCELLED, 0, NULL);
+            send_cancel_word(w);
         }
         if (!w->killed && !w->pipe_done && w->receiver) {
             unsigned char msg[MPR__JOB_HEADER];
@@ -1599,6 +1708,18 @@ int mpr_future_state(const mpr_future *f)
     return job ? job->state : MPR_ENOENT;
 }
 
+/* Kill the worker if its cancelled job has not ended within the grace. */
+static void start_grace(mpr_executor *ex, struct worker *w)
+{
+    if (ex->grace_s >= 0 && !w->grace_ns) {
+        w->grace_ns = mpr__now_ns() + secs_ns(ex->grace_s);
+        if (w->grace_ns == 0)
+            w->grace_ns = 1;
+        if (ex->grace_s == 0)
+            run_timers(ex);
+    }
+}
+
 /* Cancel (shared by cancel and free). */
 static void cancel_job(mpr_executor *ex, struct job *job)
 {
@@ -1615,15 +1736,11 @@ static void cancel_job(mpr_executor *ex, struct job *job)
     else
         set_state(ex, job, MPR_FUTURE_CANCELLING);
     if (w && !w->killed) {
-        if (w->receiver)
-            mpr_receiver_cancel(w->receiver, job->id);
-        if (ex->grace_s >= 0 && !w->grace_ns) {
-            w->grace_ns = mpr__now_ns() + secs_ns(ex->grace_s);
-            if (w->grace_ns == 0)
-                w->grace_ns = 1;
-            if (ex->grace_s == 0)
-                run_timers(ex);
-        }
+        send_cancel_word(w);
+        /* A job ahead is skipped when the worker comes to it; the grace
+         * starts then (job_ended). */
+        if (job == w->job)
+            start_grace(ex, w);
     }
 }
 

@@ -46,8 +46,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MPR__JOB_VERSION 1u
+#define MPR__JOB_VERSION 2u
 #define MPR__JOB_HEADER 12
+/* Job ids are given per worker, 1, 2, 3... in the order its jobs are
+ * handed to it (a job gets a new one each time it is handed over). A
+ * cancel tag (mpr_receiver_cancel) with the top bit set is a set of its
+ * jobs: bits 0..47 a job id b, bit 48 + i the job b + i (i < 15); the
+ * executor names in it every cancelled job the worker holds (the one it
+ * runs and those handed to it ahead), so the newest tag alone says all.
+ * A tag without the top bit names the one job of that id. */
+#define MPR__JOB_CANCEL_SET ((uint64_t)1 << 63)
+#define MPR__JOB_CANCEL_BASE_MASK (((uint64_t)1 << 48) - 1)
+#define MPR__JOB_CANCEL_SPAN 15
+/* At most this many jobs ahead of the one a worker runs. */
+#define MPR__JOB_AHEAD_MAX (MPR__JOB_CANCEL_SPAN - 1)
 #define MPR__JOB_TEXT_MAX 4096
 #define MPR__JOB_NAME_MAX 255
 

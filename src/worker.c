@@ -107,11 +107,23 @@ int mpr_task_progress(mpr_task *task, const void *data, size_t size)
     return send_msg(task->w, MPR__JOB_PROGRESS, task->job, data, size);
 }
 
+/* Does the pipe's newest cancel request name this job (job.h)? */
+static int job_cancelled(worker *w, uint64_t job)
+{
+    uint64_t tag = mpr_sender_cancelled(w->sender);
+    if (tag & MPR__JOB_CANCEL_SET) {
+        uint64_t base = tag & MPR__JOB_CANCEL_BASE_MASK;
+        return job >= base && job - base < MPR__JOB_CANCEL_SPAN &&
+               (tag >> (48 + (job - base)) & 1);
+    }
+    return tag == job;
+}
+
 int mpr_task_cancelled(mpr_task *task)
 {
     if (!task)
         return 0;
-    return task->w->router_gone || mpr_sender_cancelled(task->w->sender) == task->job;
+    return task->w->router_gone || job_cancelled(task->w, task->job);
 }
 
 int mpr_task_result(mpr_task *task, const void *data, size_t size)
@@ -174,7 +186,7 @@ static const mpr_task_def *find_task(const mpr_task_def *tasks, const char *name
 static int run_job(worker *w, const mpr_task_def *tasks, void *context, const mpr__job_msg *m)
 {
     /* Cancelled before it started (the request names this job). */
-    if (mpr_sender_cancelled(w->sender) == m->job)
+    if (job_cancelled(w, m->job))
         return send_msg(w, MPR__JOB_CANCELLED, m->job, NULL, 0) == MPR_EPIPE ? EXIT_ROUTER_GONE : 0;
     if (send_msg(w, MPR__JOB_STARTED, m->job, NULL, 0) == MPR_EPIPE)
         return EXIT_ROUTER_GONE;
@@ -198,7 +210,7 @@ static int run_job(worker *w, const mpr_task_def *tasks, void *context, const mp
     t->active = 0;
     if (w->router_gone) {
         rc = MPR_EPIPE;
-    } else if (mpr_sender_cancelled(w->sender) == m->job) {
+    } else if (job_cancelled(w, m->job)) {
         rc = send_msg(w, MPR__JOB_CANCELLED, m->job, NULL, 0);
     } else if (t->failed || ret != 0) {
         char msg[64];

@@ -3,7 +3,8 @@
  * @brief Jobs, not pipes: a pool of worker processes with futures.
  *
  * An executor owns N worker processes that it starts itself, hands them
- * jobs (a task name and argument bytes) one at a time, and gives the
+ * jobs (a task name and argument bytes) one at a time (or a few ahead:
+ * mpr_executor_options.jobs_ahead), and gives the
  * application a future per job, with the states of traits-futures:
  *
  *     WAITING --(a worker starts it)--> EXECUTING --> COMPLETED | FAILED
@@ -260,6 +261,27 @@ typedef struct mpr_executor_options {
     /** The first backoff of a slot; doubled each time it backs off again,
      * at most 60 s (or backoff_s if larger). Default 5 s. */
     double backoff_s;
+    /** 0 .. 14: hand each busy worker up to this many jobs ahead of
+     * time, so that it starts the next as soon as one ends, without
+     * waiting for the main thread to see that end (many short jobs run
+     * two or more times as fast). Jobs are still taken from the queue in
+     * order, to idle workers first, then one ahead to each busy worker,
+     * then a second, and so on. A job handed ahead stays WAITING until
+     * its worker starts it. A cancel makes it CANCELLED at once, as for
+     * any WAITING job, and the worker skips it (the request reaches it at
+     * the latest with the cancel of any job it holds before that one;
+     * only a cancel that comes while the job in front is ending on its own
+     * can meet the job already started, as for a job handed to an idle
+     * worker: its task then sees the request at once and its outcome is
+     * dropped). If its worker ends (crash, kill, grace time) before it
+     * started the job, the job goes back to the front of the queue and
+     * runs on another worker: it never fails for that worker's end. The
+     * price: a job handed ahead waits for the jobs in front of it even if
+     * another worker becomes free (choose it for many short jobs, not for
+     * a mix with long ones). Default 0: a job is handed only to a worker
+     * with nothing to do. (Read only if options->size covers it: 0 for
+     * callers compiled before it existed.) */
+    int jobs_ahead;
 } mpr_executor_options;
 
 /** Fill *options with the defaults (and options->size). ANY THREAD. */
@@ -384,7 +406,9 @@ MPR_EXTERN int mpr_future_set_callbacks(mpr_future *future, mpr_future_state_fn 
 /** The future's state (mpr_future_state, >= 0) or MPR_ENOENT. MAIN THREAD. */
 MPR_EXTERN int mpr_future_state(const mpr_future *future);
 
-/** Ask to cancel the job. WAITING: CANCELLED at once (it never runs).
+/** Ask to cancel the job. WAITING: CANCELLED at once (it never runs; the
+ * one exception, a job already handed to a worker that the request meets
+ * as it starts it, is told under jobs_ahead).
  * EXECUTING: CANCELLING at once; the worker's task sees the request, and
  * the job ends CANCELLED, or COMPLETED or FAILED as the task ended if it
  * ended before the request reached it; a task that does not end within

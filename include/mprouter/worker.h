@@ -131,7 +131,8 @@ MPR_EXTERN int mpr_task_fail(mpr_task *task, const char *format, ...)
 #endif
     ;
 
-/** The job's id (the number the executor gave it, > 0; 0 for NULL). */
+/** The job's id (the number the executor gave it when it handed it to
+ * this worker, > 0: 1, 2, 3... per worker; 0 for NULL). */
 MPR_EXTERN uint64_t mpr_task_id(const mpr_task *task);
 
 /** The context given to mpr_worker_main (NULL for a NULL task). */

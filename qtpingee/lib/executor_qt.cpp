@@ -50,6 +50,7 @@ ExecutorOptions::ExecutorOptions()
     maxStartFailures = o.max_start_failures;
     healthyAfter = o.healthy_after_s;
     backoff = o.backoff_s;
+    jobsAhead = o.jobs_ahead;
 }
 
 // ---------------------------------------------------------------- Future
@@ -175,6 +176,7 @@ Executor::Executor(Router *router, const ExecutorOptions &options, QObject *pare
     o.max_start_failures = options.maxStartFailures;
     o.healthy_after_s = options.healthyAfter;
     o.backoff_s = options.backoff;
+    o.jobs_ahead = options.jobsAhead;
 
     QVector<QByteArray> args; // kept alive until mpr_executor_new has copied them
     std::vector<const char *> argv;

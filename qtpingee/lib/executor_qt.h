@@ -100,6 +100,9 @@ struct MPR_QT_EXPORT ExecutorOptions
     int maxStartFailures;    ///< max_start_failures (default 3)
     double healthyAfter;     ///< seconds (healthy_after_s, default 1)
     double backoff;          ///< seconds (backoff_s, default 5)
+    /// jobs_ahead, 0 .. 14 (default 0): jobs handed to each busy worker
+    /// ahead of time (many short jobs; see <mprouter/executor.h>)
+    int jobsAhead;
 };
 
 /// One job of an Executor (mpr_future). Made by Executor::submit().

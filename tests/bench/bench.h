@@ -48,6 +48,7 @@ struct Options {
     long execWindow = 1000;     /* executor: tiny jobs in flight (and the baseline's) */
     long execJobs = 10000000;   /* executor: cap on tiny jobs per measurement */
     long execCancelSamples = 100; /* executor: cancel latency samples */
+    long execAhead = 4;         /* exec_jobs: mpr_executor_options.jobs_ahead */
     std::string python = "python3"; /* the baseline's interpreter (PATH or a path) */
     void applyQuick();
 };

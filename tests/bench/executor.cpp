@@ -156,7 +156,8 @@ struct Exec {
     }
 
     /* queueLimit: mpr_router_set_queue_limit (0: none, the default) */
-    bool setup(bool newestOnly, size_t queueLimit = 0)
+    /* jobsAhead: mpr_executor_options.jobs_ahead */
+    bool setup(bool newestOnly, size_t queueLimit = 0, int jobsAhead = 0)
     {
         int rc = mpr_router_new(&router, mpr_qt_event_loop());
         if (rc == 0 && queueLimit)
@@ -175,6 +176,7 @@ struct Exec {
         o.start = MPR_START_EXEC;
         o.argv = argv;
         o.newest_progress_only = newestOnly ? 1 : 0;
+        o.jobs_ahead = jobsAhead;
         rc = mpr_executor_new(&ex, router, mpr_qt_event_loop(), &o);
         if (rc < 0) {
             error = strf("mpr_executor_new: %s", mpr_strerror(rc));
@@ -481,7 +483,7 @@ bool execJobs(Values &v)
     const std::string fig = "exec_jobs";
     JobsRun run; /* before e: e's teardown may still call back into it */
     Exec e;
-    if (!e.setup(false))
+    if (!e.setup(false, 0, (int)opt.execAhead))
         return failed(fig, e.error);
     run.e = &e;
     /* Warm-up, as the baseline's: 64 jobs at once, which also show the

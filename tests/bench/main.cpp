@@ -300,7 +300,7 @@ void usage(FILE *out)
             "                 [--mem-msgs N] [--mem-limit-mib N] [--mem-spin-us N] [--mem-runs N]\n"
             "                 [--pipes N] [--pipe-procs N] [--procs N] [--proc-msgs N]\n"
             "                 [--timeout S] [--exec-window N] [--exec-jobs N]\n"
-            "                 [--exec-cancel-samples N] [--python PROG]\n"
+            "                 [--exec-cancel-samples N] [--exec-ahead N] [--python PROG]\n"
             "Rate figures send for --duration seconds (0: until the count); counts are\n"
             "per sender. --quick first sets the small quick-mode values;\n"
             "options after it override them. See tests/bench/README.md.\n");
@@ -332,7 +332,7 @@ int main(int argc, char **argv)
         {"--pipe-procs", &opt.pipeProcs},  {"--procs", &opt.procs},
         {"--proc-msgs", &opt.procMsgs},    {"--timeout", &opt.timeoutS},
         {"--exec-window", &opt.execWindow}, {"--exec-jobs", &opt.execJobs},
-        {"--exec-cancel-samples", &opt.execCancelSamples},
+        {"--exec-cancel-samples", &opt.execCancelSamples}, {"--exec-ahead", &opt.execAhead},
     };
     long runs = -1, memRuns = -1;
     bool list = false;

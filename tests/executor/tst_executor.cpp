@@ -4,7 +4,9 @@
 // every state and transition, cancel (waiting, running, racing the end,
 // twice), progress in order, a task that ignores cancel, a worker killed
 // mid-job, a worker that dies at once every time, 1,000 tiny jobs, and
-// shutdown with jobs waiting, running and stuck. Every wait is a QTRY_*
+// shutdown with jobs waiting, running and stuck; with jobs_ahead: a job
+// handed ahead and cancelled never runs, one whose worker is killed runs
+// on another, completions keep their order, shutdown cancels it. Every wait is a QTRY_*
 // on a state the executor reports; no sleep synchronises anything.
 #include <QtTest>
 
@@ -164,10 +166,14 @@ private slots:
     void floodKilledDrainsQuietly();
     void shutdownWaitingRunningStuck();
     void forkMode();
+    void aheadCancelledNeverRuns();
+    void aheadWorkerKilled();
+    void aheadOrderAndNothingLost();
+    void aheadShutdown();
 
 private:
     mpr_executor *makeExecutor(int workers, double grace = 5.0, bool die = false,
-                               bool newest = false, bool hostile = false);
+                               bool newest = false, bool hostile = false, int ahead = 0);
     Rec *submit(const char *task, const QByteArray &args);
     mpr_executor_stats stats();
 
@@ -220,7 +226,7 @@ void tst_Executor::cleanup()
 }
 
 mpr_executor *tst_Executor::makeExecutor(int workers, double grace, bool die, bool newest,
-                                         bool hostile)
+                                         bool hostile, int ahead)
 {
     static const char *const argv[] = {MPR_TEST_EXECWORKER, nullptr};
     static const char *const argvDie[] = {MPR_TEST_EXECWORKER, "--die", nullptr};
@@ -232,6 +238,7 @@ mpr_executor *tst_Executor::makeExecutor(int workers, double grace, bool die, bo
     o.argv = die ? argvDie : hostile ? argvHostile : argv;
     o.cancel_grace_s = grace;
     o.newest_progress_only = newest ? 1 : 0;
+    o.jobs_ahead = ahead;
     if (die) {
         o.max_start_failures = 2;
         o.backoff_s = 30; // longer than the test: a slot backs off once
@@ -1005,6 +1012,184 @@ void tst_Executor::forkMode()
     QTRY_COMPARE_WITH_TIMEOUT(mpr_executor_state(ex), int(MPR_EXECUTOR_SHUT_DOWN), 30000);
     QVERIFY(gone(pid));
     QCOMPARE(stats().workers_killed, quint64(0)); // they exited when asked
+}
+
+// jobs_ahead 3, one worker: jobs handed ahead are WAITING (no pid yet);
+// cancelled, they are CANCELLED at once and never run, even when the job
+// in front is cancelled after them (the worker sees one cancel request
+// naming all of them before the job in front can end: the spin task ends
+// only on it); the one ahead between them that was not cancelled runs.
+void tst_Executor::aheadCancelledNeverRuns()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QVERIFY((ex = makeExecutor(1, 5.0, false, false, false, 3)));
+    Rec *front = submit("spin", "");
+    Rec *ahead = submit("touch", QFile::encodeName(dir.filePath("ran")));
+    Rec *kept = submit("touch", QFile::encodeName(dir.filePath("kept")));
+    Rec *ahead2 = submit("touch", QFile::encodeName(dir.filePath("ran2")));
+    Rec *queued = submit("echo", "queued");
+    QVERIFY(front && ahead && kept && ahead2 && queued);
+    QTRY_COMPARE_WITH_TIMEOUT(front->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    QCOMPARE(stats().jobs_running, quint32(4)); // three handed ahead
+    QCOMPARE(stats().jobs_waiting, quint32(1));
+    QCOMPARE(ahead->state(), int(MPR_FUTURE_WAITING));
+    QCOMPARE(mpr_future_worker_pid(ahead->f), int64_t(0));
+
+    QCOMPARE(mpr_future_cancel(ahead->f), 0);
+    QCOMPARE(ahead->states, QVector<int>{MPR_FUTURE_CANCELLED});
+    QCOMPARE(mpr_future_cancel(ahead2->f), 0);
+    QCOMPARE(ahead2->states, QVector<int>{MPR_FUTURE_CANCELLED});
+    QCOMPARE(mpr_future_cancel(front->f), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(front->state(), int(MPR_FUTURE_CANCELLED), 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(kept->final() && queued->final(), 30000);
+    QCOMPARE(kept->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+    QCOMPARE(queued->result(), QByteArray("queued"));
+    // The worker has said it skipped them: it holds nothing any more.
+    QTRY_COMPARE_WITH_TIMEOUT(stats().jobs_running, quint32(0), 30000);
+    QVERIFY(QFile::exists(dir.filePath("kept")));
+    QVERIFY(!QFile::exists(dir.filePath("ran")));
+    QVERIFY(!QFile::exists(dir.filePath("ran2")));
+    QCOMPARE(ahead2->states, QVector<int>{MPR_FUTURE_CANCELLED});
+
+    // The same worker goes on, and runs the next one.
+    const int64_t pid = mpr_future_worker_pid(front->f);
+    const QByteArray proof2 = QFile::encodeName(dir.filePath("ran2"));
+    Rec *next = submit("touch", proof2);
+    QTRY_VERIFY_WITH_TIMEOUT(next->final(), 30000);
+    QCOMPARE(next->result(), QByteArray("touched"));
+    QCOMPARE(mpr_future_worker_pid(next->f), pid);
+    QVERIFY(QFile::exists(dir.filePath("ran2")));
+    QVERIFY(!QFile::exists(dir.filePath("ran")));
+    QCOMPARE(ahead->states, QVector<int>{MPR_FUTURE_CANCELLED});
+    QCOMPARE(stats().workers_killed, quint64(0));
+    QCOMPARE(stats().jobs_cancelled, quint64(3));
+
+    // Out of range: refused.
+    for (int bad : {-1, 15}) {
+        mpr_executor_options o;
+        mpr_executor_options_init(&o);
+        static const char *const argv[] = {MPR_TEST_EXECWORKER, nullptr};
+        o.argv = argv;
+        o.jobs_ahead = bad;
+        mpr_executor *e = nullptr;
+        QCOMPARE(mpr_executor_new(&e, router, driver->loop(), &o), int(MPR_EINVAL));
+    }
+}
+
+// jobs_ahead 2, one worker: its worker is SIGKILLed while it holds two
+// jobs ahead (a third waits in the queue): the job in front fails
+// (crashed), the ones ahead are not failed: they go back to the front of
+// the queue and complete on the replacement, in their order.
+void tst_Executor::aheadWorkerKilled()
+{
+    QVERIFY((ex = makeExecutor(1, 5.0, false, false, false, 2)));
+    Rec *front = submit("spin", "");
+    Rec *ahead = submit("echo", "survives");
+    Rec *ahead2 = submit("echo", "survives 2");
+    Rec *queued = submit("echo", "queued");
+    QVERIFY(front && ahead && ahead2 && queued);
+    static QVector<QByteArray> order;
+    order.clear();
+    for (Rec *r : {ahead, ahead2, queued})
+        QCOMPARE(mpr_future_set_callbacks(
+                     r->f,
+                     [](void *arg, mpr_future *f, int state) {
+                         Rec::onState(arg, f, state);
+                         if (state == MPR_FUTURE_COMPLETED)
+                             order << static_cast<Rec *>(arg)->result();
+                     },
+                     nullptr, r),
+                 0);
+    QTRY_COMPARE_WITH_TIMEOUT(front->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    QCOMPARE(stats().jobs_running, quint32(3));
+    const int64_t pid = mpr_future_worker_pid(front->f);
+    QVERIFY(pid > 0);
+    QCOMPARE(::kill(pid_t(pid), SIGKILL), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(front->state(), int(MPR_FUTURE_FAILED), 30000);
+    int kind = 0;
+    const QString why = front->error(&kind);
+    QCOMPARE(kind, int(MPR_FAILURE_CRASHED));
+    QVERIFY2(why.contains("SIGKILL"), qPrintable(why));
+    QTRY_VERIFY_WITH_TIMEOUT(ahead->final() && ahead2->final() && queued->final(), 30000);
+    QCOMPARE(ahead->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+    QCOMPARE(ahead2->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+    QCOMPARE(order, (QVector<QByteArray>{"survives", "survives 2", "queued"}));
+    const int64_t pid2 = mpr_future_worker_pid(ahead->f);
+    QVERIFY(pid2 > 0 && pid2 != pid);
+    QCOMPARE(mpr_future_worker_pid(ahead2->f), pid2);
+    QCOMPARE(stats().workers_started, quint64(2));
+    QCOMPARE(stats().jobs_failed, quint64(1));
+}
+
+// jobs_ahead 4: one worker completes 300 jobs in the order submitted (the
+// completion callbacks too); four complete 1,000 with their own results,
+// nothing lost, each WAITING -> EXECUTING -> COMPLETED.
+void tst_Executor::aheadOrderAndNothingLost()
+{
+    static QVector<int> order;
+    order.clear();
+    for (int workers : {1, 4}) {
+        const int n = workers == 1 ? 300 : 1000;
+        QVERIFY((ex = makeExecutor(workers, 5.0, false, false, false, 4)));
+        QVector<Rec *> rs;
+        QVector<int> ids(n);
+        for (int i = 0; i < n; i++) {
+            Rec *r = submit("echo", QByteArray::number(i));
+            QVERIFY(r);
+            ids[i] = i;
+            rs << r;
+        }
+        order.clear();
+        // A second callback table: record the order of completions.
+        for (int i = 0; i < n; i++)
+            QCOMPARE(mpr_future_set_callbacks(
+                         rs[i]->f,
+                         [](void *arg, mpr_future *f, int state) {
+                             Rec::onState(arg, f, state);
+                             if (state == MPR_FUTURE_COMPLETED)
+                                 order << static_cast<Rec *>(arg)->result().toInt();
+                         },
+                         nullptr, rs[i]),
+                     0);
+        QTRY_COMPARE_WITH_TIMEOUT(stats().jobs_completed, quint64(n), 120000);
+        for (int i = 0; i < n; i++) {
+            QCOMPARE(rs[i]->states, (QVector<int>{MPR_FUTURE_EXECUTING, MPR_FUTURE_COMPLETED}));
+            QCOMPARE(rs[i]->result(), QByteArray::number(i));
+        }
+        QCOMPARE(order.size(), n);
+        if (workers == 1)
+            QCOMPARE(order, ids);
+        const mpr_executor_stats s = stats();
+        QCOMPARE(s.jobs_failed + s.jobs_cancelled, quint64(0));
+        QCOMPARE(s.workers_started, quint64(workers));
+        QCOMPARE(s.jobs_running + s.jobs_waiting, quint32(0));
+        mpr_executor_shutdown(ex, 0, nullptr, nullptr);
+        QTRY_COMPARE_WITH_TIMEOUT(mpr_executor_state(ex), int(MPR_EXECUTOR_SHUT_DOWN), 30000);
+        mpr_executor_free(ex);
+        ex = nullptr;
+    }
+}
+
+// jobs_ahead: shutdown cancels a job held ahead at once (it never runs);
+// the worker exits when asked, none is killed.
+void tst_Executor::aheadShutdown()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QVERIFY((ex = makeExecutor(1, 5.0, false, false, false, 1)));
+    Rec *front = submit("spin", "");
+    Rec *ahead = submit("touch", QFile::encodeName(dir.filePath("ran")));
+    QVERIFY(front && ahead);
+    QTRY_COMPARE_WITH_TIMEOUT(front->state(), int(MPR_FUTURE_EXECUTING), 30000);
+    QCOMPARE(stats().jobs_running, quint32(2));
+    QCOMPARE(mpr_executor_shutdown(ex, 10.0, nullptr, nullptr), 0);
+    QCOMPARE(ahead->states, QVector<int>{MPR_FUTURE_CANCELLED});
+    QCOMPARE(front->state(), int(MPR_FUTURE_CANCELLING));
+    QTRY_COMPARE_WITH_TIMEOUT(mpr_executor_state(ex), int(MPR_EXECUTOR_SHUT_DOWN), 30000);
+    QCOMPARE(front->state(), int(MPR_FUTURE_CANCELLED));
+    QVERIFY(!QFile::exists(dir.filePath("ran")));
+    QCOMPARE(stats().workers_killed, quint64(0));
 }
 
 QTEST_GUILESS_MAIN(tst_Executor)

@@ -7,6 +7,7 @@
  * after. "--ready-exit": it reports ready, then exits with status 9 at
  * once. */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,22 @@ static int spin(mpr_task *task, const void *arg, size_t size)
         sleep_ms(1);
     }
     return mpr_task_fail(task, "spin was never cancelled");
+}
+
+/* Arguments: a path. Creates that file (the proof that the task ran),
+ * result "touched". */
+static int touch(mpr_task *task, const void *arg, size_t size)
+{
+    char path[4096];
+    if (size == 0 || size >= sizeof path)
+        return mpr_task_fail(task, "touch needs a path");
+    memcpy(path, arg, size);
+    path[size] = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mpr_task_fail(task, "cannot create %s", path);
+    close(fd);
+    return mpr_task_result(task, "touched", 7);
 }
 
 /* Ignores cancel: sleeps for good (the executor must kill it). */
@@ -310,7 +327,7 @@ int main(int argc, char **argv)
 {
     static const mpr_task_def tasks[] = {{"echo", echo},   {"fail", fail}, {"progress", progress},
                                          {"spin", spin},   {"stuck", stuck}, {"inits", inits},
-                                         {NULL, NULL}};
+                                         {"touch", touch}, {NULL, NULL}};
     if (argc > 1 && strcmp(argv[1], "--die") == 0)
         return 1;
     if (argc > 1 && strcmp(argv[1], "--hostile") == 0)
