@@ -195,11 +195,11 @@ QByteArray environmentOf(qint64 pid, const QByteArray &name)
 QString withoutReplacementWarnings(const QString &text, bool lost = false)
 {
     static const QRegularExpression killed(QStringLiteral(
-        "^mprouter: executor \\S+: worker \\(pid \\d+\\) killed by signal 9 \\(SIGKILL\\); "
+        "^mprouter: executor \\S+: worker \\(pid \\d+( on host \\S+)?\\) killed by signal 9 \\(SIGKILL\\); "
         "starting another\n"),
                                            QRegularExpression::MultilineOption);
     static const QRegularExpression ended(
-        QStringLiteral("^mprouter: executor \\S+: worker \\(pid \\d+\\) [^\n]*; starting another\n"),
+        QStringLiteral("^mprouter: executor \\S+: worker \\(pid \\d+( on host \\S+)?\\) [^\n]*; starting another\n"),
         QRegularExpression::MultilineOption);
     static const QRegularExpression noRouter(
         QStringLiteral("^mprouter worker: cannot connect to the router: [^\n]*\n"),
@@ -802,7 +802,7 @@ void tst_ExamplesPrimes::remoteWorkerLostAfterTheWindow()
     QVERIFY(ns->setLinkUp(true));
     QCOMPARE(primes.process.exitCode(), 1);
     QVERIFY2(primes.workers.value(0).failure.startsWith(
-                 QStringLiteral("worker lost: its connection ended")),
+                 QStringLiteral("worker lost over the network")),
              qPrintable(primes.output()));
     const WorkerLine &w1 = primes.workers.value(1);
     QCOMPARE(w1.primes, sieveCount(w1.from, w1.to));

@@ -675,8 +675,9 @@ QByteArray u32(uint32_t v)
 } // namespace
 
 // A worker that breaks the job protocol (tests/execworker --hostile):
-// messages about a job it was not given (the one running on the other
-// worker, or one that does not exist), a second result, garbage, kinds
+// messages about a job it was not given (the id its next job will have:
+// ids are per worker, so the other worker's job is not one it can name;
+// or one far off), a second result, garbage, kinds
 // and sizes the protocol refuses. Only its own job is affected: FAILED
 // with MPR_FAILURE_PROTOCOL and a reason that says so (a second result
 // comes after the job COMPLETED with the first one: it stays COMPLETED),
@@ -691,8 +692,8 @@ void tst_Executor::hostileWorker_data()
     const int F = MPR_FUTURE_FAILED;
     const QString notGiven = QStringLiteral("which it was not given");
     const QString garbage = QStringLiteral("of garbage");
-    QTest::newRow("progress+result for the other worker's job") << QByteArray("wrongjob")
-        << QByteArray("prev") << F << notGiven;
+    QTest::newRow("progress+result for its next job id") << QByteArray("wrongjob")
+        << QByteArray("next") << F << notGiven;
     QTest::newRow("progress+result for a job that does not exist") << QByteArray("wrongjob")
         << QByteArray("far") << F << notGiven;
     QTest::newRow("result twice") << QByteArray("resulttwice") << QByteArray("first")

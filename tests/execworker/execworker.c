@@ -173,6 +173,17 @@ static void await_kill(void)
     exit(9);
 }
 
+/* Does a cancel tag name job? (job.h, version 2: a tag with the top bit
+ * set is a set, bits 0..47 a job id b, bit 48 + i the job b + i; else the
+ * one job of that id.) */
+static int cancels(uint64_t tag, uint64_t job)
+{
+    if (!(tag >> 63))
+        return tag == job;
+    const uint64_t base = tag & (((uint64_t)1 << 48) - 1);
+    return job >= base && job - base < 15 && ((tag >> (48 + (job - base))) & 1);
+}
+
 static void run(uint64_t job, const char *name, size_t nlen, const unsigned char *arg, size_t size)
 {
 #define IS(s) (nlen == strlen(s) && memcmp(name, s, nlen) == 0)
@@ -183,7 +194,7 @@ static void run(uint64_t job, const char *name, size_t nlen, const unsigned char
         /* as spin above: until cancelled, at most 120 s */
         hsend(K_STARTED, job, NULL, 0);
         for (int i = 0; i < 120000; i++) {
-            if (mpr_sender_cancelled(hs) == job) {
+            if (cancels(mpr_sender_cancelled(hs), job)) {
                 hsend(K_CANCELLED, job, NULL, 0);
                 return;
             }
@@ -191,9 +202,10 @@ static void run(uint64_t job, const char *name, size_t nlen, const unsigned char
         }
         hsend(K_FAILED, job, "spin was never cancelled", 24);
     } else if (IS("wrongjob")) {
-        /* Progress, then a result, for the job one before its own (args
-         * "prev"), or 1000 after it ("far"). */
-        uint64_t other = size == 4 && memcmp(arg, "prev", 4) == 0 ? job - 1 : job + 1000;
+        /* Progress, then a result, for the job id after its own (args
+         * "next": not given to it yet; job ids are per worker, job.h), or
+         * 1000 after it ("far"). */
+        uint64_t other = size == 4 && memcmp(arg, "next", 4) == 0 ? job + 1 : job + 1000;
         hsend(K_STARTED, job, NULL, 0);
         hsend(K_PROGRESS, other, "p", 1);
         hsend(K_RESULT, other, "stolen", 6);
@@ -290,7 +302,7 @@ static int hostile_main(int exit_after_ready)
         return 2;
     if (mpr_sender_start(hs) < 0)
         return 5;
-    unsigned char ready[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+    unsigned char ready[8] = {2, 0, 0, 0, 0, 0, 0, 0}; /* version 2 (job.h) */
     uint32_t pid = (uint32_t)getpid();
     for (int i = 0; i < 4; i++)
         ready[4 + i] = (unsigned char)(pid >> (8 * i));
