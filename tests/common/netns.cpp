@@ -8,8 +8,10 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <fcntl.h>
 #include <sched.h>
+#include <dirent.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -189,18 +191,42 @@ pid_t NetNs::fork(const std::function<int()> &body) const
 #if defined(MPR_PORTABLE)
     // The portable build's local endpoint is a path in /tmp, which a
     // network namespace does not hide: another host has a /tmp of its own.
-    if (unshare(CLONE_NEWNS) < 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
-        mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777") < 0)
+    // Only the endpoints' folders are hidden, not all of /tmp: the
+    // programs may live there (a checkout under /tmp).
+    if (unshare(CLONE_NEWNS) < 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
         _exit(91);
+    if (DIR *d = opendir("/tmp")) {
+        while (dirent *e = readdir(d)) {
+            if (strncmp(e->d_name, "mprouter-", 9) != 0)
+                continue;
+            char dir[300];
+            snprintf(dir, sizeof dir, "/tmp/%s", e->d_name);
+            if (mount("tmpfs", dir, "tmpfs", 0, "mode=700") < 0)
+                _exit(91);
+        }
+        closedir(d);
+    }
 #endif
     _exit(body());
 }
+
+#if defined(MPR_PORTABLE)
+// The portable build's local endpoint is a path in /tmp, which a network
+// namespace does not hide: in the program's own mount namespace (ip netns
+// exec makes one), an empty tmpfs over each endpoint's folder (not over
+// all of /tmp: the programs may live there, in a checkout under /tmp).
+// No quote inside: primes splits its --launch with QProcess::splitCommand,
+// which knows double quotes only; the paths have no spaces.
+static const char hideEndpoints[] =
+    "for d in /tmp/mprouter-*; do if [ -d $d ]; then mount -t tmpfs -o mode=700 tmpfs $d || exit 97; "
+    "fi; done; exec $0 $@";
+#endif
 
 QString NetNs::launchPrefix()
 {
     QString prefix = ipTool() + QStringLiteral(" netns exec {host}");
 #if defined(MPR_PORTABLE)
-    prefix += QStringLiteral(" sh -c 'mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"'");
+    prefix += QStringLiteral(" sh -c \"") + QLatin1String(hideEndpoints) + QStringLiteral("\"");
 #endif
     return prefix;
 }
@@ -211,7 +237,7 @@ QStringList NetNs::launchTemplate(const QStringList &argv)
                       QStringLiteral("{host}")};
 #if defined(MPR_PORTABLE)
     words << QStringLiteral("sh") << QStringLiteral("-c")
-          << QStringLiteral("mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"");
+          << QLatin1String(hideEndpoints);
 #endif
     return words + argv;
 }
@@ -220,10 +246,10 @@ QStringList NetNs::wrap(const QStringList &argv) const
 {
     QStringList ns{ipTool(), QStringLiteral("netns"), QStringLiteral("exec"), m_name};
 #if defined(MPR_PORTABLE)
-    // A /tmp of its own too (see fork()): ip netns exec gives the program a
-    // mount namespace of its own already.
+    // The router's endpoint folders hidden too (see fork()): ip netns exec
+    // gives the program a mount namespace of its own already.
     ns << QStringLiteral("sh") << QStringLiteral("-c")
-       << QStringLiteral("mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"");
+       << QLatin1String(hideEndpoints);
 #endif
     return ns + argv;
 }

@@ -21,8 +21,10 @@
 #include <csignal>
 #include <memory>
 
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <mprouter/mprouter.h>
@@ -320,6 +322,7 @@ private Q_SLOTS:
     void count_data();
     void count();
     void killedWorkerFails();
+    void noWorkerOutlivesAKilledApplication();
     void cancelLeavesNoWorker();
     void workerCommandLineHoldsNoKey();
     void launchLocal_data();
@@ -440,6 +443,37 @@ void tst_ExamplesPrimes::killedWorkerFails()
     QVERIFY2(primes.lines.contains(summary), qPrintable(primes.output()));
     // If the others still ran, the executor said it replaced the worker.
     QVERIFY2(withoutReplacementWarnings(primes.stderrText).isEmpty(), qPrintable(primes.stderrText));
+}
+
+// The application (primes, with the executor) is SIGKILLed while both its
+// workers run a job that never ends by itself: no worker outlives it (a
+// worker sees its standard input end, or on Linux its parent's death, and
+// exits: <mprouter/worker.h>). This test makes itself the subreaper of
+// what primes leaves, so it sees those workers end and reaps them.
+void tst_ExamplesPrimes::noWorkerOutlivesAKilledApplication()
+{
+    QCOMPARE(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    struct Undo
+    {
+        ~Undo() { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
+    } undo;
+    Primes primes({QStringLiteral("--to"), QStringLiteral("600000"), QStringLiteral("--workers"),
+                   QStringLiteral("2"), QStringLiteral("--stall-worker"), QStringLiteral("0"),
+                   QStringLiteral("--stall-worker"), QStringLiteral("1")});
+    QTRY_VERIFY_WITH_TIMEOUT(primes.workers.value(0).reported && primes.workers.value(1).reported,
+                             Deadline);
+    const qint64 w0 = primes.workers.value(0).pid, w1 = primes.workers.value(1).pid;
+    QVERIFY(w0 > 0 && w1 > 0 && processAlive(w0) && processAlive(w1));
+    QCOMPARE(::kill(pid_t(primes.process.processId()), SIGKILL), 0);
+    QVERIFY(primes.process.waitForFinished(Deadline));
+    // Gone: reaped here (it was reparented to this process), or not ours
+    // and no longer there.
+    auto gone = [](qint64 pid) {
+        int status;
+        const pid_t r = ::waitpid(pid_t(pid), &status, WNOHANG);
+        return r == pid_t(pid) || (r < 0 && errno == ECHILD && !processAlive(pid));
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(gone(w0) && gone(w1), Deadline);
 }
 
 // SIGTERM cancels a run: a cooperative cancel, every worker stops by
