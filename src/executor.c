@@ -446,15 +446,14 @@ static void send_cancel_word(struct worker *w)
     if (w->killed || !w->receiver || (!w->job && !w->nahead))
         return;
     uint64_t base = w->job ? w->job->id : w->ahead[0]->id;
-    uint64_t bits = 0;
+    uint32_t bits = 0;
     if (cancelled_or_cancelling(w->job))
         bits |= 1;
     for (int i = 0; i < w->nahead; i++)
         if (w->ahead[i]->state == MPR_FUTURE_CANCELLED)
-            bits |= (uint64_t)1 << (w->ahead[i]->id - base);
+            bits |= (uint32_t)1 << (w->ahead[i]->id - base);
     if (bits)
-        mpr_receiver_cancel(w->receiver, MPR__JOB_CANCEL_SET | bits << 48 |
-                                             (base & MPR__JOB_CANCEL_BASE_MASK));
+        mpr_receiver_cancel(w->receiver, mpr__job_cancel_tag(base, bits));
 }
 
 static void start_grace(mpr_executor *ex, struct worker *w);

@@ -38,6 +38,21 @@ void mpr__job_put_ready(unsigned char *p, uint32_t pid)
     mpr__put_u32(p + MPR__JOB_HEADER + 4, pid);
 }
 
+uint64_t mpr__job_cancel_tag(uint64_t base, uint32_t bits)
+{
+    return MPR__JOB_CANCEL_SET | (uint64_t)bits << MPR__JOB_CANCEL_SHIFT |
+           (base & MPR__JOB_CANCEL_BASE_MASK);
+}
+
+int mpr__job_cancel_names(uint64_t tag, uint64_t job)
+{
+    if (!(tag & MPR__JOB_CANCEL_SET))
+        return tag == job;
+    const uint64_t base = tag & MPR__JOB_CANCEL_BASE_MASK;
+    return job >= base && job - base < MPR__JOB_CANCEL_SPAN &&
+           (tag >> (MPR__JOB_CANCEL_SHIFT + (job - base)) & 1);
+}
+
 int mpr__job_text_ok(const void *p, size_t n)
 {
     return n <= MPR__JOB_TEXT_MAX && (n == 0 || !memchr(p, 0, n));

@@ -56,7 +56,8 @@
  * runs and those handed to it ahead), so the newest tag alone says all.
  * A tag without the top bit names the one job of that id. */
 #define MPR__JOB_CANCEL_SET ((uint64_t)1 << 63)
-#define MPR__JOB_CANCEL_BASE_MASK (((uint64_t)1 << 48) - 1)
+#define MPR__JOB_CANCEL_SHIFT 48
+#define MPR__JOB_CANCEL_BASE_MASK (((uint64_t)1 << MPR__JOB_CANCEL_SHIFT) - 1)
 #define MPR__JOB_CANCEL_SPAN 15
 /* At most this many jobs ahead of the one a worker runs. */
 #define MPR__JOB_AHEAD_MAX (MPR__JOB_CANCEL_SPAN - 1)
@@ -89,6 +90,10 @@ typedef struct mpr__job_msg {
     size_t name_len;
 } mpr__job_msg;
 
+/* The cancel tag naming the jobs base + i for each bit i of bits
+ * (bits < 1 << MPR__JOB_CANCEL_SPAN), and whether a tag names job. */
+uint64_t mpr__job_cancel_tag(uint64_t base, uint32_t bits);
+int mpr__job_cancel_names(uint64_t tag, uint64_t job);
 /* Parse a message from a worker (READY .. BYE). 0 with *m, or MPR_EPROTO;
  * *why (if why) then says what is wrong (a static string). */
 int mpr__job_parse_worker(const void *buf, size_t n, mpr__job_msg *m, const char **why);

@@ -330,6 +330,14 @@ void mpr__ipc_unlisten(mpr__ipc_listener *l);
  * endpoint's backlog stayed full (Windows: every instance busy) until
  * deadline_ns (mpr__now_ns clock); or an error. */
 int mpr__ipc_connect(const char *name, mpr__fd *conn, int64_t deadline_ns);
+#if !MPR__WINDOWS
+/* For the POSIX platform files (platform_posix.c): connect a new AF_UNIX
+ * stream socket to addr (a struct sockaddr_un of alen bytes), trying again
+ * while full(err, name) says err means a full backlog, until deadline_ns;
+ * the handle is blocking and close-on-exec. mpr__ipc_connect's results. */
+int mpr__unix_connect(const void *addr, unsigned alen, int64_t deadline_ns,
+                      int (*full)(int err, const char *name), const char *name, mpr__fd *conn);
+#endif
 /* Does the peer of a connected local handle run as our user? (Windows:
  * GetNamedPipeServerProcessId and the token SIDs.) */
 int mpr__ipc_peer_is_us(mpr__fd conn);

@@ -550,45 +550,20 @@ static int endpoint_alive(const char *name)
     return alive;
 }
 
+/* A full backlog: EAGAIN (Linux), ECONNREFUSED while the endpoint lives
+ * (macOS, the BSDs). */
+static int backlog_full(int err, const char *name)
+{
+    return err == EAGAIN || (err == ECONNREFUSED && endpoint_alive(name));
+}
+
 int mpr__ipc_connect(const char *name, mpr__fd *conn, int64_t deadline_ns)
 {
     struct sockaddr_un addr;
     socklen_t alen;
-    int rc = ipc_path(name, &addr, &alen);
-    if (rc < 0)
+    if (ipc_path(name, &addr, &alen) < 0)
         return MPR_ECONNREFUSED;
-    for (int nap_ms = 1;; nap_ms = nap_ms < 16 ? nap_ms * 2 : 20) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (fd < 0)
-            return mpr__syserr();
-        if ((rc = own_fd(fd, 1)) < 0) {
-            close(fd);
-            return rc;
-        }
-        while ((rc = connect(fd, (struct sockaddr *)&addr, alen)) < 0 && errno == EINTR)
-            ;
-        if (rc == 0) {
-            int fl = fcntl(fd, F_GETFL);
-            if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-                rc = mpr__syserr();
-                close(fd);
-                return rc;
-            }
-            *conn = fd;
-            return 0;
-        }
-        const int err = errno;
-        close(fd);
-        /* A full backlog: EAGAIN (Linux), ECONNREFUSED while the endpoint
-         * lives (macOS, the BSDs); else the endpoint is gone. */
-        if (err != EAGAIN && !(err == ECONNREFUSED && endpoint_alive(name)))
-            return err == ECONNREFUSED || err == ENOENT || err == ENOTDIR ? MPR_ECONNREFUSED
-                                                                          : mpr__errno_code(err);
-        const int64_t left_ms = (deadline_ns - mpr__now_ns()) / 1000000;
-        if (left_ms <= 0)
-            return MPR_ETIMEDOUT;
-        mpr__wait(NULL, 0, left_ms < nap_ms ? (int)left_ms : nap_ms);
-    }
+    return mpr__unix_connect(&addr, alen, deadline_ns, backlog_full, name, conn);
 }
 
 int mpr__ipc_peer_is_us(mpr__fd conn)

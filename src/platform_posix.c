@@ -401,6 +401,46 @@ static int set_flags(int fd)
     return 0;
 }
 
+int mpr__unix_connect(const void *addr, unsigned alen, int64_t deadline_ns,
+                      int (*full)(int err, const char *name), const char *name, mpr__fd *conn)
+{
+    for (int nap_ms = 1;; nap_ms = nap_ms < 16 ? nap_ms * 2 : 20) {
+#ifdef SOCK_CLOEXEC
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+#endif
+        if (fd < 0)
+            return mpr__syserr();
+        int rc = set_flags(fd); /* non-blocking while it connects */
+        if (rc < 0) {
+            close(fd);
+            return rc;
+        }
+        while ((rc = connect(fd, addr, (socklen_t)alen)) < 0 && errno == EINTR)
+            ;
+        if (rc == 0) {
+            int fl = fcntl(fd, F_GETFL);
+            if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+                rc = mpr__syserr();
+                close(fd);
+                return rc;
+            }
+            *conn = fd;
+            return 0;
+        }
+        const int err = errno;
+        close(fd);
+        if (!full(err, name))
+            return err == ECONNREFUSED || err == ENOENT || err == ENOTDIR ? MPR_ECONNREFUSED
+                                                                          : mpr__errno_code(err);
+        const int64_t left_ms = (deadline_ns - mpr__now_ns()) / 1000000;
+        if (left_ms <= 0)
+            return MPR_ETIMEDOUT;
+        mpr__wait(NULL, 0, left_ms < nap_ms ? (int)left_ms : nap_ms);
+    }
+}
+
 /* "host:port" of an address; IPv6 in brackets. */
 static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t size)
 {

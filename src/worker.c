@@ -110,13 +110,7 @@ int mpr_task_progress(mpr_task *task, const void *data, size_t size)
 /* Does the pipe's newest cancel request name this job (job.h)? */
 static int job_cancelled(worker *w, uint64_t job)
 {
-    uint64_t tag = mpr_sender_cancelled(w->sender);
-    if (tag & MPR__JOB_CANCEL_SET) {
-        uint64_t base = tag & MPR__JOB_CANCEL_BASE_MASK;
-        return job >= base && job - base < MPR__JOB_CANCEL_SPAN &&
-               (tag >> (48 + (job - base)) & 1);
-    }
-    return tag == job;
+    return mpr__job_cancel_names(mpr_sender_cancelled(w->sender), job);
 }
 
 int mpr_task_cancelled(mpr_task *task)

@@ -53,6 +53,28 @@ ExecutorOptions::ExecutorOptions()
     jobsAhead = o.jobs_ahead;
 }
 
+namespace {
+// A NULL-terminated array of C strings made from a QStringList (NULL for
+// an empty list), for the C options.
+class CStrings
+{
+public:
+    template <typename Encode> CStrings(const QStringList &list, Encode encode)
+    {
+        for (const QString &s : list)
+            bytes.append(encode(s));
+        for (const QByteArray &b : bytes)
+            ptrs.push_back(b.constData());
+        ptrs.push_back(nullptr);
+    }
+    const char *const *get() const { return bytes.isEmpty() ? nullptr : ptrs.data(); }
+
+private:
+    QVector<QByteArray> bytes;
+    std::vector<const char *> ptrs;
+};
+} // namespace
+
 // ---------------------------------------------------------------- Future
 
 // The C executor calls these on the main thread, never from inside another
@@ -178,24 +200,11 @@ Executor::Executor(Router *router, const ExecutorOptions &options, QObject *pare
     o.backoff_s = options.backoff;
     o.jobs_ahead = options.jobsAhead;
 
-    QVector<QByteArray> args; // kept alive until mpr_executor_new has copied them
-    std::vector<const char *> argv;
-    for (const QString &a : options.program)
-        args.append(QFile::encodeName(a));
-    for (const QByteArray &a : args)
-        argv.push_back(a.constData());
-    argv.push_back(nullptr);
-    if (!options.program.isEmpty())
-        o.argv = argv.data();
-    QVector<QByteArray> hostNames; // the same for the hosts (launch mode)
-    std::vector<const char *> hosts;
-    for (const QString &h : options.hosts)
-        hostNames.append(h.toUtf8());
-    for (const QByteArray &h : hostNames)
-        hosts.push_back(h.constData());
-    hosts.push_back(nullptr);
-    if (!options.hosts.isEmpty())
-        o.hosts = hosts.data();
+    // Kept alive until mpr_executor_new has copied them.
+    const CStrings argv(options.program, [](const QString &a) { return QFile::encodeName(a); });
+    const CStrings hosts(options.hosts, [](const QString &h) { return h.toUtf8(); });
+    o.argv = argv.get();
+    o.hosts = hosts.get();
 
     if (!router || !router->handle()) {
         d->error = MPR_EINVAL;

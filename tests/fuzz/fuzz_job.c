@@ -14,7 +14,10 @@
  *   - for an accepted message, the decoded fields equal the bytes, every
  *     pointer lies inside the message, and encoding the decoded message
  *     again (mpr__job_put_*) gives back the same bytes;
- *   - a message is never accepted by both sides (the kinds are apart).
+ *   - a message is never accepted by both sides (the kinds are apart);
+ *   - read as a cancel tag (its first 8 bytes) and a job id (the next 8),
+ *     mpr__job_cancel_names agrees with the format of job.h, and a set
+ *     made with mpr__job_cancel_tag names exactly its members.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -91,8 +94,33 @@ static int ref_control(const uint8_t *b, size_t n)
     return len >= 1 && len <= p - 1 && !has_nul(b + 13, len);
 }
 
+/* Cancel tags (job.h), read from the format. */
+static void check_cancel_tags(const uint8_t *b, size_t size)
+{
+    if (size < 16)
+        return;
+    const uint64_t tag = le64(b), job = le64(b + 8);
+    int named;
+    if (tag >> 63) {
+        const uint64_t base = tag & (((uint64_t)1 << 48) - 1);
+        const uint64_t i = job - base;
+        named = job >= base && i < 15 && ((tag >> (48 + i)) & 1);
+    } else {
+        named = tag == job;
+    }
+    CHECK(mpr__job_cancel_names(tag, job) == named);
+    const uint64_t base = tag & (((uint64_t)1 << 48) - 1);
+    const uint32_t bits = (uint32_t)(job & 0x7fff);
+    const uint64_t set = mpr__job_cancel_tag(base, bits);
+    for (uint64_t i = 0; i < 16; i++)
+        CHECK(mpr__job_cancel_names(set, base + i) == (i < 15 && ((bits >> i) & 1)));
+    if (base > 0)
+        CHECK(!mpr__job_cancel_names(set, base - 1));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_cancel_tags(data, size);
     uint8_t *b = malloc(size ? size : 1);
     if (!b)
         return 0;
